@@ -1,0 +1,181 @@
+"""The exception hierarchy of ray-runner.
+
+Every error the library raises on purpose derives from :class:`RunnerError`.
+Each one survives a pickle round trip (Ray pickles exceptions between
+processes), so multi-argument errors define ``__reduce__``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class RunnerError(Exception):
+    """Base class of every error raised by ray-runner."""
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), self.args)
+
+
+class InvalidArgument(RunnerError, ValueError):
+    """A public function was called with an argument it cannot accept."""
+
+
+class DefinitionError(RunnerError):
+    """A workflow definition is invalid; ``component`` names the culprit."""
+
+    def __init__(self, component: str | None, message: str) -> None:
+        self.component = component
+        self.message = message
+        where = f"component {component!r}: " if component else ""
+        super().__init__(f"{where}{message}")
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.component, self.message))
+
+
+class InvalidInput(RunnerError, ValueError):
+    """A run's input was rejected; ``problems`` maps each field to its reason."""
+
+    def __init__(self, workflow: str, problems: dict[str, str]) -> None:
+        self.workflow = workflow
+        self.problems = dict(problems)
+        listed = "; ".join(f"{field}: {reason}" for field, reason in sorted(self.problems.items()))
+        super().__init__(f"input for workflow {workflow!r} rejected ({listed}); nothing was stored")
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.workflow, self.problems))
+
+
+class StoreError(RunnerError):
+    """The store could not do what was asked; the adapter's error is chained."""
+
+
+class RunNotFound(StoreError, KeyError):
+    """No run with this id exists in the store."""
+
+    def __init__(self, run_id: str) -> None:
+        self.run_id = run_id
+        super().__init__(run_id)
+
+    def __str__(self) -> str:
+        return f"no run {self.run_id!r} in the store; list runs with `runner list` or client.list_runs()"
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.run_id,))
+
+
+class FactNotFound(StoreError, KeyError):
+    """No fact with this content hash is stored."""
+
+    def __init__(self, fact_hash: str) -> None:
+        self.fact_hash = fact_hash
+        super().__init__(fact_hash)
+
+    def __str__(self) -> str:
+        return f"no fact {self.fact_hash!r} in the store; was it saved with save_fact() first?"
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.fact_hash,))
+
+
+class FencedError(StoreError):
+    """A write used a lease that is no longer the run's current lease.
+
+    The writer is a zombie: another owner took the run over. It must stop
+    at once and never retry the write.
+    """
+
+    def __init__(self, run_id: str, lease: int, current: int | None) -> None:
+        self.run_id = run_id
+        self.lease = lease
+        self.current = current
+        super().__init__(
+            f"run {run_id!r}: lease {lease} is fenced off (current lease: {current}); "
+            "another owner holds this run, so this writer must stop"
+        )
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.run_id, self.lease, self.current))
+
+
+class LeaseHeld(StoreError):
+    """A lease was asked for while another owner holds an unexpired one."""
+
+    def __init__(self, run_id: str, owner: str, expires_at: float) -> None:
+        self.run_id = run_id
+        self.owner = owner
+        self.expires_at = expires_at
+        super().__init__(
+            f"run {run_id!r} is leased by {owner!r} until {expires_at:.3f} (unix time); "
+            "wait for it to expire or take it over with force=True if that owner is dead"
+        )
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.run_id, self.owner, self.expires_at))
+
+
+class IllegalTransition(StoreError):
+    """A run was asked to move between two statuses the lifecycle forbids."""
+
+    def __init__(self, run_id: str, from_status: str, to_status: str) -> None:
+        self.run_id = run_id
+        self.from_status = from_status
+        self.to_status = to_status
+        super().__init__(
+            f"run {run_id!r} cannot go from {from_status!r} to {to_status!r}; "
+            "see runner.store.TRANSITIONS for the legal moves"
+        )
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.run_id, self.from_status, self.to_status))
+
+
+class RunClosed(StoreError):
+    """A write was sent to a run that has ended (completed, failed or cancelled)."""
+
+    def __init__(self, run_id: str, status: str) -> None:
+        self.run_id = run_id
+        self.status = status
+        super().__init__(
+            f"run {run_id!r} is {status} and accepts no more writes; replay or fork it to run again"
+        )
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.run_id, self.status))
+
+
+class FoldError(RunnerError):
+    """An event log cannot be folded: a gap, an unknown node, an impossible event."""
+
+
+class SnapshotMismatch(FoldError):
+    """A snapshot was taken for another definition or run; fold the full log instead."""
+
+
+class WorkflowFailed(RunnerError):
+    """A run ended as failed; the step's own exception, when known, is chained."""
+
+    def __init__(self, run_id: str, reason: str) -> None:
+        self.run_id = run_id
+        self.reason = reason
+        super().__init__(f"run {run_id!r} failed: {reason}")
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.run_id, self.reason))
+
+
+class NonRetryableError(RunnerError):
+    """Raise from a step to fail it at once, skipping any retries left."""
+
+
+class StepTimeout(RunnerError):
+    """A step attempt ran longer than its ``timeout`` and was cancelled."""
+
+    def __init__(self, node: str, timeout: float) -> None:
+        self.node = node
+        self.timeout = timeout
+        super().__init__(f"step {node!r} ran longer than its timeout of {timeout:g}s and was cancelled")
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.node, self.timeout))

@@ -1,0 +1,240 @@
+"""Events: the only things ever persisted about a run.
+
+Every change to a run is one of these frozen dataclasses, appended to the
+run's log. The store gives each a gapless per-run sequence number (its
+cursor) and hands it back as a :class:`StoredEvent`. Events are never
+changed in place; a new kind of change gets a new event class.
+Pure: no Ray, no I/O.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any, Union
+
+
+def _now() -> float:
+    return time.time()
+
+
+@dataclass(frozen=True, kw_only=True)
+class FactRef:
+    """A value stored once in the store's facts table, by content hash (sha256)."""
+
+    hash: str
+    size: int
+    length: int | None = None  # len() of a stored list or tuple, so a map can fan out without loading it
+
+
+@dataclass(frozen=True, kw_only=True)
+class ErrorInfo:
+    """A failure as recorded: type name, message, traceback and, when it pickles, the exception."""
+
+    type: str
+    message: str
+    traceback: str = ""
+    non_retryable: bool = False
+    pickled: bytes | None = None
+
+    def __str__(self) -> str:
+        return f"{self.type}: {self.message}"
+
+
+@dataclass(frozen=True, kw_only=True)
+class RunSubmitted:
+    workflow: str
+    input: Any
+    definition_hash: str
+    parent_run_id: str | None = None
+    at: float = field(default_factory=_now)
+
+
+@dataclass(frozen=True, kw_only=True)
+class StepStarted:
+    node: str
+    attempt: int
+    lease: int
+    item: int | None = None
+    at: float = field(default_factory=_now)
+
+
+@dataclass(frozen=True, kw_only=True)
+class FactProduced:
+    """A step's result: the value itself or a :class:`FactRef` to it."""
+
+    node: str
+    value: Any
+    attempt: int = 1
+    item: int | None = None
+    fallback: bool = False
+    at: float = field(default_factory=_now)
+
+
+@dataclass(frozen=True, kw_only=True)
+class MapExpanded:
+    """A map found its input list: ``count`` items will each run as a task."""
+
+    node: str
+    count: int
+    at: float = field(default_factory=_now)
+
+
+@dataclass(frozen=True, kw_only=True)
+class StepFailed:
+    """An attempt failed; ``retry_at`` is when the next attempt may start, None if none will."""
+
+    node: str
+    attempt: int
+    error: ErrorInfo
+    retry_at: float | None = None
+    item: int | None = None
+    at: float = field(default_factory=_now)
+
+
+@dataclass(frozen=True, kw_only=True)
+class StepSkipped:
+    node: str
+    reason: str
+    item: int | None = None
+    at: float = field(default_factory=_now)
+
+
+@dataclass(frozen=True, kw_only=True)
+class SignalReceived:
+    """A signal taken from the run's inbox (``signal_id`` is the inbox id)."""
+
+    signal_id: int
+    name: str
+    payload: Any
+    at: float = field(default_factory=_now)
+
+
+@dataclass(frozen=True, kw_only=True)
+class TimerScheduled:
+    node: str
+    due_at: float
+    at: float = field(default_factory=_now)
+
+
+@dataclass(frozen=True, kw_only=True)
+class TimerFired:
+    node: str
+    at: float = field(default_factory=_now)
+
+
+@dataclass(frozen=True, kw_only=True)
+class RunSuspended:
+    reason: str
+    at: float = field(default_factory=_now)
+
+
+@dataclass(frozen=True, kw_only=True)
+class RunResumed:
+    at: float = field(default_factory=_now)
+
+
+@dataclass(frozen=True, kw_only=True)
+class RunPaused:
+    at: float = field(default_factory=_now)
+
+
+@dataclass(frozen=True, kw_only=True)
+class RunCancelled:
+    reason: str = ""
+    at: float = field(default_factory=_now)
+
+
+@dataclass(frozen=True, kw_only=True)
+class RunCompleted:
+    result: Any
+    at: float = field(default_factory=_now)
+
+
+@dataclass(frozen=True, kw_only=True)
+class RunFailed:
+    error: ErrorInfo
+    node: str | None = None
+    at: float = field(default_factory=_now)
+
+
+Event = Union[
+    RunSubmitted,
+    StepStarted,
+    FactProduced,
+    MapExpanded,
+    StepFailed,
+    StepSkipped,
+    SignalReceived,
+    TimerScheduled,
+    TimerFired,
+    RunSuspended,
+    RunResumed,
+    RunPaused,
+    RunCancelled,
+    RunCompleted,
+    RunFailed,
+]
+
+EVENT_TYPES: dict[str, type] = {
+    cls.__name__: cls
+    for cls in (
+        RunSubmitted,
+        StepStarted,
+        FactProduced,
+        MapExpanded,
+        StepFailed,
+        StepSkipped,
+        SignalReceived,
+        TimerScheduled,
+        TimerFired,
+        RunSuspended,
+        RunResumed,
+        RunPaused,
+        RunCancelled,
+        RunCompleted,
+        RunFailed,
+    )
+}
+
+
+def kind_of(event: Event) -> str:
+    """The event's kind as stored (its class name)."""
+    return type(event).__name__
+
+
+@dataclass(frozen=True, kw_only=True)
+class StoredEvent:
+    """An event as the store returns it: with its run and gapless sequence number."""
+
+    run_id: str
+    seq: int
+    event: Event
+
+
+def number(run_id: str, events: list[Event], first: int = 1) -> list[StoredEvent]:
+    """Give events consecutive sequence numbers, as a store would (for tests and tools)."""
+    return [StoredEvent(run_id=run_id, seq=first + i, event=e) for i, e in enumerate(events)]
+
+
+class _Skipped:
+    """The value a skipped component passes downstream (``runner.SKIPPED``)."""
+
+    _instance: _Skipped | None = None
+
+    def __new__(cls) -> _Skipped:
+        if cls._instance is None:
+            cls._instance = super().__new__(cls)
+        return cls._instance
+
+    def __repr__(self) -> str:
+        return "SKIPPED"
+
+    def __bool__(self) -> bool:
+        return False
+
+    def __reduce__(self) -> str:
+        return "SKIPPED"
+
+
+SKIPPED = _Skipped()

@@ -1,0 +1,33 @@
+"""Executing one task: the only place a step's user code is called.
+
+The worker (in a Ray task or inline) and the in-process test runtime both
+call :func:`run_task`, so a step behaves the same everywhere. Inputs arrive
+resolved: fact references already loaded. No Ray here.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from runner.state import NOT_TAKEN, Task
+from runner.workflow import Node, NodeKind
+
+
+def run_task(node: Node, task: Task, inputs: tuple[Any, ...]) -> Any:
+    """Call the user code ``task`` stands for and return its value (NOT_TAKEN: a rule that did not fire)."""
+    if task.fallback:
+        assert node.policy.fallback is not None
+        return node.policy.fallback(*_call_args(node, task, inputs))
+    if node.kind is NodeKind.RULE:
+        assert node.when is not None
+        if not node.when(*inputs):
+            return NOT_TAKEN
+    assert node.fn is not None
+    return node.fn(*_call_args(node, task, inputs))
+
+
+def _call_args(node: Node, task: Task, inputs: tuple[Any, ...]) -> tuple[Any, ...]:
+    if node.kind is NodeKind.MAP:
+        assert task.item is not None
+        return (inputs[0][task.item],)
+    return inputs

@@ -1,0 +1,139 @@
+"""Step policies: retries, backoff, timeout, failure handling and Ray resources.
+
+Pure values, validated when built. ``Policy.retry_delay`` is the only place
+backoff is computed, so the worker and the tests agree on it.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from runner.errors import InvalidArgument
+
+BACKOFFS = ("none", "linear", "exponential", "jitter")
+ON_FAILURE = ("halt", "skip")
+
+
+def _number(name: str, value: Any, *, minimum: float, allow_none: bool = False, strict: bool = False) -> None:
+    if value is None and allow_none:
+        return
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise InvalidArgument(f"{name} must be a number, got {value!r}")
+    if value < minimum or (strict and value == minimum):
+        bound = f"greater than {minimum}" if strict else f"at least {minimum}"
+        raise InvalidArgument(f"{name} must be {bound}, got {value!r}")
+
+
+@dataclass(frozen=True, kw_only=True)
+class Policy:
+    """How a step is retried and what happens after its last failure.
+
+    ``retries`` extra attempts after the first; ``backoff`` one of none,
+    linear, exponential, jitter (exponential with full jitter), starting at
+    ``backoff_base`` seconds and capped at ``backoff_max``; ``timeout``
+    seconds per attempt; ``on_failure`` "halt" fails the run, "skip" records
+    the step as skipped so downstream sees it skipped; ``fallback`` is called
+    with the step's inputs after the last failure and its value stands in.
+    """
+
+    retries: int = 0
+    backoff: str = "exponential"
+    backoff_base: float = 1.0
+    backoff_max: float = 60.0
+    timeout: float | None = None
+    on_failure: str = "halt"
+    fallback: Callable[..., Any] | None = None
+    priority: int = 0
+    irreversible: bool = False
+
+    def __post_init__(self) -> None:
+        if isinstance(self.retries, bool) or not isinstance(self.retries, int) or self.retries < 0:
+            raise InvalidArgument(f"retries must be a whole number >= 0, got {self.retries!r}")
+        if self.backoff not in BACKOFFS:
+            raise InvalidArgument(f"backoff must be one of {', '.join(BACKOFFS)}; got {self.backoff!r}")
+        _number("backoff_base", self.backoff_base, minimum=0)
+        _number("backoff_max", self.backoff_max, minimum=0)
+        if self.backoff_max < self.backoff_base:
+            raise InvalidArgument(
+                f"backoff_max ({self.backoff_max}) must be at least backoff_base ({self.backoff_base})"
+            )
+        _number("timeout", self.timeout, minimum=0, allow_none=True, strict=True)
+        if self.on_failure not in ON_FAILURE:
+            raise InvalidArgument(f"on_failure must be 'halt' or 'skip', got {self.on_failure!r}")
+        if self.fallback is not None and not callable(self.fallback):
+            raise InvalidArgument(f"fallback must be callable, got {self.fallback!r}")
+        if isinstance(self.priority, bool) or not isinstance(self.priority, int):
+            raise InvalidArgument(f"priority must be an int, got {self.priority!r}")
+        if not isinstance(self.irreversible, bool):
+            raise InvalidArgument(f"irreversible must be True or False, got {self.irreversible!r}")
+
+    @property
+    def max_attempts(self) -> int:
+        return self.retries + 1
+
+    def retry_delay(self, attempt: int, rng: random.Random | None = None) -> float:
+        """Seconds to wait after failed attempt number ``attempt`` (1-based)."""
+        if self.backoff == "none":
+            return 0.0
+        if self.backoff == "linear":
+            return min(self.backoff_max, self.backoff_base * attempt)
+        ceiling = min(self.backoff_max, self.backoff_base * (2 ** (attempt - 1)))
+        if self.backoff == "exponential":
+            return ceiling
+        return (rng or random).uniform(0.0, ceiling)
+
+    def describe(self) -> tuple[Any, ...]:
+        """A stable description for definition hashes (functions by name)."""
+        fallback = None if self.fallback is None else getattr(self.fallback, "__qualname__", repr(self.fallback))
+        return (
+            self.retries,
+            self.backoff,
+            self.backoff_base,
+            self.backoff_max,
+            self.timeout,
+            self.on_failure,
+            fallback,
+            self.priority,
+            self.irreversible,
+        )
+
+
+@dataclass(frozen=True, kw_only=True)
+class Resources:
+    """The Ray resources one attempt of a step asks for."""
+
+    num_cpus: float | None = None
+    num_gpus: float | None = None
+    memory: int | None = None
+    custom: Mapping[str, float] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        _number("num_cpus", self.num_cpus, minimum=0, allow_none=True)
+        _number("num_gpus", self.num_gpus, minimum=0, allow_none=True)
+        _number("memory", self.memory, minimum=0, allow_none=True)
+        if not isinstance(self.custom, Mapping):
+            raise InvalidArgument(f"resources must be a dict of name -> amount, got {self.custom!r}")
+        for key, amount in self.custom.items():
+            if not isinstance(key, str) or not key:
+                raise InvalidArgument(f"resource names must be non-empty strings, got {key!r}")
+            _number(f"resources[{key!r}]", amount, minimum=0)
+        object.__setattr__(self, "custom", dict(self.custom))
+
+    def ray_options(self) -> dict[str, Any]:
+        """Keyword arguments for ``ray.remote(...).options``."""
+        options: dict[str, Any] = {}
+        if self.num_cpus is not None:
+            options["num_cpus"] = self.num_cpus
+        if self.num_gpus is not None:
+            options["num_gpus"] = self.num_gpus
+        if self.memory is not None:
+            options["memory"] = self.memory
+        if self.custom:
+            options["resources"] = dict(self.custom)
+        return options
+
+    def describe(self) -> tuple[Any, ...]:
+        return (self.num_cpus, self.num_gpus, self.memory, tuple(sorted(self.custom.items())))

@@ -1,0 +1,617 @@
+"""The fold from events to a run's state, and planning on top of it.
+
+``WorkflowState`` is a cache of the event log: the same log always folds to
+the same state, and a snapshot taken at cursor c plus the events after c
+folds to exactly the state of the full log. It also plans: which tasks may
+run now (``runnables``), which bookkeeping events follow from the log
+(``advance``: skips, signals consumed, timers, map fan-out, completion) and
+which events record a task's outcome (``success_events``/``failure_events``).
+It never runs user code and never does I/O; the worker does (plan, execute,
+apply). Pure: no Ray.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Collection, Iterable, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from runner import serialization
+from runner.errors import FoldError, SnapshotMismatch
+from runner.events import (
+    SKIPPED,
+    ErrorInfo,
+    Event,
+    FactProduced,
+    FactRef,
+    MapExpanded,
+    RunCancelled,
+    RunCompleted,
+    RunFailed,
+    RunPaused,
+    RunResumed,
+    RunSubmitted,
+    RunSuspended,
+    SignalReceived,
+    StepFailed,
+    StepSkipped,
+    StepStarted,
+    StoredEvent,
+    TimerFired,
+    TimerScheduled,
+)
+from runner.workflow import Node, NodeKind, Workflow
+
+TaskKey = tuple[str, "int | None"]
+
+# Task statuses.
+WAITING = "waiting"  # not started yet
+RUNNING = "running"  # StepStarted recorded, no outcome yet
+RETRY = "retry"  # failed, another attempt at retry_at
+FALLBACK = "fallback"  # failed for good; its fallback is still to run
+DONE = "done"  # FactProduced
+SKIPPED_STATUS = "skipped"  # StepSkipped
+FAILED = "failed"  # failed for good
+
+_EXECUTABLE = (NodeKind.STEP, NodeKind.RULE, NodeKind.MAP)
+
+
+class _NotTaken:
+    """Returned by a rule's task when its condition was false."""
+
+    def __repr__(self) -> str:
+        return "NOT_TAKEN"
+
+    def __reduce__(self) -> str:
+        return "NOT_TAKEN"
+
+
+NOT_TAKEN = _NotTaken()
+
+
+@dataclass
+class TaskRecord:
+    """What the log says about one task: a step, or one item of a map."""
+
+    status: str = WAITING
+    attempt: int = 0
+    value: Any = None
+    error: ErrorInfo | None = None
+    retry_at: float | None = None
+    started_at: float | None = None
+    finished_at: float | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class Task:
+    """One thing to execute: ``fn(*inputs)`` of ``node`` (item ``item`` of a map)."""
+
+    node: str
+    attempt: int
+    inputs: tuple[Any, ...]
+    item: int | None = None
+    fallback: bool = False
+
+    @property
+    def key(self) -> TaskKey:
+        return (self.node, self.item)
+
+
+@dataclass
+class _Data:
+    """Everything the fold knows; compared for equality and pickled into snapshots."""
+
+    run_id: str = ""
+    definition_hash: str = ""
+    cursor: int = 0
+    submitted: bool = False
+    input: Any = None
+    parent_run_id: str | None = None
+    tasks: dict[TaskKey, TaskRecord] = field(default_factory=dict)
+    results: dict[str, Any] = field(default_factory=dict)
+    map_counts: dict[str, int] = field(default_factory=dict)
+    timers: dict[str, float] = field(default_factory=dict)
+    signals: list[tuple[int, str, Any]] = field(default_factory=list)  # received, not consumed
+    last_signal_id: int = 0
+    paused: bool = False
+    suspended: bool = False
+    outcome: str | None = None  # completed | failed | cancelled
+    result: Any = None
+    error: ErrorInfo | None = None
+    failed_node: str | None = None
+
+
+class WorkflowState:
+    """The fold of one run's event log over its workflow definition."""
+
+    def __init__(self, workflow: Workflow, data: _Data | None = None) -> None:
+        self.workflow = workflow
+        self._d = data or _Data()
+        self._order = {name: i for i, name in enumerate(workflow.nodes)}
+
+    # ------------------------------------------------------------ building
+    @classmethod
+    def from_events(
+        cls, workflow: Workflow, events: Iterable[StoredEvent], snapshot: bytes | None = None
+    ) -> WorkflowState:
+        """Fold ``events`` (those after the snapshot's cursor, if one is given)."""
+        state = cls.restore(workflow, snapshot) if snapshot is not None else cls(workflow)
+        for stored in events:
+            state.apply(stored)
+        return state
+
+    @classmethod
+    def restore(cls, workflow: Workflow, snapshot: bytes) -> WorkflowState:
+        """Rebuild a state from ``snapshot()``; SnapshotMismatch if it is for another definition."""
+        try:
+            definition_hash, data = serialization.loads(snapshot)
+        except Exception as exc:
+            raise SnapshotMismatch(f"snapshot cannot be read ({exc}); fold the full log instead") from exc
+        if definition_hash != workflow.definition_hash() or not isinstance(data, _Data):
+            raise SnapshotMismatch(
+                f"snapshot was taken for definition {definition_hash[:12]}, not "
+                f"{workflow.name!r} {workflow.definition_hash()[:12]}; fold the full log instead"
+            )
+        return cls(workflow, data)
+
+    def snapshot(self) -> bytes:
+        """The state as bytes, valid at ``self.cursor``."""
+        return serialization.dumps((self.workflow.definition_hash(), self._d))
+
+    def copy(self) -> WorkflowState:
+        return WorkflowState.restore(self.workflow, self.snapshot())
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, WorkflowState):
+            return NotImplemented
+        return self.workflow is other.workflow and self._d == other._d
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"<WorkflowState {self.workflow.name} run={self._d.run_id!r} cursor={self._d.cursor} status={self.status}>"
+
+    # ------------------------------------------------------------- reading
+    @property
+    def run_id(self) -> str:
+        return self._d.run_id
+
+    @property
+    def cursor(self) -> int:
+        """Sequence number of the last event folded (0: none)."""
+        return self._d.cursor
+
+    @property
+    def input(self) -> Any:
+        return self._d.input
+
+    @property
+    def status(self) -> str:
+        """completed, failed, cancelled, paused, suspended or running (pending before RunSubmitted)."""
+        d = self._d
+        if d.outcome:
+            return d.outcome
+        if not d.submitted:
+            return "pending"
+        if d.paused:
+            return "paused"
+        if d.suspended:
+            return "suspended"
+        return "running"
+
+    @property
+    def is_finished(self) -> bool:
+        return self._d.outcome is not None
+
+    @property
+    def result(self) -> Any:
+        """The run's result once completed (may hold FactRefs for the caller to load)."""
+        return self._d.result
+
+    @property
+    def error(self) -> ErrorInfo | None:
+        return self._d.error
+
+    @property
+    def failed_node(self) -> str | None:
+        return self._d.failed_node
+
+    @property
+    def last_signal_id(self) -> int:
+        """The highest inbox id already taken into the log."""
+        return self._d.last_signal_id
+
+    def task(self, node: str, item: int | None = None) -> TaskRecord | None:
+        return self._d.tasks.get((node, item))
+
+    def tasks(self) -> dict[TaskKey, TaskRecord]:
+        return {key: replace(rec) for key, rec in self._d.tasks.items()}
+
+    def results(self) -> dict[str, Any]:
+        """Results of the components resolved so far (SKIPPED for skipped ones)."""
+        return dict(self._d.results)
+
+    def is_resolved(self, node: str) -> bool:
+        return node in self._d.results
+
+    def started(self) -> list[TaskKey]:
+        """Tasks with a StepStarted and no outcome yet."""
+        return [key for key, rec in self._d.tasks.items() if rec.status == RUNNING]
+
+    def waiting_for(self) -> list[str]:
+        """Signal names the run is blocked on now."""
+        names = []
+        for node in self.workflow.nodes.values():
+            if node.kind is NodeKind.WAIT and not self.is_resolved(node.name) and self._inputs(node) is not None:
+                names.append(node.signal or "")
+        return names
+
+    def next_wakeup(self) -> float | None:
+        """The earliest time a retry or timer becomes due, if any."""
+        times = [rec.retry_at for rec in self._d.tasks.values() if rec.status == RETRY and rec.retry_at]
+        times += [due for node, due in self._d.timers.items() if not self.is_resolved(node)]
+        return min(times) if times else None
+
+    # ---------------------------------------------------------------- fold
+    def apply(self, stored: StoredEvent) -> None:
+        """Fold one stored event; FoldError if it cannot follow the log so far."""
+        d = self._d
+        if stored.seq != d.cursor + 1:
+            raise FoldError(f"event seq {stored.seq} does not follow cursor {d.cursor}: the log has a gap or repeat")
+        if d.run_id and stored.run_id != d.run_id:
+            raise FoldError(f"event of run {stored.run_id!r} folded into run {d.run_id!r}")
+        event = stored.event
+        if not d.submitted and not isinstance(event, RunSubmitted):
+            raise FoldError(f"the log must start with RunSubmitted, not {type(event).__name__}")
+        if d.outcome is not None:
+            raise FoldError(f"{type(event).__name__} after the run ended ({d.outcome})")
+        handler = _HANDLERS.get(type(event))
+        if handler is None:
+            raise FoldError(f"unknown event type {type(event).__name__}")
+        handler(self, stored.run_id, event)
+        d.cursor = stored.seq
+
+    def _on_submitted(self, run_id: str, e: RunSubmitted) -> None:
+        if self._d.submitted:
+            raise FoldError("RunSubmitted twice in one log")
+        if e.workflow != self.workflow.name:
+            raise FoldError(f"log is for workflow {e.workflow!r}, not {self.workflow.name!r}")
+        self._d.submitted = True
+        self._d.run_id = run_id
+        self._d.input = e.input
+        self._d.definition_hash = e.definition_hash
+        self._d.parent_run_id = e.parent_run_id
+
+    def _on_started(self, run_id: str, e: StepStarted) -> None:
+        node = self._executable(e.node, e.item)
+        if self._inputs(node) is None:
+            raise FoldError(f"StepStarted for {e.node!r} before its upstream components resolved")
+        rec = self._d.tasks.setdefault((e.node, e.item), TaskRecord())
+        if rec.status not in (WAITING, RETRY, RUNNING):
+            raise FoldError(f"StepStarted for {_label(e.node, e.item)} which is already {rec.status}")
+        if e.attempt < max(rec.attempt, 1):
+            raise FoldError(f"StepStarted attempt {e.attempt} for {_label(e.node, e.item)} after attempt {rec.attempt}")
+        rec.status, rec.attempt, rec.retry_at, rec.started_at = RUNNING, e.attempt, None, e.at
+
+    def _on_fact(self, run_id: str, e: FactProduced) -> None:
+        node = self._node(e.node)
+        if node.kind is NodeKind.WAIT:
+            if self.is_resolved(e.node) or self._inputs(node) is None:
+                raise FoldError(f"FactProduced for wait {e.node!r} which is not waiting")
+            index = next((i for i, s in enumerate(self._d.signals) if s[1] == node.signal), None)
+            if index is None:
+                raise FoldError(f"FactProduced for wait {e.node!r} with no {node.signal!r} signal received")
+            self._d.signals.pop(index)
+            self._d.results[e.node] = e.value
+            return
+        self._executable(e.node, e.item)
+        rec = self._d.tasks.get((e.node, e.item))
+        expected = FALLBACK if e.fallback else RUNNING
+        if rec is None or rec.status != expected:
+            raise FoldError(
+                f"FactProduced for {_label(e.node, e.item)} which is {rec.status if rec else WAITING}, not {expected}"
+            )
+        rec.status, rec.value, rec.finished_at = DONE, e.value, e.at
+        self._resolve_task(e.node, e.item, e.value)
+
+    def _on_expanded(self, run_id: str, e: MapExpanded) -> None:
+        node = self._node(e.node)
+        if node.kind is not NodeKind.MAP or e.node in self._d.map_counts or self.is_resolved(e.node):
+            raise FoldError(f"MapExpanded for {e.node!r}, which is not an unexpanded map")
+        if e.count < 0:
+            raise FoldError(f"MapExpanded with negative count {e.count}")
+        self._d.map_counts[e.node] = e.count
+        self._d.tasks.pop((e.node, None), None)
+        for i in range(e.count):
+            self._d.tasks[(e.node, i)] = TaskRecord()
+        if e.count == 0:
+            self._d.results[e.node] = []
+
+    def _on_failed(self, run_id: str, e: StepFailed) -> None:
+        node = self._node(e.node)
+        key = (e.node, e.item)
+        if node.kind is NodeKind.MAP and e.item is None:
+            if e.node in self._d.map_counts:  # a map whose input was not a list fails before expanding
+                raise FoldError(f"StepFailed for map {e.node!r} as a whole after it expanded")
+            rec = self._d.tasks.setdefault(key, TaskRecord(status=RUNNING, attempt=1))
+        else:
+            self._executable(e.node, e.item)
+            rec = self._d.tasks.get(key) or TaskRecord()
+        if rec.status not in (RUNNING, FALLBACK):
+            raise FoldError(f"StepFailed for {_label(e.node, e.item)} which is {rec.status}, not running")
+        rec.error, rec.finished_at = e.error, e.at
+        if rec.status == FALLBACK:
+            rec.status = FAILED
+        elif e.retry_at is not None:
+            rec.status, rec.retry_at = RETRY, e.retry_at
+        elif node.policy.fallback is not None and not (node.kind is NodeKind.MAP and e.item is None):
+            rec.status = FALLBACK
+        else:
+            rec.status = FAILED
+
+    def _on_skipped(self, run_id: str, e: StepSkipped) -> None:
+        self._node(e.node)
+        if e.item is not None:
+            self._executable(e.node, e.item)
+            rec = self._d.tasks[(e.node, e.item)]
+            if rec.status in (DONE, SKIPPED_STATUS):
+                raise FoldError(f"StepSkipped for {_label(e.node, e.item)} which is already {rec.status}")
+            rec.status, rec.value, rec.finished_at = SKIPPED_STATUS, SKIPPED, e.at
+            self._resolve_task(e.node, e.item, SKIPPED)
+            return
+        if self.is_resolved(e.node):
+            raise FoldError(f"StepSkipped for {e.node!r} which already has a result")
+        rec = self._d.tasks.get((e.node, None))
+        if rec is not None:
+            rec.status, rec.value, rec.finished_at = SKIPPED_STATUS, SKIPPED, e.at
+        self._d.results[e.node] = SKIPPED
+
+    def _on_signal(self, run_id: str, e: SignalReceived) -> None:
+        if e.signal_id <= self._d.last_signal_id:
+            raise FoldError(f"signal {e.signal_id} received again (last was {self._d.last_signal_id})")
+        self._d.signals.append((e.signal_id, e.name, e.payload))
+        self._d.last_signal_id = e.signal_id
+
+    def _on_timer_scheduled(self, run_id: str, e: TimerScheduled) -> None:
+        node = self._node(e.node)
+        if node.kind is not NodeKind.SLEEP or e.node in self._d.timers or self._inputs(node) is None:
+            raise FoldError(f"TimerScheduled for {e.node!r}, which is not a sleep ready to start")
+        self._d.timers[e.node] = e.due_at
+
+    def _on_timer_fired(self, run_id: str, e: TimerFired) -> None:
+        node = self._node(e.node)
+        inputs = self._inputs(node)
+        if e.node not in self._d.timers or self.is_resolved(e.node) or inputs is None:
+            raise FoldError(f"TimerFired for {e.node!r}, which has no pending timer")
+        self._d.results[e.node] = inputs[0] if inputs else None
+
+    def _on_suspended(self, run_id: str, e: RunSuspended) -> None:
+        self._d.suspended = True
+
+    def _on_resumed(self, run_id: str, e: RunResumed) -> None:
+        self._d.suspended = False
+        self._d.paused = False
+
+    def _on_paused(self, run_id: str, e: RunPaused) -> None:
+        self._d.paused = True
+
+    def _on_cancelled(self, run_id: str, e: RunCancelled) -> None:
+        self._d.outcome = "cancelled"
+
+    def _on_completed(self, run_id: str, e: RunCompleted) -> None:
+        self._d.outcome, self._d.result = "completed", e.result
+
+    def _on_run_failed(self, run_id: str, e: RunFailed) -> None:
+        self._d.outcome, self._d.error, self._d.failed_node = "failed", e.error, e.node
+
+    # ------------------------------------------------------------ planning
+    def runnables(self, in_flight: Collection[TaskKey] = (), now: float | None = None) -> list[Task]:
+        """Tasks that may start now, highest priority first.
+
+        A task recorded as started but not in ``in_flight`` is returned again
+        (its worker died): a step runs at least once. Retries are returned once
+        ``now`` reaches their ``retry_at`` (``now=None``: ignore the clock).
+        """
+        d = self._d
+        if d.outcome or d.paused or not d.submitted:
+            return []
+        tasks: list[Task] = []
+        for node in self.workflow.nodes.values():
+            if node.kind not in _EXECUTABLE or self.is_resolved(node.name):
+                continue
+            inputs = self._inputs(node)
+            if inputs is None or (node.after and all(v is SKIPPED for v in inputs)):
+                continue
+            if node.kind is NodeKind.MAP:
+                if node.name not in d.map_counts:
+                    continue
+                keys: Sequence[TaskKey] = [(node.name, i) for i in range(d.map_counts[node.name])]
+            else:
+                keys = [(node.name, None)]
+            for key in keys:
+                if key in in_flight:
+                    continue
+                rec = d.tasks.get(key) or TaskRecord()
+                if rec.status == WAITING:
+                    tasks.append(Task(node=key[0], item=key[1], attempt=1, inputs=inputs))
+                elif rec.status == RUNNING:
+                    tasks.append(Task(node=key[0], item=key[1], attempt=rec.attempt, inputs=inputs))
+                elif rec.status == RETRY and (now is None or (rec.retry_at or 0) <= now):
+                    tasks.append(Task(node=key[0], item=key[1], attempt=rec.attempt + 1, inputs=inputs))
+                elif rec.status == FALLBACK:
+                    tasks.append(Task(node=key[0], item=key[1], attempt=rec.attempt, inputs=inputs, fallback=True))
+        order = self._order
+        tasks.sort(key=lambda t: (-self.workflow.nodes[t.node].policy.priority, order[t.node], t.item or 0))
+        return tasks
+
+    def advance(self, now: float) -> list[Event]:
+        """Bookkeeping events that follow from the log as it stands, in order.
+
+        Skips whose upstreams were all skipped, waits whose signal is here,
+        timers to schedule or fire, maps to expand, and finally RunCompleted.
+        Apply them (after appending) and call again until it returns nothing
+        new; one call already follows chains, since nodes are in topological order.
+        """
+        d = self._d
+        if d.outcome or d.paused or not d.submitted:
+            return []
+        events: list[Event] = []
+        overlay: dict[str, Any] = {}
+        taken_signals: set[int] = set()
+
+        def result(name: str) -> Any:
+            return overlay[name] if name in overlay else d.results[name]
+
+        def resolved(name: str) -> bool:
+            return name in overlay or name in d.results
+
+        for node in self.workflow.nodes.values():
+            name = node.name
+            if resolved(name) or not all(resolved(up) for up in node.after):
+                continue
+            inputs = tuple(result(up) for up in node.after) if node.after else self._root_inputs(node)
+            if node.after and all(v is SKIPPED for v in inputs):
+                events.append(StepSkipped(node=name, reason="all upstream components were skipped", at=now))
+                overlay[name] = SKIPPED
+            elif node.kind is NodeKind.WAIT:
+                signal = next(
+                    (s for s in d.signals if s[1] == node.signal and s[0] not in taken_signals), None
+                )
+                if signal is not None:
+                    taken_signals.add(signal[0])
+                    events.append(FactProduced(node=name, value=signal[2], at=now))
+                    overlay[name] = signal[2]
+            elif node.kind is NodeKind.SLEEP:
+                due = d.timers.get(name)
+                if due is None:
+                    due = now + (node.seconds or 0.0)
+                    events.append(TimerScheduled(node=name, due_at=due, at=now))
+                if due <= now:
+                    events.append(TimerFired(node=name, at=now))
+                    overlay[name] = inputs[0] if inputs else None
+            elif node.kind is NodeKind.MAP and name not in d.map_counts and (name, None) not in d.tasks:
+                count = _length(inputs[0])
+                if count is None:
+                    error = ErrorInfo(
+                        type="TypeError",
+                        message=f"map {name!r} needs a list or tuple from {node.after[0]!r}, got {type(inputs[0]).__name__}",
+                        non_retryable=True,
+                    )
+                    events.append(StepFailed(node=name, attempt=1, error=error, at=now))
+                    events += self._final_failure(node, None, error, now)
+                    if node.policy.on_failure == "skip":
+                        overlay[name] = SKIPPED
+                    else:
+                        return events
+                else:
+                    events.append(MapExpanded(node=name, count=count, at=now))
+                    if count == 0:
+                        overlay[name] = []
+        if all(resolved(name) for name in self.workflow.nodes):
+            events.append(RunCompleted(result=self._run_result(result), at=now))
+        return events
+
+    def success_events(self, task: Task, value: Any, now: float) -> list[Event]:
+        """Events recording that ``task`` returned ``value`` (NOT_TAKEN: a rule that did not fire)."""
+        if value is NOT_TAKEN:
+            return [StepSkipped(node=task.node, item=task.item, reason="rule condition was false", at=now)]
+        return [FactProduced(node=task.node, item=task.item, value=value, attempt=task.attempt, fallback=task.fallback, at=now)]
+
+    def failure_events(
+        self, task: Task, error: ErrorInfo, now: float, rng: random.Random | None = None
+    ) -> list[Event]:
+        """Events recording that ``task`` failed: a retry, a fallback to run, a skip or the run's failure."""
+        node = self.workflow.nodes[task.node]
+        policy = node.policy
+        if not task.fallback and not error.non_retryable and task.attempt < policy.max_attempts:
+            retry_at = now + policy.retry_delay(task.attempt, rng)
+            return [StepFailed(node=task.node, item=task.item, attempt=task.attempt, error=error, retry_at=retry_at, at=now)]
+        events: list[Event] = [StepFailed(node=task.node, item=task.item, attempt=task.attempt, error=error, at=now)]
+        if policy.fallback is not None and not task.fallback:
+            return events  # runnables() offers the fallback next
+        return events + self._final_failure(node, task.item, error, now)
+
+    # ------------------------------------------------------------- helpers
+    def _final_failure(self, node: Node, item: int | None, error: ErrorInfo, now: float) -> list[Event]:
+        if node.policy.on_failure == "skip":
+            return [StepSkipped(node=node.name, item=item, reason=f"failed: {error}", at=now)]
+        return [RunFailed(error=error, node=node.name, at=now)]
+
+    def _node(self, name: str) -> Node:
+        node = self.workflow.nodes.get(name)
+        if node is None:
+            raise FoldError(f"event names component {name!r}, which workflow {self.workflow.name!r} does not have")
+        return node
+
+    def _executable(self, name: str, item: int | None) -> Node:
+        node = self._node(name)
+        if node.kind not in _EXECUTABLE:
+            raise FoldError(f"{node.kind.value} {name!r} is not executed as a task")
+        if node.kind is NodeKind.MAP:
+            count = self._d.map_counts.get(name)
+            if item is None or count is None or not 0 <= item < count:
+                raise FoldError(f"{_label(name, item)} is not an item of expanded map {name!r}")
+        elif item is not None:
+            raise FoldError(f"{node.kind.value} {name!r} has no items, got item {item}")
+        return node
+
+    def _root_inputs(self, node: Node) -> tuple[Any, ...]:
+        return (self._d.input,) if node.takes_input else ()
+
+    def _inputs(self, node: Node) -> tuple[Any, ...] | None:
+        """Upstream values in ``after`` order, or None while any is unresolved."""
+        if not node.after:
+            return self._root_inputs(node)
+        results = self._d.results
+        if not all(up in results for up in node.after):
+            return None
+        return tuple(results[up] for up in node.after)
+
+    def _resolve_task(self, name: str, item: int | None, value: Any) -> None:
+        if item is None:
+            self._d.results[name] = value
+            return
+        count = self._d.map_counts[name]
+        items = [self._d.tasks[(name, i)] for i in range(count)]
+        if all(rec.status in (DONE, SKIPPED_STATUS) for rec in items):
+            self._d.results[name] = [rec.value for rec in items]
+
+    def _run_result(self, result: Any) -> Any:
+        if self.workflow.output is not None:
+            return result(self.workflow.output)
+        sinks = self.workflow.sinks()
+        if len(sinks) == 1:
+            return result(sinks[0])
+        return {name: result(name) for name in sinks if result(name) is not SKIPPED}
+
+
+def _label(node: str, item: int | None) -> str:
+    return repr(node) if item is None else f"{node!r}[{item}]"
+
+
+def _length(value: Any) -> int | None:
+    if isinstance(value, FactRef):
+        return value.length
+    if isinstance(value, (list, tuple)):
+        return len(value)
+    return None
+
+
+_HANDLERS: dict[type, Any] = {
+    RunSubmitted: WorkflowState._on_submitted,
+    StepStarted: WorkflowState._on_started,
+    FactProduced: WorkflowState._on_fact,
+    MapExpanded: WorkflowState._on_expanded,
+    StepFailed: WorkflowState._on_failed,
+    StepSkipped: WorkflowState._on_skipped,
+    SignalReceived: WorkflowState._on_signal,
+    TimerScheduled: WorkflowState._on_timer_scheduled,
+    TimerFired: WorkflowState._on_timer_fired,
+    RunSuspended: WorkflowState._on_suspended,
+    RunResumed: WorkflowState._on_resumed,
+    RunPaused: WorkflowState._on_paused,
+    RunCancelled: WorkflowState._on_cancelled,
+    RunCompleted: WorkflowState._on_completed,
+    RunFailed: WorkflowState._on_run_failed,
+}

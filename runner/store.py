@@ -1,0 +1,344 @@
+"""The store contract: one ``typing.Protocol`` every adapter implements.
+
+The store is the only mutable truth of the system. It keeps run records
+(with their status and current lease), each run's gapless event log,
+snapshots, content-addressed facts and each run's signal inbox. Every
+adapter passes the one contract suite in :mod:`runner.testing.store_contract`.
+
+Run statuses move only along :data:`TRANSITIONS`; a run that ended accepts
+no write. Appends are fenced by the run's lease: a writer whose lease was
+superseded gets :class:`~runner.errors.FencedError` and must stop.
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+import re
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
+
+from runner.errors import FencedError, IllegalTransition, InvalidArgument, LeaseHeld, RunClosed
+from runner.events import EVENT_TYPES, Event, RunFailed, RunSubmitted, StoredEvent
+
+
+class RunStatus(str, enum.Enum):
+    PENDING = "pending"
+    RUNNING = "running"
+    SUSPENDED = "suspended"  # waiting for a signal or timer; holds no worker
+    PAUSED = "paused"  # no new step starts; the worker is released
+    CANCELLING = "cancelling"  # running steps are being cancelled
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+    def __str__(self) -> str:
+        return self.value
+
+    @property
+    def is_terminal(self) -> bool:
+        return self in TERMINAL
+
+
+TERMINAL = frozenset({RunStatus.COMPLETED, RunStatus.FAILED, RunStatus.CANCELLED})
+
+TRANSITIONS: dict[RunStatus, frozenset[RunStatus]] = {
+    RunStatus.PENDING: frozenset({RunStatus.RUNNING, RunStatus.CANCELLED, RunStatus.FAILED}),
+    RunStatus.RUNNING: frozenset(
+        {RunStatus.SUSPENDED, RunStatus.PAUSED, RunStatus.CANCELLING, RunStatus.COMPLETED, RunStatus.FAILED}
+    ),
+    RunStatus.SUSPENDED: frozenset({RunStatus.RUNNING, RunStatus.CANCELLING, RunStatus.FAILED}),
+    RunStatus.PAUSED: frozenset({RunStatus.RUNNING, RunStatus.CANCELLED, RunStatus.FAILED}),
+    RunStatus.CANCELLING: frozenset({RunStatus.CANCELLED, RunStatus.FAILED}),
+    RunStatus.COMPLETED: frozenset(),
+    RunStatus.FAILED: frozenset(),
+    RunStatus.CANCELLED: frozenset(),
+}
+
+RUN_ID = re.compile(r"^[A-Za-z0-9_.:\-]{1,128}$")
+
+
+@dataclass(frozen=True, kw_only=True)
+class NewRun:
+    """What ``create_run`` needs: the run's identity, its pickled definition and first events."""
+
+    run_id: str
+    workflow: str
+    definition: bytes
+    definition_hash: str
+    events: tuple[Event, ...]
+    idempotency_key: str | None = None
+    parent_run_id: str | None = None
+
+    def __post_init__(self) -> None:
+        check_run_id(self.run_id)
+        if not isinstance(self.workflow, str) or not self.workflow:
+            raise InvalidArgument(f"workflow must be a non-empty name, got {self.workflow!r}")
+        if not isinstance(self.definition, bytes):
+            raise InvalidArgument("definition must be the pickled workflow (bytes)")
+        object.__setattr__(self, "events", tuple(self.events))
+        check_events(self.events)
+        if not isinstance(self.events[0], RunSubmitted):
+            raise InvalidArgument("a new run's first event must be RunSubmitted")
+        if self.idempotency_key is not None and (not isinstance(self.idempotency_key, str) or not self.idempotency_key):
+            raise InvalidArgument(f"idempotency_key must be a non-empty string, got {self.idempotency_key!r}")
+
+
+@dataclass(frozen=True, kw_only=True)
+class RunRecord:
+    """A run as the store keeps it (the log itself is streamed separately)."""
+
+    run_id: str
+    workflow: str
+    status: RunStatus
+    definition: bytes
+    definition_hash: str
+    created_at: float
+    updated_at: float
+    last_seq: int = 0
+    lease: int = 0  # the current fencing token; 0: never leased
+    lease_owner: str | None = None
+    lease_expires_at: float | None = None
+    idempotency_key: str | None = None
+    parent_run_id: str | None = None
+    error: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class Lease:
+    """Ownership of a run: ``token`` fences every write the owner makes."""
+
+    run_id: str
+    token: int
+    owner: str
+    expires_at: float
+
+
+@dataclass(frozen=True, kw_only=True)
+class Receipt:
+    """Minted by the store in the commit that stored events ``first_seq..last_seq``."""
+
+    run_id: str
+    first_seq: int
+    last_seq: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class Snapshot:
+    run_id: str
+    cursor: int
+    blob: bytes
+
+
+@dataclass(frozen=True, kw_only=True)
+class Signal:
+    """A signal in a run's inbox; ``signal_id`` grows per run."""
+
+    run_id: str
+    signal_id: int
+    name: str
+    payload: object
+    sent_at: float
+
+
+@dataclass(frozen=True, kw_only=True)
+class AppendRequest:
+    """One caller's batch in ``append_many``."""
+
+    run_id: str
+    events: tuple[Event, ...]
+    lease: int
+    status: RunStatus | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "events", tuple(self.events))
+        if self.status is not None:
+            object.__setattr__(self, "status", as_status(self.status))
+
+
+@dataclass(frozen=True, kw_only=True)
+class RunFilter:
+    """What ``list_runs`` selects; created_* are unix times (inclusive, exclusive)."""
+
+    workflow: str | None = None
+    status: tuple[RunStatus, ...] = ()
+    created_after: float | None = None
+    created_before: float | None = None
+    limit: int = 100
+    newest_first: bool = True
+
+    def __post_init__(self) -> None:
+        raw = self.status
+        items: Iterable[object] = (raw,) if isinstance(raw, (str, RunStatus)) else raw
+        statuses = tuple(as_status(s) for s in items)
+        object.__setattr__(self, "status", statuses)
+        if self.workflow is not None and not isinstance(self.workflow, str):
+            raise InvalidArgument(f"workflow filter must be a name, got {self.workflow!r}")
+        for name in ("created_after", "created_before"):
+            value = getattr(self, name)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
+                raise InvalidArgument(f"{name} must be a unix time in seconds, got {value!r}")
+        if isinstance(self.limit, bool) or not isinstance(self.limit, int) or self.limit < 1:
+            raise InvalidArgument(f"limit must be a whole number >= 1, got {self.limit!r}")
+
+
+@runtime_checkable
+class Store(Protocol):
+    """The durable home of runs. Every method is safe to call from several threads."""
+
+    # runs
+    def create_run(self, new: NewRun) -> tuple[RunRecord, bool]:
+        """Store a run and its first events in one commit; durable on return.
+
+        A run with the same ``run_id`` or ``idempotency_key`` is returned
+        instead, unchanged, with ``False``.
+        """
+        ...
+
+    def create_runs(self, news: Sequence[NewRun]) -> list[tuple[RunRecord, bool]]:
+        """``create_run`` for many runs in one commit."""
+        ...
+
+    def get_run(self, run_id: str) -> RunRecord: ...
+
+    def exists(self, run_id: str) -> bool: ...
+
+    def list_runs(self, run_filter: RunFilter | None = None) -> list[RunRecord]: ...
+
+    def delete(self, run_id: str) -> None:
+        """Remove a run, its events, snapshots and signals (facts are shared and stay)."""
+        ...
+
+    def transition(self, run_id: str, to: RunStatus, *, lease: int | None = None) -> RunRecord:
+        """Move a run to ``to``; IllegalTransition unless TRANSITIONS allows it."""
+        ...
+
+    # leases
+    def acquire_lease(self, run_id: str, owner: str, ttl: float, *, force: bool = False) -> Lease:
+        """A new fencing token, granted when the lease is free or expired, or with ``force``."""
+        ...
+
+    def renew_lease(self, run_id: str, token: int, ttl: float) -> Lease: ...
+
+    def release_lease(self, run_id: str, token: int) -> None: ...
+
+    # the log
+    def append(self, run_id: str, events: Sequence[Event], lease: int, *, status: RunStatus | None = None) -> Receipt:
+        """Append atomically after the last event; optionally move the run to ``status`` in the same commit."""
+        ...
+
+    def append_many(self, requests: Sequence[AppendRequest]) -> list[Receipt | Exception]:
+        """Each request's receipt, or its own error; all accepted batches in one commit."""
+        ...
+
+    def stream(self, run_id: str, after: int = 0) -> Iterator[StoredEvent]: ...
+
+    # snapshots and facts
+    def save_snapshot(self, run_id: str, cursor: int, blob: bytes) -> None: ...
+
+    def load_snapshot(self, run_id: str) -> Snapshot | None: ...
+
+    def save_fact(self, fact_hash: str, blob: bytes) -> None: ...
+
+    def load_fact(self, fact_hash: str) -> bytes: ...
+
+    # signals
+    def post_signal(self, run_id: str, name: str, payload: object) -> Signal:
+        """Put a signal in the run's inbox; durable on return."""
+        ...
+
+    def signals(self, run_id: str, after: int = 0) -> list[Signal]: ...
+
+    def close(self) -> None: ...
+
+
+# ------------------------------------------------------------- shared checks
+def as_status(value: object) -> RunStatus:
+    try:
+        return RunStatus(value)
+    except ValueError:
+        names = ", ".join(s.value for s in RunStatus)
+        raise InvalidArgument(f"unknown run status {value!r}; use one of {names}") from None
+
+
+def check_run_id(run_id: object) -> str:
+    if not isinstance(run_id, str) or not RUN_ID.match(run_id):
+        raise InvalidArgument(
+            f"run id must be 1-128 letters, digits or '_.:-', got {run_id!r}"
+        )
+    return run_id
+
+
+def check_events(events: object) -> tuple[Event, ...]:
+    if isinstance(events, (str, bytes)) or not isinstance(events, (list, tuple)):
+        raise InvalidArgument(f"events must be a list of events, got {type(events).__name__}")
+    if not events:
+        raise InvalidArgument("events must not be empty")
+    for event in events:
+        if type(event) not in EVENT_TYPES.values():
+            raise InvalidArgument(f"{event!r} is not a runner event (see runner.events)")
+    return tuple(events)
+
+
+def check_ttl(ttl: object) -> float:
+    if isinstance(ttl, bool) or not isinstance(ttl, (int, float)) or not math.isfinite(ttl) or ttl <= 0:
+        raise InvalidArgument(f"lease ttl must be a positive number of seconds, got {ttl!r}")
+    return float(ttl)
+
+
+def check_cursor(after: object, name: str = "after") -> int:
+    if isinstance(after, bool) or not isinstance(after, int) or after < 0:
+        raise InvalidArgument(f"{name} must be a whole number >= 0, got {after!r}")
+    return after
+
+
+def check_fact(fact_hash: object, blob: object = b"") -> None:
+    if not isinstance(fact_hash, str) or len(fact_hash) != 64:
+        raise InvalidArgument(f"fact hash must be a sha256 hex digest, got {fact_hash!r}")
+    if not isinstance(blob, bytes):
+        raise InvalidArgument("fact value must be bytes (serialization.dumps of the value)")
+
+
+def check_signal_name(name: object) -> str:
+    if not isinstance(name, str) or not name:
+        raise InvalidArgument(f"signal name must be a non-empty string, got {name!r}")
+    return name
+
+
+def check_transition(record: RunRecord, to: RunStatus) -> None:
+    if record.status in TERMINAL:
+        raise RunClosed(record.run_id, record.status.value)
+    if to not in TRANSITIONS[record.status]:
+        raise IllegalTransition(record.run_id, record.status.value, to.value)
+
+
+def check_write(record: RunRecord, lease: int, to: RunStatus | None) -> None:
+    """The checks every fenced write makes: run open, lease current, transition legal."""
+    if isinstance(lease, bool) or not isinstance(lease, int):
+        raise InvalidArgument(f"lease must be the integer token from acquire_lease, got {lease!r}")
+    if record.status in TERMINAL:
+        raise RunClosed(record.run_id, record.status.value)
+    if lease != record.lease:
+        raise FencedError(record.run_id, lease, record.lease)
+    if to is not None and to != record.status:
+        check_transition(record, to)
+
+
+def grant_lease(record: RunRecord, owner: str, ttl: float, now: float, force: bool) -> Lease:
+    """The lease ``acquire_lease`` grants on ``record`` at ``now`` (LeaseHeld if it may not)."""
+    if not isinstance(owner, str) or not owner:
+        raise InvalidArgument(f"lease owner must be a non-empty string, got {owner!r}")
+    check_ttl(ttl)
+    if record.status in TERMINAL:
+        raise RunClosed(record.run_id, record.status.value)
+    held = record.lease_owner is not None and record.lease_expires_at is not None and record.lease_expires_at > now
+    if held and not force:
+        raise LeaseHeld(record.run_id, record.lease_owner or "", record.lease_expires_at or 0.0)
+    return Lease(run_id=record.run_id, token=record.lease + 1, owner=owner, expires_at=now + ttl)
+
+
+def error_summary(events: Sequence[Event]) -> str | None:
+    """The record's error text, from the last RunFailed in a batch."""
+    failed = [e for e in events if isinstance(e, RunFailed)]
+    return str(failed[-1].error) if failed else None

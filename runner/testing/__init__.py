@@ -1,0 +1,1 @@
+"""Helpers for testing workflows and store adapters (needs the ``test`` extra)."""
