@@ -67,7 +67,7 @@ class InMemoryStore:
         with self._lock:
             self._check_open()
             out: list[tuple[RunRecord, bool]] = []
-            for new, rows in zip(news, encoded):
+            for new, rows in zip(news, encoded, strict=False):
                 existing = self._runs.get(new.run_id) or self._runs.get(self._keys.get(new.idempotency_key or "", ""))
                 if existing is not None:
                     out.append((existing, False))
@@ -115,7 +115,7 @@ class InMemoryStore:
                 r
                 for r in self._runs.values()
                 if (f.workflow is None or r.workflow == f.workflow)
-                and (not f.status or r.status in f.status)
+                and (not f.statuses or r.status in f.statuses)
                 and (f.created_after is None or r.created_at >= f.created_after)
                 and (f.created_before is None or r.created_at < f.created_before)
             ]
@@ -207,7 +207,7 @@ class InMemoryStore:
                 try:
                     record = self._record(request.run_id)
                     check_write(record, request.lease, request.status)
-                except StoreError as exc:
+                except (StoreError, InvalidArgument) as exc:
                     results.append(exc)
                     continue
                 first = record.last_seq + 1
@@ -230,8 +230,10 @@ class InMemoryStore:
             self._check_open()
             self._record(run_id)
             rows = self._events[run_id][after:]
-        for offset, (kind, payload) in enumerate(rows):
-            yield StoredEvent(run_id=run_id, seq=after + 1 + offset, event=serialization.decode_event(kind, payload))
+        return (
+            StoredEvent(run_id=run_id, seq=after + 1 + offset, event=serialization.decode_event(kind, payload))
+            for offset, (kind, payload) in enumerate(rows)
+        )
 
     # ---------------------------------------------------- snapshots and facts
     def save_snapshot(self, run_id: str, cursor: int, blob: bytes) -> None:

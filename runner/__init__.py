@@ -1,8 +1,13 @@
 """ray-runner: durable, event-sourced workflows for Python on Ray.
 
 The public surface is exactly ``__all__``; everything else is internal.
+The names that need Ray (``connect``, ``Client``, ``RunHandle``) load it on
+first use, so the pure core imports without Ray.
 """
 
+from typing import TYPE_CHECKING, Any
+
+from runner.context import StepContext, context
 from runner.errors import (
     DefinitionError,
     FactNotFound,
@@ -27,10 +32,32 @@ from runner.state import WorkflowState
 from runner.store import RunFilter, RunRecord, RunStatus, Store
 from runner.workflow import Node, NodeKind, Workflow
 
+if TYPE_CHECKING:
+    from runner.client import Client, RunHandle, connect
+
 __version__ = "0.1.0"
+
+_LAZY = {"connect": "runner.client", "Client": "runner.client", "RunHandle": "runner.client"}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'runner' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "SKIPPED",
+    "Client",
+    "RunHandle",
+    "StepContext",
+    "connect",
+    "context",
     "DefinitionError",
     "FactNotFound",
     "FactRef",

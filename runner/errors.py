@@ -159,7 +159,9 @@ class WorkflowFailed(RunnerError):
     def __init__(self, run_id: str, reason: str) -> None:
         self.run_id = run_id
         self.reason = reason
-        super().__init__(f"run {run_id!r} failed: {reason}")
+        super().__init__(
+            f"run {run_id!r} failed: {reason}; read its events for the step's error, fix it, then replay or fork the run"
+        )
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (type(self), (self.run_id, self.reason))
@@ -175,7 +177,30 @@ class StepTimeout(RunnerError):
     def __init__(self, node: str, timeout: float) -> None:
         self.node = node
         self.timeout = timeout
-        super().__init__(f"step {node!r} ran longer than its timeout of {timeout:g}s and was cancelled")
+        super().__init__(
+            f"step {node!r} ran longer than its timeout of {timeout:g}s and was cancelled; "
+            "raise its timeout= (in the definition or a submit-time policy) if it needs longer"
+        )
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (type(self), (self.node, self.timeout))
+
+
+class ResultTimeout(RunnerError, TimeoutError):
+    """A run did not end within the time a caller was willing to wait; it goes on running."""
+
+    def __init__(self, run_id: str, timeout: float, status: str) -> None:
+        self.run_id = run_id
+        self.timeout = timeout
+        self.status = status
+        super().__init__(
+            f"run {run_id!r} is still {status} after {timeout:g}s; it goes on running, "
+            "call result() again later or cancel it"
+        )
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.run_id, self.timeout, self.status))
+
+
+class WorkerLost(RunnerError):
+    """A run's worker died more often than the restart-intensity limit allows."""

@@ -125,7 +125,10 @@ class TimerFired:
 
 @dataclass(frozen=True, kw_only=True)
 class RunSuspended:
+    """The run holds no worker until a signal arrives or ``wake_at`` (a timer or retry) comes."""
+
     reason: str
+    wake_at: float | None = None
     at: float = field(default_factory=_now)
 
 

@@ -7,8 +7,11 @@ resolved: fact references already loaded. No Ray here.
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any
 
+from runner import serialization
+from runner.context import StepContext
 from runner.state import NOT_TAKEN, Task
 from runner.workflow import Node, NodeKind
 
@@ -31,3 +34,16 @@ def _call_args(node: Node, task: Task, inputs: tuple[Any, ...]) -> tuple[Any, ..
         assert task.item is not None
         return (inputs[0][task.item],)
     return inputs
+
+
+def idempotency_key(run_id: str, task: Task) -> str:
+    """``run_id:node[:item]:input-hash``: the same for every attempt of a task with the same inputs."""
+    digest = hashlib.sha256(serialization.dumps(task.inputs)).hexdigest()[:16]
+    item = "" if task.item is None else f":{task.item}"
+    return f"{run_id}:{task.node}{item}:{digest}"
+
+
+def step_context(run_id: str, task: Task) -> StepContext:
+    return StepContext(
+        run_id=run_id, step=task.node, attempt=task.attempt, item=task.item, make_key=lambda: idempotency_key(run_id, task)
+    )

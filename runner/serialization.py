@@ -95,7 +95,8 @@ def exception_of(info: ErrorInfo) -> BaseException | None:
 def encode_value(value: Any) -> dict[str, Any]:
     if isinstance(value, FactRef):
         return {"fact": value.hash, "size": value.size, "length": value.length}
-    if isinstance(value, _SCALARS) or (type(value) is float and math.isfinite(value)):
+    # exact types: a str or int subclass (an Enum member, say) must come back as itself
+    if type(value) in _SCALARS or (type(value) is float and math.isfinite(value)):
         return {"json": value}
     return {"pickle": base64.b64encode(dumps(value)).decode("ascii")}
 

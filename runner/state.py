@@ -249,7 +249,7 @@ class WorkflowState:
 
     def next_wakeup(self) -> float | None:
         """The earliest time a retry or timer becomes due, if any."""
-        times = [rec.retry_at for rec in self._d.tasks.values() if rec.status == RETRY and rec.retry_at]
+        times = [rec.retry_at for rec in self._d.tasks.values() if rec.status == RETRY and rec.retry_at is not None]
         times += [due for node, due in self._d.timers.items() if not self.is_resolved(node)]
         return min(times) if times else None
 
@@ -287,11 +287,22 @@ class WorkflowState:
         node = self._executable(e.node, e.item)
         if self._inputs(node) is None:
             raise FoldError(f"StepStarted for {e.node!r} before its upstream components resolved")
-        rec = self._d.tasks.setdefault((e.node, e.item), TaskRecord())
+        if e.item is None and self.is_resolved(e.node):
+            raise FoldError(f"StepStarted for {e.node!r} which already has a result")
+        rec = self._d.tasks.get((e.node, e.item)) or TaskRecord()
+        if rec.status == FALLBACK:  # the fallback of the last attempt starts; it stays FALLBACK until its outcome
+            if e.attempt != rec.attempt:
+                raise FoldError(
+                    f"StepStarted attempt {e.attempt} for the fallback of {_label(e.node, e.item)}, "
+                    f"whose last attempt was {rec.attempt}"
+                )
+            rec.started_at = e.at
+            return
         if rec.status not in (WAITING, RETRY, RUNNING):
             raise FoldError(f"StepStarted for {_label(e.node, e.item)} which is already {rec.status}")
         if e.attempt < max(rec.attempt, 1):
             raise FoldError(f"StepStarted attempt {e.attempt} for {_label(e.node, e.item)} after attempt {rec.attempt}")
+        self._d.tasks[(e.node, e.item)] = rec
         rec.status, rec.attempt, rec.retry_at, rec.started_at = RUNNING, e.attempt, None, e.at
 
     def _on_fact(self, run_id: str, e: FactProduced) -> None:
@@ -321,6 +332,8 @@ class WorkflowState:
             raise FoldError(f"MapExpanded for {e.node!r}, which is not an unexpanded map")
         if e.count < 0:
             raise FoldError(f"MapExpanded with negative count {e.count}")
+        if self._inputs(node) is None:
+            raise FoldError(f"MapExpanded for {e.node!r} before its upstream component resolved")
         self._d.map_counts[e.node] = e.count
         self._d.tasks.pop((e.node, None), None)
         for i in range(e.count):
@@ -334,6 +347,8 @@ class WorkflowState:
         if node.kind is NodeKind.MAP and e.item is None:
             if e.node in self._d.map_counts:  # a map whose input was not a list fails before expanding
                 raise FoldError(f"StepFailed for map {e.node!r} as a whole after it expanded")
+            if self._inputs(node) is None:
+                raise FoldError(f"StepFailed for map {e.node!r} before its upstream component resolved")
             rec = self._d.tasks.setdefault(key, TaskRecord(status=RUNNING, attempt=1))
         else:
             self._executable(e.node, e.item)
@@ -351,7 +366,7 @@ class WorkflowState:
             rec.status = FAILED
 
     def _on_skipped(self, run_id: str, e: StepSkipped) -> None:
-        self._node(e.node)
+        node = self._node(e.node)
         if e.item is not None:
             self._executable(e.node, e.item)
             rec = self._d.tasks[(e.node, e.item)]
@@ -362,6 +377,8 @@ class WorkflowState:
             return
         if self.is_resolved(e.node):
             raise FoldError(f"StepSkipped for {e.node!r} which already has a result")
+        if self._inputs(node) is None:
+            raise FoldError(f"StepSkipped for {e.node!r} before its upstream components resolved")
         rec = self._d.tasks.get((e.node, None))
         if rec is not None:
             rec.status, rec.value, rec.finished_at = SKIPPED_STATUS, SKIPPED, e.at

@@ -20,7 +20,18 @@ from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
 from runner.errors import FencedError, IllegalTransition, InvalidArgument, LeaseHeld, RunClosed
-from runner.events import EVENT_TYPES, Event, RunFailed, RunSubmitted, StoredEvent
+from runner.events import (
+    EVENT_TYPES,
+    Event,
+    RunCancelled,
+    RunCompleted,
+    RunFailed,
+    RunPaused,
+    RunResumed,
+    RunSubmitted,
+    RunSuspended,
+    StoredEvent,
+)
 
 
 class RunStatus(str, enum.Enum):
@@ -162,11 +173,16 @@ class RunFilter:
     """What ``list_runs`` selects; created_* are unix times (inclusive, exclusive)."""
 
     workflow: str | None = None
-    status: tuple[RunStatus, ...] = ()
+    status: RunStatus | str | tuple[RunStatus | str, ...] = ()
     created_after: float | None = None
     created_before: float | None = None
     limit: int = 100
     newest_first: bool = True
+
+    @property
+    def statuses(self) -> tuple[RunStatus, ...]:
+        """``status`` as a tuple of RunStatus (empty: any status)."""
+        return self.status  # type: ignore[return-value]  # normalised in __post_init__
 
     def __post_init__(self) -> None:
         raw = self.status
@@ -319,7 +335,7 @@ def check_write(record: RunRecord, lease: int, to: RunStatus | None) -> None:
         raise InvalidArgument(f"lease must be the integer token from acquire_lease, got {lease!r}")
     if record.status in TERMINAL:
         raise RunClosed(record.run_id, record.status.value)
-    if lease != record.lease:
+    if lease != record.lease or lease == 0:  # 0 means never leased: no writer holds it
         raise FencedError(record.run_id, lease, record.lease)
     if to is not None and to != record.status:
         check_transition(record, to)
@@ -342,3 +358,22 @@ def error_summary(events: Sequence[Event]) -> str | None:
     """The record's error text, from the last RunFailed in a batch."""
     failed = [e for e in events if isinstance(e, RunFailed)]
     return str(failed[-1].error) if failed else None
+
+
+_STATUS_OF_EVENT: dict[type, RunStatus] = {
+    RunCompleted: RunStatus.COMPLETED,
+    RunFailed: RunStatus.FAILED,
+    RunCancelled: RunStatus.CANCELLED,
+    RunSuspended: RunStatus.SUSPENDED,
+    RunPaused: RunStatus.PAUSED,
+    RunResumed: RunStatus.RUNNING,
+}
+
+
+def status_after(events: Sequence[Event]) -> RunStatus | None:
+    """The run status the last run-level event in ``events`` moves to (None: no change)."""
+    for event in reversed(events):
+        status = _STATUS_OF_EVENT.get(type(event))
+        if status is not None:
+            return status
+    return None

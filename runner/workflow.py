@@ -89,7 +89,16 @@ def _code_fingerprint(fn: Callable[..., Any] | None, digest: Any) -> None:
             if isinstance(const, types.CodeType):
                 stack.append(const)
             else:
-                digest.update(repr(const).encode())
+                digest.update(_stable_repr(const).encode())
+
+
+def _stable_repr(value: Any) -> str:
+    """repr() that does not depend on the hash seed (frozenset constants iterate in hash order)."""
+    if isinstance(value, frozenset):
+        return "frozenset(" + repr(sorted(_stable_repr(v) for v in value)) + ")"
+    if isinstance(value, tuple):
+        return "(" + ", ".join(_stable_repr(v) for v in value) + ",)"
+    return repr(value)
 
 
 class Workflow:
@@ -110,8 +119,12 @@ class Workflow:
         self.name = name
         self._nodes: dict[str, Node] = {}
         self._output: str | None = None
-        if output is not None:
-            self.set_output(output)
+        if output is not None:  # components come later: checked by validate()
+            if isinstance(output, Node):
+                output = output.name
+            if not isinstance(output, str):
+                raise DefinitionError("output", f"output= takes a component or its name, got {output!r}")
+            self._output = output
 
     # ----------------------------------------------------------------- reading
     @property
@@ -145,6 +158,7 @@ class Workflow:
             digest.update(repr((node.signal, node.seconds, node.policy.describe(), node.resources.describe())).encode())
             _code_fingerprint(node.fn, digest)
             _code_fingerprint(node.when, digest)
+            _code_fingerprint(node.policy.fallback, digest)
         digest.update(repr(self._output).encode())
         return digest.hexdigest()
 
@@ -169,6 +183,8 @@ class Workflow:
 
         for name in self._nodes:
             visit(name, ())
+        if self._output is not None and self._output not in self._nodes:
+            raise DefinitionError("output", f"names unknown component {self._output!r}")
 
     # ---------------------------------------------------------------- building
     def set_output(self, component: Upstream) -> None:
@@ -222,7 +238,12 @@ class Workflow:
         """Fan in: a step that gets the whole list a ``map`` produced."""
         if isinstance(after, (list, tuple, set)):
             raise DefinitionError(name, "reduce takes exactly one upstream component (usually a map)")
-        return self.step(fn, name=name, after=after, **options)
+
+        def add(function: Callable[..., Any]) -> Node:
+            _split_options(name or _name_of(function), options)
+            return self.step(function, name=name, after=after, **options)
+
+        return add if fn is None else add(fn)
 
     def map(self, fn: F | None = None, *, after: Upstream, name: str | None = None, **options: Any) -> Any:
         """Fan out: ``fn(item)`` once per item of the single upstream's list, each its own task.

@@ -1,0 +1,583 @@
+"""DuckDBStore: the store contract in one DuckDB file (the default store).
+
+One connection per store object, guarded by a lock; every write is one
+transaction. The schema is created by numbered migrations recorded in
+``schema_version``. Every ``duckdb`` error is translated at one place,
+:meth:`DuckDBStore._transaction`, into :class:`~runner.errors.StoreError`
+(or a subclass) that names the file, with the driver's error chained.
+
+Tables (see docs/sql.md for queries users can run):
+
+- ``runs``: one row per run: status, lease, pickled definition, times (unix seconds).
+- ``events``: ``(run_id, seq)`` gapless per run; ``kind``, ``node``, ``at`` and the
+  JSON ``payload`` of the event.
+- ``snapshots``: the latest snapshot per run and its cursor.
+- ``facts``: content-addressed values by sha256.
+- ``signals``: each run's inbox.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+from runner import serialization
+from runner.errors import FactNotFound, FencedError, InvalidArgument, RunClosed, RunNotFound, StoreError
+from runner.events import Event, StoredEvent
+from runner.store import (
+    AppendRequest,
+    Lease,
+    NewRun,
+    Receipt,
+    RunFilter,
+    RunRecord,
+    RunStatus,
+    Signal,
+    Snapshot,
+    as_status,
+    check_cursor,
+    check_events,
+    check_fact,
+    check_run_id,
+    check_signal_name,
+    check_transition,
+    check_ttl,
+    check_write,
+    error_summary,
+    grant_lease,
+)
+
+MIGRATIONS: list[tuple[int, tuple[str, ...]]] = [
+    (
+        1,
+        (
+            """CREATE TABLE runs (
+                run_id VARCHAR NOT NULL,
+                workflow VARCHAR NOT NULL,
+                status VARCHAR NOT NULL,
+                definition BLOB NOT NULL,
+                definition_hash VARCHAR NOT NULL,
+                created_at DOUBLE NOT NULL,
+                updated_at DOUBLE NOT NULL,
+                last_seq BIGINT NOT NULL,
+                lease BIGINT NOT NULL,
+                lease_owner VARCHAR,
+                lease_expires_at DOUBLE,
+                idempotency_key VARCHAR,
+                parent_run_id VARCHAR,
+                error VARCHAR
+            )""",
+            """CREATE TABLE events (
+                run_id VARCHAR NOT NULL,
+                seq BIGINT NOT NULL,
+                kind VARCHAR NOT NULL,
+                node VARCHAR,
+                recorded_at DOUBLE NOT NULL,
+                payload VARCHAR NOT NULL,
+                PRIMARY KEY (run_id, seq)
+            )""",
+            """CREATE TABLE snapshots (
+                run_id VARCHAR PRIMARY KEY,
+                cursor BIGINT NOT NULL,
+                blob BLOB NOT NULL,
+                saved_at DOUBLE NOT NULL
+            )""",
+            """CREATE TABLE facts (
+                hash VARCHAR PRIMARY KEY,
+                blob BLOB NOT NULL,
+                size BIGINT NOT NULL,
+                saved_at DOUBLE NOT NULL
+            )""",
+            """CREATE TABLE signals (
+                run_id VARCHAR NOT NULL,
+                signal_id BIGINT NOT NULL,
+                name VARCHAR NOT NULL,
+                payload VARCHAR NOT NULL,
+                sent_at DOUBLE NOT NULL,
+                PRIMARY KEY (run_id, signal_id)
+            )""",
+        ),
+    ),
+]
+
+_RUN_COLUMNS = (
+    "run_id, workflow, status, definition, definition_hash, created_at, updated_at, last_seq, "
+    "lease, lease_owner, lease_expires_at, idempotency_key, parent_run_id, error"
+)
+_STREAM_CHUNK = 5_000
+
+
+class DuckDBStore:
+    """The durable store: one DuckDB file, opened by one process at a time."""
+
+    def __init__(self, path: str | os.PathLike[str], *, read_only: bool = False, clock: Callable[[], float] = time.time) -> None:
+        self.path = Path(path)
+        self.read_only = read_only
+        self._clock = clock
+        self._lock = threading.RLock()
+        self._con: duckdb.DuckDBPyConnection | None = None
+        self._con = self._connect()
+        if not read_only:
+            self._migrate()
+        self._check_schema()
+
+    # --------------------------------------------------------- connection
+    def _connect(self) -> duckdb.DuckDBPyConnection:
+        if self.read_only and not self.path.exists():
+            raise StoreError(f"store file {self.path} does not exist; nothing has been run with this store yet")
+        if not self.read_only:
+            parent = self.path.parent
+            if not parent.exists():
+                parent.mkdir(mode=0o700, parents=True)
+        created = not self.path.exists()
+        try:
+            con = duckdb.connect(str(self.path), read_only=self.read_only)
+        except duckdb.Error as exc:
+            raise _open_error(self.path, exc) from exc
+        if created:
+            with contextlib.suppress(OSError):
+                os.chmod(self.path, 0o600)
+        return con
+
+    def _migrate(self) -> None:
+        with self._transaction() as con:
+            con.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL, applied_at DOUBLE NOT NULL)")
+            current = _scalar(con, "SELECT coalesce(max(version), 0) FROM schema_version")
+            for version, statements in MIGRATIONS:
+                if version <= current:
+                    continue
+                for statement in statements:
+                    con.execute(statement)
+                con.execute("INSERT INTO schema_version VALUES (?, ?)", [version, self._clock()])
+
+    def _check_schema(self) -> None:
+        latest = MIGRATIONS[-1][0]
+        with self._transaction() as con:
+            try:
+                row = con.execute("SELECT coalesce(max(version), 0) FROM schema_version").fetchone()
+            except duckdb.CatalogException as exc:
+                raise StoreError(f"{self.path} is a DuckDB file but not a ray-runner store (no schema_version table)") from exc
+        version = row[0] if row else 0
+        if version > latest:
+            raise StoreError(
+                f"store {self.path} has schema version {version}, newer than this ray-runner knows ({latest}); upgrade ray-runner"
+            )
+        if version < latest:
+            raise StoreError(f"store {self.path} has schema version {version}; open it once writable to migrate it to {latest}")
+
+    @contextlib.contextmanager
+    def _transaction(self, *, commit: bool = True) -> Iterator[duckdb.DuckDBPyConnection]:
+        """The one place driver errors become StoreError; a transaction that raises is rolled back."""
+        with self._lock:
+            con = self._con
+            if con is None:
+                raise StoreError(f"store {self.path} was closed; open it again with adapters.open_store(url)")
+            try:
+                con.execute("BEGIN TRANSACTION")
+                yield con
+                con.execute("COMMIT" if commit else "ROLLBACK")
+            except BaseException as exc:
+                with contextlib.suppress(duckdb.Error):
+                    con.execute("ROLLBACK")
+                if isinstance(exc, duckdb.Error):
+                    raise StoreError(f"store {self.path}: {type(exc).__name__}: {exc}") from exc
+                raise
+
+    def close(self) -> None:
+        with self._lock:
+            if self._con is not None:
+                with contextlib.suppress(duckdb.Error):
+                    self._con.close()
+                self._con = None
+
+    def __enter__(self) -> DuckDBStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def sql(self, query: str, params: Sequence[Any] = ()) -> tuple[list[str], list[tuple[Any, ...]]]:
+        """Run a read-only query (column names, rows); the CLI's ``runner sql`` uses this."""
+        if not isinstance(query, str) or not query.strip():
+            raise InvalidArgument("sql needs a query string")
+        with self._transaction(commit=False) as con:  # rolled back: a query cannot change the store
+            cursor = con.execute(query, list(params))
+            columns = [d[0] for d in cursor.description or ()]
+            rows = cursor.fetchall()
+        return columns, rows
+
+    # --------------------------------------------------------------- runs
+    def create_run(self, new: NewRun) -> tuple[RunRecord, bool]:
+        return self.create_runs([new])[0]
+
+    def create_runs(self, news: Sequence[NewRun]) -> list[tuple[RunRecord, bool]]:
+        for new in news:
+            if not isinstance(new, NewRun):
+                raise InvalidArgument(f"create_runs takes NewRun values, got {new!r}")
+        encoded = [[serialization.encode_event(e) for e in new.events] for new in news]
+        out: list[tuple[RunRecord, bool]] = []
+        event_rows: list[list[Any]] = [[], [], [], [], [], []]
+        with self._transaction() as con:
+            now = self._clock()
+            seen: dict[str, RunRecord] = {}
+            for new, rows in zip(news, encoded, strict=False):
+                existing = seen.get(new.run_id) or (seen.get("key:" + new.idempotency_key) if new.idempotency_key else None)
+                existing = existing or self._find_existing(con, new)
+                if existing is not None:
+                    out.append((existing, False))
+                    continue
+                record = RunRecord(
+                    run_id=new.run_id,
+                    workflow=new.workflow,
+                    status=RunStatus.PENDING,
+                    definition=new.definition,
+                    definition_hash=new.definition_hash,
+                    created_at=now,
+                    updated_at=now,
+                    last_seq=len(rows),
+                    idempotency_key=new.idempotency_key,
+                    parent_run_id=new.parent_run_id,
+                )
+                con.execute(
+                    f"INSERT INTO runs ({_RUN_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 0, NULL, NULL, ?, ?, NULL)",
+                    [
+                        record.run_id,
+                        record.workflow,
+                        record.status.value,
+                        record.definition,
+                        record.definition_hash,
+                        now,
+                        now,
+                        record.last_seq,
+                        record.idempotency_key,
+                        record.parent_run_id,
+                    ],
+                )
+                _collect_events(event_rows, new.run_id, 1, new.events, rows)
+                seen[new.run_id] = record
+                if new.idempotency_key:
+                    seen["key:" + new.idempotency_key] = record
+                out.append((record, True))
+            _insert_events(con, event_rows)
+        return out
+
+    def _find_existing(self, con: duckdb.DuckDBPyConnection, new: NewRun) -> RunRecord | None:
+        row = con.execute(
+            f"SELECT {_RUN_COLUMNS} FROM runs WHERE run_id = ? OR (idempotency_key IS NOT NULL AND idempotency_key = ?) LIMIT 1",
+            [new.run_id, new.idempotency_key],
+        ).fetchone()
+        return _record(row) if row else None
+
+    def get_run(self, run_id: str) -> RunRecord:
+        check_run_id(run_id)
+        with self._transaction() as con:
+            return self._record(con, run_id)
+
+    def exists(self, run_id: str) -> bool:
+        check_run_id(run_id)
+        with self._transaction() as con:
+            return bool(_scalar(con, "SELECT count(*) FROM runs WHERE run_id = ?", [run_id]))
+
+    def list_runs(self, run_filter: RunFilter | None = None) -> list[RunRecord]:
+        f = run_filter or RunFilter()
+        if not isinstance(f, RunFilter):
+            raise InvalidArgument(f"list_runs takes a RunFilter, got {f!r}")
+        where: list[str] = ["TRUE"]
+        params: list[Any] = []
+        if f.workflow is not None:
+            where.append("workflow = ?")
+            params.append(f.workflow)
+        if f.statuses:
+            where.append(f"status IN ({', '.join('?' for _ in f.statuses)})")
+            params.extend(s.value for s in f.statuses)
+        if f.created_after is not None:
+            where.append("created_at >= ?")
+            params.append(f.created_after)
+        if f.created_before is not None:
+            where.append("created_at < ?")
+            params.append(f.created_before)
+        order = "DESC" if f.newest_first else "ASC"
+        query = (
+            f"SELECT {_RUN_COLUMNS} FROM runs WHERE {' AND '.join(where)} "
+            f"ORDER BY created_at {order}, run_id {order} LIMIT {int(f.limit)}"
+        )
+        with self._transaction() as con:
+            rows = con.execute(query, params).fetchall()
+        return [_record(row) for row in rows]
+
+    def delete(self, run_id: str) -> None:
+        check_run_id(run_id)
+        with self._transaction() as con:
+            self._record(con, run_id)
+            for table in ("events", "snapshots", "signals", "runs"):
+                con.execute(f"DELETE FROM {table} WHERE run_id = ?", [run_id])
+
+    def transition(self, run_id: str, to: RunStatus, *, lease: int | None = None) -> RunRecord:
+        check_run_id(run_id)
+        target = as_status(to)
+        with self._transaction() as con:
+            record = self._record(con, run_id)
+            if lease is not None:
+                check_write(record, lease, target)
+            else:
+                check_transition(record, target)
+            now = self._clock()
+            con.execute("UPDATE runs SET status = ?, updated_at = ? WHERE run_id = ?", [target.value, now, run_id])
+        return replace(record, status=target, updated_at=now)
+
+    # ------------------------------------------------------------- leases
+    def acquire_lease(self, run_id: str, owner: str, ttl: float, *, force: bool = False) -> Lease:
+        check_run_id(run_id)
+        with self._transaction() as con:
+            record = self._record(con, run_id)
+            lease = grant_lease(record, owner, ttl, self._clock(), force)
+            con.execute(
+                "UPDATE runs SET lease = ?, lease_owner = ?, lease_expires_at = ? WHERE run_id = ?",
+                [lease.token, owner, lease.expires_at, run_id],
+            )
+        return lease
+
+    def renew_lease(self, run_id: str, token: int, ttl: float) -> Lease:
+        check_run_id(run_id)
+        check_ttl(ttl)
+        with self._transaction() as con:
+            record = self._record(con, run_id)
+            check_write(record, token, None)
+            expires_at = self._clock() + ttl
+            con.execute("UPDATE runs SET lease_expires_at = ? WHERE run_id = ?", [expires_at, run_id])
+        return Lease(run_id=run_id, token=token, owner=record.lease_owner or "", expires_at=expires_at)
+
+    def release_lease(self, run_id: str, token: int) -> None:
+        check_run_id(run_id)
+        with self._transaction() as con:
+            record = self._record(con, run_id)
+            if token != record.lease:
+                raise FencedError(run_id, token, record.lease)
+            con.execute("UPDATE runs SET lease_owner = NULL, lease_expires_at = NULL WHERE run_id = ?", [run_id])
+
+    # ------------------------------------------------------------ the log
+    def append(self, run_id: str, events: Sequence[Event], lease: int, *, status: RunStatus | None = None) -> Receipt:
+        check_run_id(run_id)
+        request = AppendRequest(run_id=run_id, events=check_events(events), lease=lease, status=status)
+        result = self.append_many([request])[0]
+        if isinstance(result, Exception):
+            raise result
+        return result
+
+    def append_many(self, requests: Sequence[AppendRequest]) -> list[Receipt | Exception]:
+        """All accepted batches in one transaction; a rejected one gets its own error."""
+        prepared: list[tuple[AppendRequest, list[tuple[str, str]]] | Exception] = []
+        for request in requests:
+            try:
+                check_run_id(request.run_id)
+                prepared.append((request, [serialization.encode_event(e) for e in check_events(request.events)]))
+            except Exception as exc:
+                prepared.append(exc)
+        results: list[Receipt | Exception] = []
+        try:
+            with self._transaction() as con:
+                now = self._clock()
+                pending: dict[str, RunRecord] = {}
+                event_rows: list[list[Any]] = [[], [], [], [], [], []]
+                for item in prepared:
+                    if isinstance(item, Exception):
+                        results.append(item)
+                        continue
+                    request, rows = item
+                    try:
+                        record = pending.get(request.run_id) or self._record(con, request.run_id)
+                        check_write(record, request.lease, request.status)
+                    except (StoreError, InvalidArgument) as exc:
+                        results.append(exc)
+                        continue
+                    first = record.last_seq + 1
+                    _collect_events(event_rows, request.run_id, first, request.events, rows)
+                    error = error_summary(request.events)
+                    pending[request.run_id] = replace(
+                        record,
+                        last_seq=record.last_seq + len(rows),
+                        status=request.status or record.status,
+                        updated_at=now,
+                        error=error if error is not None else record.error,
+                    )
+                    results.append(Receipt(run_id=request.run_id, first_seq=first, last_seq=first + len(rows) - 1))
+                _insert_events(con, event_rows)
+                for record in pending.values():
+                    con.execute(
+                        "UPDATE runs SET last_seq = ?, status = ?, updated_at = ?, error = ? WHERE run_id = ?",
+                        [record.last_seq, record.status.value, record.updated_at, record.error, record.run_id],
+                    )
+        except StoreError as exc:
+            if not results and not prepared:
+                raise
+            if self._con is None:  # closed: every caller is told so
+                raise
+            # the commit failed: no batch was stored, every caller gets an answer
+            stored_none: list[Receipt | Exception] = [exc if isinstance(r, Receipt) else r for r in results]
+            return stored_none + [exc] * (len(prepared) - len(results))
+        return results
+
+    def stream(self, run_id: str, after: int = 0) -> Iterator[StoredEvent]:
+        check_run_id(run_id)
+        check_cursor(after)
+        with self._transaction() as con:
+            self._record(con, run_id)
+        return self._stream(run_id, after)
+
+    def _stream(self, run_id: str, after: int) -> Iterator[StoredEvent]:
+        cursor = after
+        while True:
+            with self._transaction() as con:
+                rows = con.execute(
+                    "SELECT seq, kind, payload FROM events WHERE run_id = ? AND seq > ? ORDER BY seq LIMIT ?",
+                    [run_id, cursor, _STREAM_CHUNK],
+                ).fetchall()
+            for seq, kind, payload in rows:
+                yield StoredEvent(run_id=run_id, seq=seq, event=serialization.decode_event(kind, payload))
+            if len(rows) < _STREAM_CHUNK:
+                return
+            cursor = rows[-1][0]
+
+    # ---------------------------------------------- snapshots and facts
+    def save_snapshot(self, run_id: str, cursor: int, blob: bytes) -> None:
+        check_run_id(run_id)
+        check_cursor(cursor, "cursor")
+        if not isinstance(blob, bytes):
+            raise InvalidArgument("snapshot blob must be bytes")
+        with self._transaction() as con:
+            record = self._record(con, run_id)
+            if cursor > record.last_seq:
+                raise InvalidArgument(f"snapshot cursor {cursor} is past the run's last event {record.last_seq}")
+            row = con.execute("SELECT cursor FROM snapshots WHERE run_id = ?", [run_id]).fetchone()
+            if row is None:
+                con.execute("INSERT INTO snapshots VALUES (?, ?, ?, ?)", [run_id, cursor, blob, self._clock()])
+            elif cursor >= row[0]:
+                con.execute(
+                    "UPDATE snapshots SET cursor = ?, blob = ?, saved_at = ? WHERE run_id = ?",
+                    [cursor, blob, self._clock(), run_id],
+                )
+
+    def load_snapshot(self, run_id: str) -> Snapshot | None:
+        check_run_id(run_id)
+        with self._transaction() as con:
+            self._record(con, run_id)
+            row = con.execute("SELECT cursor, blob FROM snapshots WHERE run_id = ?", [run_id]).fetchone()
+        return None if row is None else Snapshot(run_id=run_id, cursor=row[0], blob=bytes(row[1]))
+
+    def save_fact(self, fact_hash: str, blob: bytes) -> None:
+        check_fact(fact_hash, blob)
+        with self._transaction() as con:
+            con.execute(
+                "INSERT INTO facts SELECT ?, ?, ?, ? WHERE NOT EXISTS (SELECT 1 FROM facts WHERE hash = ?)",
+                [fact_hash, blob, len(blob), self._clock(), fact_hash],
+            )
+
+    def load_fact(self, fact_hash: str) -> bytes:
+        check_fact(fact_hash)
+        with self._transaction() as con:
+            row = con.execute("SELECT blob FROM facts WHERE hash = ?", [fact_hash]).fetchone()
+        if row is None:
+            raise FactNotFound(fact_hash)
+        return bytes(row[0])
+
+    # ------------------------------------------------------------ signals
+    def post_signal(self, run_id: str, name: str, payload: object) -> Signal:
+        check_run_id(run_id)
+        check_signal_name(name)
+        encoded = serialization.json_value(payload)
+        with self._transaction() as con:
+            record = self._record(con, run_id)
+            if record.status.is_terminal:
+                raise RunClosed(run_id, record.status.value)
+            signal_id = _scalar(con, "SELECT coalesce(max(signal_id), 0) + 1 FROM signals WHERE run_id = ?", [run_id])
+            sent_at = self._clock()
+            con.execute("INSERT INTO signals VALUES (?, ?, ?, ?, ?)", [run_id, signal_id, name, encoded, sent_at])
+        return Signal(run_id=run_id, signal_id=signal_id, name=name, payload=payload, sent_at=sent_at)
+
+    def signals(self, run_id: str, after: int = 0) -> list[Signal]:
+        check_run_id(run_id)
+        check_cursor(after)
+        with self._transaction() as con:
+            self._record(con, run_id)
+            rows = con.execute(
+                "SELECT signal_id, name, payload, sent_at FROM signals WHERE run_id = ? AND signal_id > ? ORDER BY signal_id",
+                [run_id, after],
+            ).fetchall()
+        return [
+            Signal(run_id=run_id, signal_id=i, name=n, payload=serialization.from_json_value(p), sent_at=t)
+            for i, n, p, t in rows
+        ]
+
+    # ------------------------------------------------------------ helpers
+    def _record(self, con: duckdb.DuckDBPyConnection, run_id: str) -> RunRecord:
+        row = con.execute(f"SELECT {_RUN_COLUMNS} FROM runs WHERE run_id = ?", [run_id]).fetchone()
+        if row is None:
+            raise RunNotFound(run_id)
+        return _record(row)
+
+
+def _scalar(con: duckdb.DuckDBPyConnection, query: str, params: Sequence[Any] = ()) -> Any:
+    row = con.execute(query, list(params)).fetchone()
+    return None if row is None else row[0]
+
+
+def _record(row: tuple[Any, ...]) -> RunRecord:
+    return RunRecord(
+        run_id=row[0],
+        workflow=row[1],
+        status=RunStatus(row[2]),
+        definition=bytes(row[3]),
+        definition_hash=row[4],
+        created_at=row[5],
+        updated_at=row[6],
+        last_seq=row[7],
+        lease=row[8],
+        lease_owner=row[9],
+        lease_expires_at=row[10],
+        idempotency_key=row[11],
+        parent_run_id=row[12],
+        error=row[13],
+    )
+
+
+def _collect_events(
+    columns: list[list[Any]], run_id: str, first: int, events: Sequence[Event], rows: Sequence[tuple[str, str]]
+) -> None:
+    for offset, (event, (kind, payload)) in enumerate(zip(events, rows, strict=False)):
+        columns[0].append(run_id)
+        columns[1].append(first + offset)
+        columns[2].append(kind)
+        columns[3].append(getattr(event, "node", None))
+        columns[4].append(event.at)
+        columns[5].append(payload)
+
+
+def _insert_events(con: duckdb.DuckDBPyConnection, columns: list[list[Any]]) -> None:
+    """Insert column lists in one statement: DuckDB takes ~100x more rows/s this way than row by row."""
+    if not columns[0]:
+        return
+    con.execute(
+        "INSERT INTO events SELECT unnest(?::VARCHAR[]), unnest(?::BIGINT[]), unnest(?::VARCHAR[]), "
+        "unnest(?::VARCHAR[]), unnest(?::DOUBLE[]), unnest(?::VARCHAR[])",
+        columns,
+    )
+
+
+def _open_error(path: Path, exc: duckdb.Error) -> StoreError:
+    text = str(exc)
+    if "lock" in text.lower():
+        return StoreError(
+            f"store file {path} is in use by another process ({text}). DuckDB lets one process open a file "
+            "for writing: go through the cluster that holds it (connect to its address), or stop that process first"
+        )
+    if "not a valid DuckDB database" in text or "Corrupt" in text or "corrupt" in text:
+        return StoreError(f"store file {path} is not a readable DuckDB database ({text}); point the store at another file or move this one away")
+    return StoreError(f"cannot open store file {path}: {text}")

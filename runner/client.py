@@ -1,0 +1,314 @@
+"""The Python API users call: ``connect()``, ``Client.submit()`` and ``RunHandle``.
+
+``connect()`` with no address joins a Ray instance already running on this
+machine (``ray start --head`` or ``runner start``) or else starts one in this
+process (single-machine mode; the embedded DuckDB store by default). With an
+address it joins that cluster. Either way it finds or creates the namespace's
+Runner actor, which resumes whatever the store says is unfinished.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import cloudpickle
+import ray
+
+from adapters import DEFAULT_STORE_URL, store_path
+from runner import serialization
+from runner.errors import InvalidArgument, ResultTimeout, RunnerError, WorkflowFailed
+from runner.events import FactRef, RunCompleted, RunFailed, RunSubmitted, StoredEvent
+from runner.runner import RUNNER_NAME, RecoveryReport, Runner, RunnerConfig, RunnerStats
+from runner.store import NewRun, RunFilter, RunRecord, RunStatus, check_run_id
+from runner.workflow import Workflow
+
+_HEAD_NODE = {"node:__internal_head__": 0.001}
+
+
+def connect(
+    address: str | None = None,
+    *,
+    store: str = DEFAULT_STORE_URL,
+    namespace: str = "runner",
+    max_workers: int | None = None,
+    config: RunnerConfig | None = None,
+) -> Client:
+    """Connect to (or start) Ray and this namespace's Runner.
+
+    ``store``: ``duckdb:///relative/or/absolute.duckdb`` (relative paths are
+    resolved against the current directory, here) or ``memory://``.
+    ``max_workers`` caps the worker actors the Runner keeps alive (default:
+    the machine's CPU count, at least 2). ``config`` sets every supervision
+    option; ``max_workers`` overrides its field when both are given.
+    """
+    if not isinstance(namespace, str) or not namespace:
+        raise InvalidArgument(f"namespace must be a non-empty string, got {namespace!r}")
+    store_url = _absolute_store_url(store)
+    base = config or RunnerConfig(max_workers=max(2, os.cpu_count() or 2))
+    if max_workers is not None:
+        base = RunnerConfig(**{**base.__dict__, "max_workers": max_workers})
+    _init_ray(address, namespace)
+    handle = _runner_actor(namespace, store_url, base)
+    in_use = ray.get(handle.store_url_in_use.remote())
+    if in_use != store_url:
+        raise RunnerError(
+            f"the Runner of namespace {namespace!r} already uses store {in_use!r}, not {store_url!r}; "
+            "connect with that store, or use another namespace"
+        )
+    ray.get(handle.ready.remote())
+    return Client(handle, namespace=namespace, store_url=store_url)
+
+
+def _absolute_store_url(url: str) -> str:
+    path = store_path(url)
+    if path is None:
+        return url
+    return "duckdb:///" + str(Path(path).expanduser().resolve())
+
+
+def _init_ray(address: str | None, namespace: str) -> None:
+    if ray.is_initialized():
+        return
+    options: dict[str, Any] = {"namespace": namespace, "logging_level": "WARNING", "log_to_driver": True}
+    if address is not None:
+        ray.init(address=address, **options)
+        return
+    if os.environ.get("RAY_ADDRESS"):
+        ray.init(**options)
+        return
+    try:
+        ray.init(address="auto", **options)
+    except ConnectionError:
+        ray.init(include_dashboard=False, **options)
+
+
+def _runner_actor(namespace: str, store_url: str, config: RunnerConfig) -> Any:
+    return (
+        ray.remote(Runner)
+        .options(
+            name=RUNNER_NAME,
+            namespace=namespace,
+            lifetime="detached",
+            get_if_exists=True,
+            num_cpus=0,
+            max_concurrency=10_000,
+            max_restarts=-1,
+            resources=_HEAD_NODE,
+        )
+        .remote(store_url, config)
+    )
+
+
+@contextlib.contextmanager
+def _by_value(workflow: Workflow) -> Iterator[None]:
+    """Pickle the modules of the workflow's own code by value, so Ray workers need not import them."""
+    modules = set()
+    for node in workflow.nodes.values():
+        for fn in (node.fn, node.when, node.policy.fallback):
+            name = getattr(fn, "__module__", None)
+            module = sys.modules.get(name) if name else None
+            if module is None or name == "__main__" or not _is_user_module(module):
+                continue
+            modules.add(module)
+    registered = []
+    for module in modules:
+        try:
+            cloudpickle.register_pickle_by_value(module)
+            registered.append(module)
+        except ValueError:
+            pass
+    try:
+        yield
+    finally:
+        for module in registered:
+            cloudpickle.unregister_pickle_by_value(module)
+
+
+def _is_user_module(module: Any) -> bool:
+    path = getattr(module, "__file__", None) or ""
+    if not path:
+        return False
+    prefixes = {sys.prefix, sys.base_prefix, os.path.dirname(os.__file__)}
+    return not any(path.startswith(p) for p in prefixes if p) and "site-packages" not in path
+
+
+def pickle_definition(workflow: Workflow) -> bytes:
+    """The bytes stored with a run: it always recovers with the code it started with."""
+    workflow.validate()
+    with _by_value(workflow):
+        return serialization.dumps(workflow)
+
+
+class Client:
+    """A connection to one namespace's Runner."""
+
+    def __init__(self, runner: Any, *, namespace: str, store_url: str) -> None:
+        self._runner = runner
+        self.namespace = namespace
+        self.store_url = store_url
+        self._store = ray.get(runner.store_handle.remote())
+
+    def __repr__(self) -> str:
+        return f"<runner.Client namespace={self.namespace!r} store={self.store_url!r}>"
+
+    @property
+    def store_path(self) -> Path | None:
+        """The DuckDB file runs are kept in (None for ``memory://``)."""
+        return store_path(self.store_url)
+
+    def new_run(
+        self,
+        workflow: Workflow,
+        input: Any = None,
+        *,
+        run_id: str | None = None,
+        idempotency_key: str | None = None,
+        parent_run_id: str | None = None,
+    ) -> NewRun:
+        if not isinstance(workflow, Workflow):
+            raise InvalidArgument(f"submit takes a runner.Workflow, got {type(workflow).__name__}")
+        run_id = run_id if run_id is not None else f"{workflow.name}-{uuid.uuid4().hex[:16]}"
+        check_run_id(run_id)
+        definition = pickle_definition(workflow)
+        submitted = RunSubmitted(
+            workflow=workflow.name, input=input, definition_hash=workflow.definition_hash(), parent_run_id=parent_run_id
+        )
+        serialization.encode_event(submitted)  # an input that cannot be stored is refused here, before anything is written
+        return NewRun(
+            run_id=run_id,
+            workflow=workflow.name,
+            definition=definition,
+            definition_hash=workflow.definition_hash(),
+            events=(submitted,),
+            idempotency_key=idempotency_key,
+            parent_run_id=parent_run_id,
+        )
+
+    def submit(
+        self,
+        workflow: Workflow,
+        input: Any = None,
+        *,
+        run_id: str | None = None,
+        idempotency_key: str | None = None,
+    ) -> RunHandle:
+        """Store a new run (durably, before returning) and queue it. Same id or key: the existing run."""
+        new = self.new_run(workflow, input, run_id=run_id, idempotency_key=idempotency_key)
+        record, _created = ray.get(self._runner.submit.remote(new))
+        return RunHandle(self, record.run_id)
+
+    def submit_many(self, workflow: Workflow, inputs: list[Any]) -> list[RunHandle]:
+        """Many runs of one workflow in one store commit."""
+        news = [self.new_run(workflow, item) for item in inputs]
+        results = ray.get(self._runner.submit_many.remote(news))
+        return [RunHandle(self, record.run_id) for record, _ in results]
+
+    def get(self, run_id: str) -> RunHandle:
+        """A handle on an existing run; RunNotFound if there is none."""
+        check_run_id(run_id)
+        ray.get(self._store.get_run.remote(run_id))
+        return RunHandle(self, run_id)
+
+    def list_runs(
+        self,
+        *,
+        workflow: str | None = None,
+        status: str | RunStatus | tuple[str | RunStatus, ...] = (),
+        since: float | None = None,
+        limit: int = 100,
+    ) -> list[RunRecord]:
+        run_filter = RunFilter(workflow=workflow, status=status, created_after=since, limit=limit)
+        records: list[RunRecord] = ray.get(self._store.list_runs.remote(run_filter))
+        return records
+
+    def stats(self) -> RunnerStats:
+        stats: RunnerStats = ray.get(self._runner.stats.remote())
+        return stats
+
+    def recovery_report(self) -> RecoveryReport:
+        report: RecoveryReport = ray.get(self._runner.report.remote())
+        return report
+
+    @property
+    def runner(self) -> Any:
+        """The Runner actor handle (advanced use and tests)."""
+        return self._runner
+
+    @property
+    def store(self) -> Any:
+        """The Store actor handle: every read of a held store goes through it."""
+        return self._store
+
+    def load_value(self, value: Any) -> Any:
+        """``value`` with fact references loaded (top level and one level into a dict or list)."""
+        if isinstance(value, FactRef):
+            return serialization.loads(ray.get(self._store.load_fact.remote(value.hash)))
+        if isinstance(value, dict):
+            return {k: self.load_value(v) if isinstance(v, FactRef) else v for k, v in value.items()}
+        if isinstance(value, list):
+            return [self.load_value(v) if isinstance(v, FactRef) else v for v in value]
+        return value
+
+
+class RunHandle:
+    """One run: its status, its result, its history."""
+
+    def __init__(self, client: Client, run_id: str) -> None:
+        self.client = client
+        self.run_id = run_id
+
+    def __repr__(self) -> str:
+        return f"<RunHandle {self.run_id}>"
+
+    def record(self) -> RunRecord:
+        record: RunRecord = ray.get(self.client.store.get_run.remote(self.run_id))
+        return record
+
+    def status(self) -> RunStatus:
+        return self.record().status
+
+    def history(self) -> list[StoredEvent]:
+        """Every event of the run, in order."""
+        events: list[StoredEvent] = []
+        while True:
+            chunk = ray.get(self.client.store.read_events.remote(self.run_id, len(events), 5_000))
+            events.extend(chunk)
+            if len(chunk) < 5_000:
+                return events
+
+    def wait(self, timeout: float | None = None) -> RunRecord:
+        """Block until the run ends; ResultTimeout after ``timeout`` seconds (it goes on running)."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
+            step = 30.0 if remaining is None else min(remaining, 30.0)
+            record: RunRecord = ray.get(self.client.runner.wait.remote(self.run_id, step))
+            if record.status.is_terminal:
+                return record
+            if deadline is not None and time.monotonic() >= deadline:
+                raise ResultTimeout(self.run_id, timeout or 0.0, record.status.value)
+
+    def result(self, timeout: float | None = None) -> Any:
+        """The run's result. A failed run raises the failing step's own exception when it
+        can be rebuilt here (else WorkflowFailed); a cancelled run raises WorkflowFailed."""
+        record = self.wait(timeout)
+        last = ray.get(self.client.store.last_event.remote(self.run_id))
+        event = last.event if last is not None else None
+        if record.status is RunStatus.COMPLETED and isinstance(event, RunCompleted):
+            return self.client.load_value(event.result)
+        if isinstance(event, RunFailed):
+            original = serialization.exception_of(event.error)
+            where = f" in step {event.node!r}" if event.node else ""
+            if original is not None:
+                if hasattr(original, "add_note"):
+                    original.add_note(f"raised{where} of run {self.run_id!r}")
+                raise original
+            raise WorkflowFailed(self.run_id, f"{event.error}{where}")
+        raise WorkflowFailed(self.run_id, f"run ended {record.status.value}")

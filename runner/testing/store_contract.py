@@ -1,0 +1,1125 @@
+"""The store contract suite: every adapter passes it, a third party's too.
+
+Subclass :class:`StoreContract` in a test module and give it one factory::
+
+    from runner.testing.store_contract import StoreContract
+
+    class TestMyStore(StoreContract):
+        persistent = True  # the store keeps its data across close/reopen
+
+        def make_store(self, tmp_path, clock):
+            return MyStore(tmp_path / "store.db", clock=clock)
+
+``clock`` is a :class:`FakeClock` (a callable returning unix time) that the
+store must use for every timestamp and every lease decision, so lease expiry
+is tested by advancing it, never by sleeping. With ``persistent = True``
+``make_store`` is called a second time with the same ``tmp_path`` after the
+first store was closed, and must open the same data.
+
+The suite tests conflicts, atomicity and concurrency, not just round trips:
+every rejected call is shown to write nothing (see :func:`writes_nothing`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import decimal
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, ClassVar
+
+import pytest
+
+from runner import serialization
+from runner.errors import (
+    FactNotFound,
+    FencedError,
+    IllegalTransition,
+    InvalidArgument,
+    LeaseHeld,
+    RunClosed,
+    RunNotFound,
+    StoreError,
+)
+from runner.events import (
+    ErrorInfo,
+    Event,
+    FactProduced,
+    FactRef,
+    RunCompleted,
+    RunFailed,
+    RunResumed,
+    RunSubmitted,
+    RunSuspended,
+    SignalReceived,
+    StepFailed,
+    StepStarted,
+    StoredEvent,
+)
+from runner.store import (
+    TERMINAL,
+    TRANSITIONS,
+    AppendRequest,
+    Lease,
+    NewRun,
+    Receipt,
+    RunFilter,
+    RunRecord,
+    RunStatus,
+    Signal,
+    Snapshot,
+    Store,
+)
+
+__all__ = ["FakeClock", "StoreContract", "new_run", "writes_nothing"]
+
+T0 = 1_700_000_000.0
+TTL = 30.0
+
+
+class FakeClock:
+    """A settable unix-time clock: ``clock()`` is the time, ``advance`` moves it."""
+
+    def __init__(self, start: float = T0) -> None:
+        self.now = float(start)
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> float:
+        self.now += seconds
+        return self.now
+
+
+@dataclasses.dataclass(frozen=True)
+class Point:
+    """A user value that JSON cannot carry (it must round-trip through pickle)."""
+
+    x: int
+    y: int
+
+
+# ------------------------------------------------------------------ builders
+def submitted(workflow: str = "wf", input: Any = None, at: float = T0) -> RunSubmitted:
+    return RunSubmitted(workflow=workflow, input=input, definition_hash="h-" + workflow, at=at)
+
+
+def new_run(
+    run_id: str,
+    *,
+    workflow: str = "wf",
+    key: str | None = None,
+    extra: tuple[Event, ...] = (),
+    parent: str | None = None,
+    input: Any = None,
+) -> NewRun:
+    return NewRun(
+        run_id=run_id,
+        workflow=workflow,
+        definition=b"definition of " + workflow.encode(),
+        definition_hash="h-" + workflow,
+        events=(submitted(workflow, input), *extra),
+        idempotency_key=key,
+        parent_run_id=parent,
+    )
+
+
+def fact(node: str, value: Any = 1, at: float = T0) -> FactProduced:
+    return FactProduced(node=node, value=value, at=at)
+
+
+class Unpicklable:
+    """A value no serializer can store: it holds a lock."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+
+
+def _state(store: Store, run_id: str) -> tuple[Any, ...]:
+    """Everything the store keeps about one run."""
+    return (
+        store.get_run(run_id),
+        [(s.seq, s.event) for s in store.stream(run_id)],
+        store.load_snapshot(run_id),
+        [(s.signal_id, s.name, s.payload, s.sent_at) for s in store.signals(run_id)],
+    )
+
+
+def _world(store: Store) -> dict[str, tuple[Any, ...]]:
+    return {r.run_id: _state(store, r.run_id) for r in store.list_runs(RunFilter(limit=1_000_000))}
+
+
+@contextmanager
+def writes_nothing(store: Store) -> Iterator[None]:
+    """Assert that the block changes no run, event, snapshot or signal in ``store``.
+
+    Nest ``pytest.raises`` inside it: ``with writes_nothing(store), pytest.raises(E):``.
+    """
+    before = _world(store)
+    yield
+    assert _world(store) == before, "a rejected call changed the store"
+
+
+def _events(store: Store, run_id: str, after: int = 0) -> list[Event]:
+    return [s.event for s in store.stream(run_id, after=after)]
+
+
+def _facts(store: Store, run_id: str, after: int = 1) -> list[FactProduced]:
+    """The run's events after ``after``, each asserted to be a FactProduced."""
+    events = _events(store, run_id, after)
+    assert all(isinstance(e, FactProduced) for e in events), events
+    return [e for e in events if isinstance(e, FactProduced)]
+
+
+# every per-run call, as (name, call(store, run_id, token))
+PER_RUN_CALLS: dict[str, Callable[[Store, str, int], Any]] = {
+    "get_run": lambda s, r, t: s.get_run(r),
+    "delete": lambda s, r, t: s.delete(r),
+    "transition": lambda s, r, t: s.transition(r, RunStatus.RUNNING),
+    "acquire_lease": lambda s, r, t: s.acquire_lease(r, "owner-z", TTL),
+    "renew_lease": lambda s, r, t: s.renew_lease(r, t, TTL),
+    "release_lease": lambda s, r, t: s.release_lease(r, t),
+    "append": lambda s, r, t: s.append(r, [fact("n")], t),
+    "stream": lambda s, r, t: list(s.stream(r)),
+    "save_snapshot": lambda s, r, t: s.save_snapshot(r, 1, b"snap"),
+    "load_snapshot": lambda s, r, t: s.load_snapshot(r),
+    "post_signal": lambda s, r, t: s.post_signal(r, "go", 1),
+    "signals": lambda s, r, t: s.signals(r),
+}
+
+# the calls that need no run, for the closed-store test
+GLOBAL_CALLS: dict[str, Callable[[Store, str, int], Any]] = {
+    "create_run": lambda s, r, t: s.create_run(new_run("brand-new")),
+    "create_runs": lambda s, r, t: s.create_runs([new_run("brand-new")]),
+    "exists": lambda s, r, t: s.exists(r),
+    "list_runs": lambda s, r, t: s.list_runs(),
+    "append_many": lambda s, r, t: s.append_many([AppendRequest(run_id=r, events=(fact("n"),), lease=t)]),
+    "save_fact": lambda s, r, t: s.save_fact("a" * 64, b"x"),
+    "load_fact": lambda s, r, t: s.load_fact("a" * 64),
+}
+
+# how to reach each status from pending with legal transitions
+PATH: dict[RunStatus, tuple[RunStatus, ...]] = {
+    RunStatus.PENDING: (),
+    RunStatus.RUNNING: (RunStatus.RUNNING,),
+    RunStatus.SUSPENDED: (RunStatus.RUNNING, RunStatus.SUSPENDED),
+    RunStatus.PAUSED: (RunStatus.RUNNING, RunStatus.PAUSED),
+    RunStatus.CANCELLING: (RunStatus.RUNNING, RunStatus.CANCELLING),
+    RunStatus.COMPLETED: (RunStatus.RUNNING, RunStatus.COMPLETED),
+    RunStatus.FAILED: (RunStatus.FAILED,),
+    RunStatus.CANCELLED: (RunStatus.CANCELLED,),
+}
+LEGAL = [(a, b) for a, targets in TRANSITIONS.items() for b in sorted(targets, key=lambda s: s.value)]
+ILLEGAL = [(a, b) for a in RunStatus if a not in TERMINAL for b in RunStatus if b not in TRANSITIONS[a]]
+FROM_TERMINAL = [(a, b) for a in RunStatus if a in TERMINAL for b in RunStatus]
+
+
+def _move_id(pair: tuple[RunStatus, RunStatus]) -> str:
+    return f"{pair[0].value}->{pair[1].value}"
+
+
+def _call_id(name: str) -> str:
+    return name
+
+
+class StoreContract:
+    """The contract every :class:`runner.store.Store` adapter passes.
+
+    Subclasses implement :meth:`make_store`; set ``persistent = True`` when a
+    second ``make_store`` on the same ``tmp_path`` reopens the same data.
+    """
+
+    persistent: ClassVar[bool] = False
+
+    def make_store(self, tmp_path: Path, clock: Callable[[], float]) -> Store:
+        raise NotImplementedError("a StoreContract subclass must implement make_store(tmp_path, clock)")
+
+    @pytest.fixture
+    def clock(self) -> FakeClock:
+        return FakeClock()
+
+    @pytest.fixture
+    def store(self, tmp_path: Path, clock: FakeClock) -> Iterator[Store]:
+        store = self.make_store(tmp_path, clock)
+        try:
+            yield store
+        finally:
+            store.close()
+
+    # -------------------------------------------------------------- helpers
+    def run_with_lease(self, store: Store, run_id: str = "r1", owner: str = "w1", **kw: Any) -> Lease:
+        store.create_run(new_run(run_id, **kw))
+        return store.acquire_lease(run_id, owner, TTL)
+
+    def run_in(self, store: Store, status: RunStatus, run_id: str = "r1") -> str:
+        store.create_run(new_run(run_id))
+        for step in PATH[status]:
+            store.transition(run_id, step)
+        assert store.get_run(run_id).status is status
+        return run_id
+
+    # ============================================================ the protocol
+    def test_store_satisfies_the_protocol(self, store: Store) -> None:
+        assert isinstance(store, Store)
+
+    # ============================================================= create_run
+    def test_create_run_stores_a_pending_record_and_its_events(self, store: Store, clock: FakeClock) -> None:
+        extra = (fact("a", {"k": [1, 2]}), StepStarted(node="b", attempt=1, lease=0, at=T0))
+        new = new_run("r1", workflow="orders", key="order-7", parent="p0", extra=extra, input={"x": 1})
+        record, created = store.create_run(new)
+        assert created is True
+        assert record == RunRecord(
+            run_id="r1",
+            workflow="orders",
+            status=RunStatus.PENDING,
+            definition=b"definition of orders",
+            definition_hash="h-orders",
+            created_at=clock(),
+            updated_at=clock(),
+            last_seq=3,
+            lease=0,
+            lease_owner=None,
+            lease_expires_at=None,
+            idempotency_key="order-7",
+            parent_run_id="p0",
+            error=None,
+        )
+        assert store.get_run("r1") == record
+        assert store.exists("r1") is True
+        assert [(s.run_id, s.seq, s.event) for s in store.stream("r1")] == [
+            ("r1", i + 1, e) for i, e in enumerate(new.events)
+        ]
+
+    def test_create_run_with_the_same_run_id_returns_the_existing_run(self, store: Store, clock: FakeClock) -> None:
+        first, _ = store.create_run(new_run("r1", workflow="one"))
+        store.transition("r1", RunStatus.RUNNING)
+        current = store.get_run("r1")
+        clock.advance(5)
+        with writes_nothing(store):
+            again, created = store.create_run(new_run("r1", workflow="two", extra=(fact("x"),), key="k2"))
+        assert created is False
+        assert again == current
+        assert again.workflow == "one" and again.created_at == first.created_at
+        # the other run's key was not registered: a run using it is new
+        _, created_by_key = store.create_run(new_run("r2", key="k2"))
+        assert created_by_key is True
+
+    def test_create_run_with_the_same_idempotency_key_returns_the_existing_run(self, store: Store) -> None:
+        first, created = store.create_run(new_run("r1", key="once"))
+        assert created is True
+        with writes_nothing(store):
+            again, created = store.create_run(new_run("r2", key="once", workflow="other"))
+        assert created is False
+        assert again == first
+        assert store.exists("r2") is False
+
+    def test_create_runs_stores_many_runs_in_one_call(self, store: Store, clock: FakeClock) -> None:
+        store.create_run(new_run("old", key="k-old"))
+        news = [
+            new_run("b1", workflow="bulk", input=1),
+            new_run("b2", workflow="bulk", input=2, extra=(fact("a"),)),
+            new_run("old"),  # an existing run id
+            new_run("b3", key="k-old"),  # an existing key
+            new_run("b4", key="k4"),
+            new_run("b5", key="k4"),  # the same key twice in one call
+        ]
+        results = store.create_runs(news)
+        assert [(r.run_id, c) for r, c in results] == [
+            ("b1", True),
+            ("b2", True),
+            ("old", False),
+            ("old", False),
+            ("b4", True),
+            ("b4", False),
+        ]
+        for record, _ in results:
+            assert store.get_run(record.run_id) == record
+        assert [r.last_seq for r, _ in results[:2]] == [1, 2]
+        assert _events(store, "b2") == list(news[1].events)
+        assert store.exists("b3") is False and store.exists("b5") is False
+        assert store.create_runs([]) == []
+
+    def test_create_run_rejects_bad_arguments_and_writes_nothing(self, store: Store) -> None:
+        store.create_run(new_run("r1"))
+        with writes_nothing(store):
+            with pytest.raises(InvalidArgument):
+                store.create_run("r2")  # type: ignore[arg-type]
+            with pytest.raises(InvalidArgument):
+                store.create_runs([new_run("r2"), {"run_id": "r3"}])  # type: ignore[list-item]
+        assert store.exists("r2") is False
+
+    def test_an_unencodable_first_event_stores_no_run(self, store: Store) -> None:
+        store.create_run(new_run("r1"))
+        with writes_nothing(store):
+            with pytest.raises(InvalidArgument):
+                store.create_run(new_run("bad", input=Unpicklable()))
+            with pytest.raises(InvalidArgument):  # one bad run fails the whole bulk call
+                store.create_runs([new_run("ok1"), new_run("bad", extra=(fact("a", Unpicklable()),)), new_run("ok2")])
+        assert not any(store.exists(r) for r in ("bad", "ok1", "ok2"))
+
+    # =================================================== lookups, not found
+    def test_exists_and_invalid_run_ids(self, store: Store) -> None:
+        assert store.exists("nobody") is False
+        store.create_run(new_run("r1"))
+        assert store.exists("r1") is True
+        for bad in ("", "has space", "slash/", "x" * 129, 7):
+            with pytest.raises(InvalidArgument):
+                store.get_run(bad)  # type: ignore[arg-type]
+            with pytest.raises(InvalidArgument):
+                store.exists(bad)  # type: ignore[arg-type]
+
+    @pytest.mark.parametrize("call", sorted(PER_RUN_CALLS), ids=_call_id)
+    def test_every_per_run_call_raises_run_not_found(self, store: Store, call: str) -> None:
+        store.create_run(new_run("r1"))
+        with writes_nothing(store), pytest.raises(RunNotFound) as info:
+            PER_RUN_CALLS[call](store, "ghost", 1)
+        assert info.value.run_id == "ghost"
+        assert isinstance(info.value, StoreError) and isinstance(info.value, KeyError)
+        assert store.exists("ghost") is False
+
+    def test_append_many_reports_run_not_found_per_request(self, store: Store) -> None:
+        lease = self.run_with_lease(store)
+        results = store.append_many(
+            [
+                AppendRequest(run_id="ghost", events=(fact("a"),), lease=1),
+                AppendRequest(run_id="r1", events=(fact("b"),), lease=lease.token),
+            ]
+        )
+        assert isinstance(results[0], RunNotFound)
+        assert results[1] == Receipt(run_id="r1", first_seq=2, last_seq=2)
+        assert store.exists("ghost") is False
+
+    # ================================================================ append
+    def test_append_gives_gapless_ordered_cursors(self, store: Store, clock: FakeClock) -> None:
+        lease = self.run_with_lease(store)
+        batches: list[list[Event]] = [
+            [fact("a", 1)],
+            [fact("b", "two"), fact("c", [3]), StepStarted(node="d", attempt=1, lease=lease.token, at=T0)],
+            [fact("e", Point(1, 2)), fact("f", None)],
+        ]
+        receipts = []
+        for batch in batches:
+            clock.advance(1)
+            receipts.append(store.append("r1", batch, lease.token))
+        assert receipts == [
+            Receipt(run_id="r1", first_seq=2, last_seq=2),
+            Receipt(run_id="r1", first_seq=3, last_seq=5),
+            Receipt(run_id="r1", first_seq=6, last_seq=7),
+        ]
+        record = store.get_run("r1")
+        assert record.last_seq == 7
+        assert record.updated_at == clock()
+        stored = list(store.stream("r1"))
+        assert [s.seq for s in stored] == list(range(1, 8))
+        assert [s.event for s in stored[1:]] == [e for batch in batches for e in batch]
+        assert all(s.run_id == "r1" for s in stored)
+
+    def test_events_round_trip_with_every_kind_of_value(self, store: Store) -> None:
+        lease = self.run_with_lease(store)
+        error = ErrorInfo(type="ValueError", message="boom", traceback="tb", non_retryable=True, pickled=b"\x00\x01")
+        batch: list[Event] = [
+            fact("scalar", 3),
+            fact("float", 2.5),
+            fact("text", "héllo ✓"),
+            fact("tuple", (1, "a")),
+            fact("int-keys", {1: "a", 2: {3}}),
+            fact("bytes", b"\x00raw"),
+            fact("decimal", decimal.Decimal("1.10")),
+            fact("dataclass", Point(3, 4)),
+            fact("ref", FactRef(hash="c" * 64, size=10, length=3)),
+            StepFailed(node="s", attempt=2, error=error, retry_at=T0 + 5, item=4, at=T0),
+            SignalReceived(signal_id=1, name="go", payload={"ok": True}, at=T0),
+            RunSuspended(reason="waiting", at=T0),
+        ]
+        store.append("r1", batch, lease.token)
+        assert _events(store, "r1", after=1) == batch
+        as_tuple = _events(store, "r1", after=4)[0]
+        assert isinstance(as_tuple, FactProduced) and type(as_tuple.value) is tuple
+
+    def test_a_batch_with_one_unencodable_event_writes_nothing(self, store: Store) -> None:
+        lease = self.run_with_lease(store)
+        store.append("r1", [fact("a")], lease.token)
+        with writes_nothing(store), pytest.raises(InvalidArgument):
+            store.append("r1", [fact("ok"), fact("bad", Unpicklable()), fact("ok2")], lease.token)
+        with writes_nothing(store), pytest.raises(InvalidArgument):
+            store.append("r1", [fact("ok"), fact("bad", Unpicklable())], lease.token, status=RunStatus.RUNNING)
+        assert store.get_run("r1").last_seq == 2
+        assert store.append("r1", [fact("b")], lease.token) == Receipt(run_id="r1", first_seq=3, last_seq=3)
+
+    @pytest.mark.parametrize(
+        "events",
+        [[], (), ["not an event"], [fact("ok"), object()], [fact("ok"), {"node": "x"}], fact("alone"), "text", None],
+        ids=["empty-list", "empty-tuple", "string-item", "object-item", "dict-item", "bare-event", "str", "none"],
+    )
+    def test_an_invalid_batch_raises_invalid_argument_and_writes_nothing(self, store: Store, events: Any) -> None:
+        lease = self.run_with_lease(store)
+        with writes_nothing(store), pytest.raises(InvalidArgument):
+            store.append("r1", events, lease.token)
+
+    def test_append_with_a_non_integer_lease_is_invalid(self, store: Store) -> None:
+        lease = self.run_with_lease(store)
+        for bad in ("1", 1.0, None, True):
+            with writes_nothing(store), pytest.raises(InvalidArgument):
+                store.append("r1", [fact("a")], bad)  # type: ignore[arg-type]
+        assert lease.token == 1
+
+    def test_append_with_lease_zero_before_any_acquire_is_fenced(self, store: Store) -> None:
+        store.create_run(new_run("r1"))
+        assert store.get_run("r1").lease == 0
+        with writes_nothing(store), pytest.raises(FencedError):
+            store.append("r1", [fact("a")], 0)
+        with writes_nothing(store), pytest.raises(FencedError):
+            store.append("r1", [fact("a")], 1)
+
+    def test_append_with_a_stale_lease_is_fenced(self, store: Store) -> None:
+        old = self.run_with_lease(store, owner="zombie")
+        store.append("r1", [fact("a")], old.token)
+        new = store.acquire_lease("r1", "supervisor", TTL, force=True)
+        assert new.token > old.token
+        with writes_nothing(store), pytest.raises(FencedError) as info:
+            store.append("r1", [fact("late")], old.token)
+        assert (info.value.run_id, info.value.lease, info.value.current) == ("r1", old.token, new.token)
+        with writes_nothing(store), pytest.raises(FencedError):
+            store.append("r1", [fact("future")], new.token + 1)
+        with writes_nothing(store), pytest.raises(FencedError):
+            store.transition("r1", RunStatus.RUNNING, lease=old.token)
+        assert store.append("r1", [fact("b")], new.token) == Receipt(run_id="r1", first_seq=3, last_seq=3)
+
+    # ================================================================ leases
+    def test_acquire_lease_grants_monotonic_tokens(self, store: Store, clock: FakeClock) -> None:
+        store.create_run(new_run("r1"))
+        first = store.acquire_lease("r1", "w1", TTL)
+        assert first == Lease(run_id="r1", token=1, owner="w1", expires_at=clock() + TTL)
+        record = store.get_run("r1")
+        assert (record.lease, record.lease_owner, record.lease_expires_at) == (1, "w1", clock() + TTL)
+        store.release_lease("r1", first.token)
+        second = store.acquire_lease("r1", "w2", TTL)
+        third = store.acquire_lease("r1", "w3", TTL, force=True)
+        clock.advance(TTL + 1)
+        fourth = store.acquire_lease("r1", "w4", TTL)
+        assert [first.token, second.token, third.token, fourth.token] == [1, 2, 3, 4]
+        assert store.get_run("r1").lease == 4
+        # tokens are per run
+        store.create_run(new_run("r2"))
+        assert store.acquire_lease("r2", "w1", TTL).token == 1
+
+    def test_a_held_lease_is_refused_until_it_expires(self, store: Store, clock: FakeClock) -> None:
+        held = self.run_with_lease(store, owner="w1")
+        for other in ("w2", "w1"):
+            with writes_nothing(store), pytest.raises(LeaseHeld) as info:
+                store.acquire_lease("r1", other, TTL)
+            assert (info.value.run_id, info.value.owner, info.value.expires_at) == ("r1", "w1", held.expires_at)
+        clock.advance(TTL - 1)
+        with writes_nothing(store), pytest.raises(LeaseHeld):
+            store.acquire_lease("r1", "w2", TTL)
+        clock.advance(2)  # now past expires_at
+        taken = store.acquire_lease("r1", "w2", TTL)
+        assert taken == Lease(run_id="r1", token=held.token + 1, owner="w2", expires_at=clock() + TTL)
+        with writes_nothing(store), pytest.raises(FencedError):
+            store.append("r1", [fact("zombie")], held.token)
+
+    def test_force_takes_a_held_lease_at_once(self, store: Store, clock: FakeClock) -> None:
+        held = self.run_with_lease(store, owner="w1")
+        taken = store.acquire_lease("r1", "supervisor", 5, force=True)
+        assert taken == Lease(run_id="r1", token=held.token + 1, owner="supervisor", expires_at=clock() + 5)
+        record = store.get_run("r1")
+        assert (record.lease, record.lease_owner, record.lease_expires_at) == (taken.token, "supervisor", clock() + 5)
+        with writes_nothing(store), pytest.raises(FencedError):
+            store.renew_lease("r1", held.token, TTL)
+        with writes_nothing(store), pytest.raises(FencedError):
+            store.release_lease("r1", held.token)
+
+    @pytest.mark.parametrize("ttl", [0, -1, float("inf"), float("nan"), "10", None, True])
+    def test_acquire_lease_rejects_a_bad_ttl(self, store: Store, ttl: Any) -> None:
+        store.create_run(new_run("r1"))
+        with writes_nothing(store), pytest.raises(InvalidArgument):
+            store.acquire_lease("r1", "w1", ttl)
+
+    def test_acquire_lease_rejects_a_bad_owner(self, store: Store) -> None:
+        store.create_run(new_run("r1"))
+        for owner in ("", None, 3):
+            with writes_nothing(store), pytest.raises(InvalidArgument):
+                store.acquire_lease("r1", owner, TTL)  # type: ignore[arg-type]
+
+    def test_renew_lease_extends_it(self, store: Store, clock: FakeClock) -> None:
+        lease = self.run_with_lease(store, owner="w1")
+        clock.advance(TTL - 1)
+        renewed = store.renew_lease("r1", lease.token, 60)
+        assert renewed == Lease(run_id="r1", token=lease.token, owner="w1", expires_at=clock() + 60)
+        record = store.get_run("r1")
+        assert (record.lease, record.lease_owner, record.lease_expires_at) == (lease.token, "w1", clock() + 60)
+        clock.advance(59)  # past the first expiry, before the renewed one
+        with writes_nothing(store), pytest.raises(LeaseHeld):
+            store.acquire_lease("r1", "w2", TTL)
+        store.append("r1", [fact("a")], lease.token)
+
+    def test_renew_or_release_with_a_stale_token_is_fenced(self, store: Store, clock: FakeClock) -> None:
+        old = self.run_with_lease(store, owner="w1")
+        clock.advance(TTL + 1)
+        new = store.acquire_lease("r1", "w2", TTL)
+        for call in (lambda: store.renew_lease("r1", old.token, TTL), lambda: store.release_lease("r1", old.token)):
+            with writes_nothing(store), pytest.raises(FencedError) as info:
+                call()
+            assert (info.value.lease, info.value.current) == (old.token, new.token)
+        with writes_nothing(store), pytest.raises(InvalidArgument):
+            store.renew_lease("r1", new.token, 0)
+
+    def test_release_lease_frees_the_run_for_another_owner(self, store: Store) -> None:
+        lease = self.run_with_lease(store, owner="w1")
+        store.release_lease("r1", lease.token)
+        record = store.get_run("r1")
+        assert record.lease_owner is None
+        assert record.lease == lease.token  # the fencing token is kept: tokens never go back
+        successor = store.acquire_lease("r1", "w2", TTL)
+        assert successor.token == lease.token + 1
+        with writes_nothing(store), pytest.raises(FencedError):
+            store.append("r1", [fact("a")], lease.token)
+
+    # ================================================================ stream
+    def test_stream_after_a_cursor_returns_exactly_the_later_events(self, store: Store) -> None:
+        lease = self.run_with_lease(store)
+        batch = [fact(f"n{i}", i) for i in range(6)]
+        store.append("r1", batch[:2], lease.token)
+        store.append("r1", batch[2:], lease.token)
+        everything = [submitted(), *batch]
+        for after in range(0, 8):
+            stored = list(store.stream("r1", after=after))
+            assert [s.seq for s in stored] == list(range(after + 1, 8))
+            assert [s.event for s in stored] == everything[after:]
+            assert all(isinstance(s, StoredEvent) and s.run_id == "r1" for s in stored)
+        assert list(store.stream("r1", after=100)) == []
+
+    @pytest.mark.parametrize("after", [-1, 1.5, "0", None, True])
+    def test_stream_rejects_a_bad_cursor(self, store: Store, after: Any) -> None:
+        store.create_run(new_run("r1"))
+        with pytest.raises(InvalidArgument):
+            list(store.stream("r1", after=after))
+
+    def test_stream_is_per_run(self, store: Store) -> None:
+        a = self.run_with_lease(store, "a")
+        b = self.run_with_lease(store, "b")
+        store.append("a", [fact("a1")], a.token)
+        store.append("b", [fact("b1"), fact("b2")], b.token)
+        store.append("a", [fact("a2")], a.token)
+        assert [(s.seq, s.event) for s in store.stream("a", after=1)] == [(2, fact("a1")), (3, fact("a2"))]
+        assert [(s.seq, s.event) for s in store.stream("b", after=1)] == [(2, fact("b1")), (3, fact("b2"))]
+
+    # ======================================================= status moves
+    def test_every_status_is_reachable_by_the_paths_used_here(self) -> None:
+        assert set(PATH) == set(RunStatus)
+        for target, path in PATH.items():
+            current = RunStatus.PENDING
+            for step in path:
+                assert step in TRANSITIONS[current]
+                current = step
+            assert current is target
+
+    @pytest.mark.parametrize("move", LEGAL, ids=_move_id)
+    def test_every_legal_transition_succeeds(
+        self, store: Store, clock: FakeClock, move: tuple[RunStatus, RunStatus]
+    ) -> None:
+        source, target = move
+        self.run_in(store, source)
+        before = store.get_run("r1")
+        clock.advance(3)
+        record = store.transition("r1", target)
+        assert record.status is target
+        assert record.updated_at == clock()
+        assert record == store.get_run("r1")
+        assert dataclasses.replace(record, status=before.status, updated_at=before.updated_at) == before
+        assert _events(store, "r1") == [submitted()]  # a transition appends no event
+
+    @pytest.mark.parametrize("move", ILLEGAL, ids=_move_id)
+    def test_every_illegal_transition_is_refused(self, store: Store, move: tuple[RunStatus, RunStatus]) -> None:
+        source, target = move
+        self.run_in(store, source)
+        with writes_nothing(store), pytest.raises(IllegalTransition) as info:
+            store.transition("r1", target)
+        assert (info.value.run_id, info.value.from_status, info.value.to_status) == ("r1", source.value, target.value)
+
+    @pytest.mark.parametrize("move", FROM_TERMINAL, ids=_move_id)
+    def test_a_terminal_run_refuses_every_transition(self, store: Store, move: tuple[RunStatus, RunStatus]) -> None:
+        source, target = move
+        self.run_in(store, source)
+        with writes_nothing(store), pytest.raises(RunClosed) as info:
+            store.transition("r1", target)
+        assert (info.value.run_id, info.value.status) == ("r1", source.value)
+
+    def test_transition_accepts_status_names_and_rejects_unknown_ones(self, store: Store) -> None:
+        store.create_run(new_run("r1"))
+        assert store.transition("r1", "running").status is RunStatus.RUNNING  # type: ignore[arg-type]
+        with writes_nothing(store), pytest.raises(InvalidArgument):
+            store.transition("r1", "sleeping")  # type: ignore[arg-type]
+
+    def test_transition_with_the_current_lease(self, store: Store) -> None:
+        lease = self.run_with_lease(store)
+        assert store.transition("r1", RunStatus.RUNNING, lease=lease.token).status is RunStatus.RUNNING
+
+    def test_append_moves_the_status_in_the_same_commit(self, store: Store) -> None:
+        lease = self.run_with_lease(store)
+        receipt = store.append("r1", [fact("a")], lease.token, status=RunStatus.RUNNING)
+        assert store.get_run("r1").status is RunStatus.RUNNING
+        store.append("r1", [RunSuspended(reason="timer", at=T0)], lease.token, status=RunStatus.SUSPENDED)
+        store.append("r1", [RunResumed(at=T0)], lease.token, status="running")  # type: ignore[arg-type]
+        store.append("r1", [fact("b")], lease.token, status=RunStatus.RUNNING)  # the same status is no move
+        record = store.get_run("r1")
+        assert (record.status, record.last_seq, receipt.first_seq) == (RunStatus.RUNNING, 5, 2)
+
+    def test_append_with_an_illegal_status_writes_no_events(self, store: Store) -> None:
+        lease = self.run_with_lease(store)  # pending
+        with writes_nothing(store), pytest.raises(IllegalTransition) as info:
+            store.append("r1", [RunCompleted(result=1, at=T0)], lease.token, status=RunStatus.COMPLETED)
+        assert (info.value.from_status, info.value.to_status) == ("pending", "completed")
+        with writes_nothing(store), pytest.raises(InvalidArgument):
+            store.append("r1", [fact("a")], lease.token, status="sleeping")  # type: ignore[arg-type]
+
+    def test_a_terminal_run_refuses_every_write(self, store: Store) -> None:
+        lease = self.run_with_lease(store)
+        store.transition("r1", RunStatus.RUNNING)
+        store.save_snapshot("r1", 1, b"snap")
+        store.post_signal("r1", "go", 1)
+        receipt = store.append("r1", [RunCompleted(result={"ok": 1}, at=T0)], lease.token, status=RunStatus.COMPLETED)
+        assert receipt == Receipt(run_id="r1", first_seq=2, last_seq=2)
+        assert store.get_run("r1").status is RunStatus.COMPLETED
+        refused: list[Callable[[], Any]] = [
+            lambda: store.append("r1", [fact("late")], lease.token),
+            lambda: store.append("r1", [fact("late")], lease.token, status=RunStatus.RUNNING),
+            lambda: store.transition("r1", RunStatus.RUNNING),
+            lambda: store.transition("r1", RunStatus.FAILED, lease=lease.token),
+            lambda: store.acquire_lease("r1", "w2", TTL),
+            lambda: store.acquire_lease("r1", "w2", TTL, force=True),
+            lambda: store.renew_lease("r1", lease.token, TTL),
+            lambda: store.post_signal("r1", "late", 2),
+        ]
+        for call in refused:
+            with writes_nothing(store), pytest.raises(RunClosed) as info:
+                call()
+            assert (info.value.run_id, info.value.status) == ("r1", "completed")
+        results = store.append_many([AppendRequest(run_id="r1", events=(fact("late"),), lease=lease.token)])
+        assert len(results) == 1 and isinstance(results[0], RunClosed)
+        # a closed run is still readable
+        assert _events(store, "r1")[-1] == RunCompleted(result={"ok": 1}, at=T0)
+        assert [s.name for s in store.signals("r1")] == ["go"]
+        assert store.load_snapshot("r1") == Snapshot(run_id="r1", cursor=1, blob=b"snap")
+
+    def test_a_run_failed_event_sets_the_record_error(self, store: Store) -> None:
+        lease = self.run_with_lease(store)
+        store.append("r1", [fact("a")], lease.token, status=RunStatus.RUNNING)
+        assert store.get_run("r1").error is None
+        error = ErrorInfo(type="ValueError", message="bad input")
+        step_error = ErrorInfo(type="KeyError", message="'x'")
+        store.append(
+            "r1",
+            [StepFailed(node="s", attempt=1, error=step_error, at=T0), RunFailed(error=error, node="s", at=T0)],
+            lease.token,
+            status=RunStatus.FAILED,
+        )
+        record = store.get_run("r1")
+        assert record.status is RunStatus.FAILED
+        assert record.error == str(error) == "ValueError: bad input"
+
+    # ============================================================ append_many
+    def test_append_many_gives_each_request_its_own_result(self, store: Store) -> None:
+        a = self.run_with_lease(store, "a")
+        b = self.run_with_lease(store, "b")
+        c = self.run_with_lease(store, "c")
+        store.acquire_lease("b", "supervisor", TTL, force=True)  # b's lease is now stale
+        before_b = _state(store, "b")
+        results = store.append_many(
+            [
+                AppendRequest(run_id="a", events=(fact("a1"), fact("a2")), lease=a.token),
+                AppendRequest(run_id="b", events=(fact("b1"),), lease=b.token),
+                AppendRequest(run_id="c", events=(fact("c1"),), lease=c.token, status=RunStatus.RUNNING),
+                AppendRequest(run_id="c", events=(fact("c2"),), lease=c.token, status=RunStatus.PENDING),
+                AppendRequest(run_id="a", events=(fact("bad", Unpicklable()),), lease=a.token),
+                AppendRequest(run_id="a", events=(fact("a3"),), lease=a.token),
+                AppendRequest(run_id="a", events=(), lease=a.token),
+                AppendRequest(run_id="a", events=(fact("a4"),), lease="1"),  # type: ignore[arg-type]
+            ]
+        )
+        assert len(results) == 8
+        assert results[0] == Receipt(run_id="a", first_seq=2, last_seq=3)
+        assert isinstance(results[1], FencedError)
+        assert results[2] == Receipt(run_id="c", first_seq=2, last_seq=2)
+        assert isinstance(results[3], IllegalTransition)  # running -> pending, after the request before it
+        assert isinstance(results[4], InvalidArgument)
+        assert results[5] == Receipt(run_id="a", first_seq=4, last_seq=4)
+        assert isinstance(results[6], InvalidArgument)
+        assert isinstance(results[7], InvalidArgument)
+        assert [e.node for e in _facts(store, "a")] == ["a1", "a2", "a3"]
+        assert _state(store, "b") == before_b
+        assert store.get_run("c").status is RunStatus.RUNNING
+        assert store.append_many([]) == []
+
+    def test_append_many_gives_consecutive_cursors_to_one_run(self, store: Store) -> None:
+        lease = self.run_with_lease(store)
+        results = store.append_many(
+            [
+                AppendRequest(run_id="r1", events=(fact("x"), fact("y")), lease=lease.token),
+                AppendRequest(run_id="r1", events=(fact("z"),), lease=lease.token, status=RunStatus.RUNNING),
+                AppendRequest(
+                    run_id="r1", events=(RunCompleted(result=3, at=T0),), lease=lease.token, status=RunStatus.COMPLETED
+                ),
+                AppendRequest(run_id="r1", events=(fact("after-end"),), lease=lease.token),
+            ]
+        )
+        assert results[:3] == [
+            Receipt(run_id="r1", first_seq=2, last_seq=3),
+            Receipt(run_id="r1", first_seq=4, last_seq=4),
+            Receipt(run_id="r1", first_seq=5, last_seq=5),
+        ]
+        assert isinstance(results[3], RunClosed)
+        record = store.get_run("r1")
+        assert (record.last_seq, record.status) == (5, RunStatus.COMPLETED)
+        assert [s.seq for s in store.stream("r1")] == [1, 2, 3, 4, 5]
+
+    # ============================================================= snapshots
+    def test_snapshots_keep_the_latest_cursor(self, store: Store) -> None:
+        lease = self.run_with_lease(store)
+        assert store.load_snapshot("r1") is None
+        store.append("r1", [fact("a"), fact("b"), fact("c")], lease.token)
+        store.save_snapshot("r1", 2, b"at two")
+        assert store.load_snapshot("r1") == Snapshot(run_id="r1", cursor=2, blob=b"at two")
+        store.save_snapshot("r1", 4, b"at four")
+        with writes_nothing(store):
+            store.save_snapshot("r1", 3, b"older")  # an older cursor never replaces a newer one
+        assert store.load_snapshot("r1") == Snapshot(run_id="r1", cursor=4, blob=b"at four")
+        with writes_nothing(store), pytest.raises(InvalidArgument):
+            store.save_snapshot("r1", 5, b"the future")
+        for cursor, blob in ((-1, b"x"), (1.5, b"x"), (2, "not bytes"), (2, None)):
+            with writes_nothing(store), pytest.raises(InvalidArgument):
+                store.save_snapshot("r1", cursor, blob)  # type: ignore[arg-type]
+        store.create_run(new_run("r2"))
+        assert store.load_snapshot("r2") is None  # snapshots are per run
+
+    # ================================================================= facts
+    def test_facts_are_content_addressed(self, store: Store) -> None:
+        blob = serialization.dumps({"big": list(range(100))})
+        digest = serialization.fact_hash(blob)
+        store.save_fact(digest, blob)
+        store.save_fact(digest, blob)  # idempotent
+        assert store.load_fact(digest) == blob
+        other = b"\x00\xff" * 50
+        store.save_fact(serialization.fact_hash(other), other)
+        assert store.load_fact(serialization.fact_hash(other)) == other
+        assert serialization.loads(store.load_fact(digest)) == {"big": list(range(100))}
+        missing = serialization.fact_hash(b"never saved")
+        with pytest.raises(FactNotFound) as info:
+            store.load_fact(missing)
+        assert info.value.fact_hash == missing and isinstance(info.value, StoreError)
+
+    @pytest.mark.parametrize("bad", ["abc", "a" * 63, "a" * 65, 7, None, b"a" * 64], ids=repr)
+    def test_a_bad_fact_hash_is_invalid(self, store: Store, bad: Any) -> None:
+        with pytest.raises(InvalidArgument):
+            store.save_fact(bad, b"x")
+        with pytest.raises(InvalidArgument):
+            store.load_fact(bad)
+
+    def test_a_fact_value_must_be_bytes(self, store: Store) -> None:
+        digest = serialization.fact_hash(b"x")
+        for value in ("x", None, bytearray(b"x")):
+            with pytest.raises(InvalidArgument):
+                store.save_fact(digest, value)  # type: ignore[arg-type]
+        with pytest.raises(FactNotFound):
+            store.load_fact(digest)
+
+    # =============================================================== signals
+    def test_signals_inbox(self, store: Store, clock: FakeClock) -> None:
+        store.create_run(new_run("r1"))
+        store.create_run(new_run("r2"))
+        payloads: list[Any] = [
+            {"approved": True, "by": "ann"},
+            None,
+            (1, "tuple"),
+            {1: {2, 3}},
+            Point(5, 6),
+            b"bytes",
+            decimal.Decimal("2.50"),
+            float("inf"),
+        ]
+        posted = []
+        for i, payload in enumerate(payloads):
+            clock.advance(1)
+            signal = store.post_signal("r1", f"sig{i}", payload)
+            assert (signal.run_id, signal.name, signal.payload, signal.sent_at) == ("r1", f"sig{i}", payload, clock())
+            posted.append(signal)
+        store.post_signal("r2", "elsewhere", 0)
+        ids = [s.signal_id for s in posted]
+        assert ids == sorted(set(ids))
+        inbox = store.signals("r1")
+        assert inbox == posted
+        assert type(inbox[2].payload) is tuple
+        assert store.signals("r1", after=ids[2]) == posted[3:]
+        assert store.signals("r1", after=ids[-1]) == []
+        assert [s.name for s in store.signals("r2")] == ["elsewhere"]
+        assert all(isinstance(s, Signal) for s in inbox)
+
+    def test_post_signal_rejects_bad_arguments_and_writes_nothing(self, store: Store) -> None:
+        store.create_run(new_run("r1"))
+        for name in ("", None, 5):
+            with writes_nothing(store), pytest.raises(InvalidArgument):
+                store.post_signal("r1", name, 1)  # type: ignore[arg-type]
+        with writes_nothing(store), pytest.raises(InvalidArgument):
+            store.post_signal("r1", "go", Unpicklable())
+        with pytest.raises(InvalidArgument):
+            store.signals("r1", after=-1)
+
+    def test_signals_do_not_touch_the_log(self, store: Store) -> None:
+        store.create_run(new_run("r1"))
+        store.post_signal("r1", "go", 1)
+        assert store.get_run("r1").last_seq == 1
+        assert _events(store, "r1") == [submitted()]
+
+    # ============================================================ list_runs
+    def test_list_runs_filters(self, store: Store, clock: FakeClock) -> None:
+        created = {}
+        for run_id, workflow in (("a1", "alpha"), ("b1", "beta"), ("a2", "alpha"), ("a3", "alpha")):
+            created[run_id] = store.create_run(new_run(run_id, workflow=workflow))[0].created_at
+            clock.advance(10)
+        store.transition("a2", RunStatus.RUNNING)
+        store.transition("b1", RunStatus.RUNNING)
+        store.transition("a3", RunStatus.CANCELLED)
+
+        def ids(**kw: Any) -> list[str]:
+            records = store.list_runs(RunFilter(**kw))
+            assert all(r == store.get_run(r.run_id) for r in records)
+            return [r.run_id for r in records]
+
+        assert [r.run_id for r in store.list_runs()] == ["a3", "a2", "b1", "a1"]
+        assert [r.run_id for r in store.list_runs(None)] == ["a3", "a2", "b1", "a1"]
+        assert ids(newest_first=False) == ["a1", "b1", "a2", "a3"]
+        assert ids(workflow="alpha") == ["a3", "a2", "a1"]
+        assert ids(workflow="nope") == []
+        assert ids(status=RunStatus.RUNNING) == ["a2", "b1"]
+        assert ids(status="pending") == ["a1"]
+        assert ids(status=(RunStatus.RUNNING, "cancelled")) == ["a3", "a2", "b1"]
+        assert ids(status=[RunStatus.COMPLETED]) == []
+        assert ids(workflow="alpha", status=RunStatus.RUNNING) == ["a2"]
+        assert ids(created_after=created["b1"]) == ["a3", "a2", "b1"]  # inclusive
+        assert ids(created_before=created["a2"]) == ["b1", "a1"]  # exclusive
+        assert ids(created_after=created["b1"], created_before=created["a3"]) == ["a2", "b1"]
+        assert ids(created_after=created["a3"] + 1) == []
+        assert ids(limit=2) == ["a3", "a2"]
+        assert ids(limit=2, newest_first=False) == ["a1", "b1"]
+        assert ids(limit=1, workflow="alpha", newest_first=False) == ["a1"]
+        assert ids(limit=1000) == ["a3", "a2", "b1", "a1"]
+
+    @pytest.mark.parametrize(
+        "bad",
+        [
+            {"limit": 0},
+            {"limit": -1},
+            {"limit": 1.5},
+            {"limit": True},
+            {"status": "sleeping"},
+            {"status": ("running", "sleeping")},
+            {"created_after": "yesterday"},
+            {"created_before": True},
+            {"workflow": 5},
+        ],
+        ids=repr,
+    )
+    def test_bad_run_filters_are_invalid(self, store: Store, bad: dict[str, Any]) -> None:
+        with pytest.raises(InvalidArgument):
+            store.list_runs(RunFilter(**bad))
+
+    def test_list_runs_takes_only_a_run_filter(self, store: Store) -> None:
+        store.create_run(new_run("r1"))
+        for bad in ({"workflow": "wf"}, "wf", 5):
+            with pytest.raises(InvalidArgument):
+                store.list_runs(bad)  # type: ignore[arg-type]
+
+    # ================================================================ delete
+    def test_delete_removes_the_run_and_all_it_owns(self, store: Store) -> None:
+        lease = self.run_with_lease(store, "r1", key="once")
+        other = self.run_with_lease(store, "keep")
+        store.append("r1", [fact("a"), fact("b")], lease.token)
+        store.append("keep", [fact("k")], other.token)
+        store.save_snapshot("r1", 2, b"snap")
+        store.post_signal("r1", "go", 1)
+        store.post_signal("keep", "go", 2)
+        blob = b"shared fact"
+        store.save_fact(serialization.fact_hash(blob), blob)
+        keep_before = _state(store, "keep")
+
+        store.delete("r1")
+
+        assert store.exists("r1") is False
+        for call in ("get_run", "stream", "load_snapshot", "signals", "delete", "append", "post_signal"):
+            with pytest.raises(RunNotFound):
+                PER_RUN_CALLS[call](store, "r1", lease.token)
+        assert [r.run_id for r in store.list_runs()] == ["keep"]
+        assert _state(store, "keep") == keep_before
+        assert store.load_fact(serialization.fact_hash(blob)) == blob  # facts are shared and stay
+
+        # the id and the idempotency key are free again, and nothing old comes back
+        record, created = store.create_run(new_run("r2", key="once"))
+        assert (record.run_id, created) == ("r2", True)
+        record, created = store.create_run(new_run("r1"))
+        assert created is True and record.last_seq == 1 and record.lease == 0
+        assert _events(store, "r1") == [submitted()]
+        assert store.load_snapshot("r1") is None
+        assert store.signals("r1") == []
+
+    # =========================================================== concurrency
+    def _run_threads(self, targets: list[Callable[[], None]]) -> None:
+        errors: list[BaseException] = []
+        barrier = threading.Barrier(len(targets))
+
+        def wrap(target: Callable[[], None]) -> Callable[[], None]:
+            def body() -> None:
+                try:
+                    barrier.wait(timeout=60)
+                    target()
+                except BaseException as exc:  # noqa: BLE001 - reported below
+                    errors.append(exc)
+
+            return body
+
+        threads = [threading.Thread(target=wrap(t)) for t in targets]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=120)
+        assert not any(t.is_alive() for t in threads), "a writer thread hung"
+        assert errors == []
+
+    def test_threads_appending_to_different_runs(self, store: Store) -> None:
+        runs, appends, size = 6, 15, 2
+        leases = {f"r{i}": self.run_with_lease(store, f"r{i}").token for i in range(runs)}
+        receipts: dict[str, list[Receipt]] = {r: [] for r in leases}
+
+        def writer(run_id: str) -> Callable[[], None]:
+            def body() -> None:
+                for j in range(appends):
+                    batch = [fact(run_id, j * size + k) for k in range(size)]
+                    receipts[run_id].append(store.append(run_id, batch, leases[run_id]))
+
+            return body
+
+        self._run_threads([writer(r) for r in leases])
+        total = 1 + appends * size
+        for run_id in leases:
+            stored = list(store.stream(run_id))
+            assert [s.seq for s in stored] == list(range(1, total + 1))
+            assert [e.value for e in _facts(store, run_id)] == list(range(appends * size))
+            assert all(e.node == run_id for e in _facts(store, run_id))
+            assert [(r.first_seq, r.last_seq) for r in receipts[run_id]] == [
+                (2 + j * size, 1 + (j + 1) * size) for j in range(appends)
+            ]
+            assert store.get_run(run_id).last_seq == total
+
+    def test_threads_appending_to_one_run_with_one_lease(self, store: Store) -> None:
+        writers, appends, size = 6, 15, 3
+        lease = self.run_with_lease(store).token
+        receipts: dict[int, list[tuple[Receipt, list[Event]]]] = {w: [] for w in range(writers)}
+
+        def writer(w: int) -> Callable[[], None]:
+            def body() -> None:
+                for j in range(appends):
+                    batch: list[Event] = [fact(f"w{w}", (j, k)) for k in range(size)]
+                    receipts[w].append((store.append("r1", batch, lease), batch))
+
+            return body
+
+        self._run_threads([writer(w) for w in range(writers)])
+        total = 1 + writers * appends * size
+        stored = list(store.stream("r1"))
+        assert [s.seq for s in stored] == list(range(1, total + 1))
+        assert store.get_run("r1").last_seq == total
+        by_seq = {s.seq: s.event for s in stored}
+        ranges = []
+        for items in receipts.values():
+            assert len(items) == appends
+            for receipt, batch in items:
+                assert receipt.last_seq - receipt.first_seq + 1 == size
+                # the receipt proves exactly what was stored
+                assert [by_seq[s] for s in range(receipt.first_seq, receipt.last_seq + 1)] == batch
+                ranges.append((receipt.first_seq, receipt.last_seq))
+            # each writer's batches are stored in the order it appended them
+            firsts = [r.first_seq for r, _ in items]
+            assert firsts == sorted(firsts)
+        covered = sorted(s for first, last in ranges for s in range(first, last + 1))
+        assert covered == list(range(2, total + 1))  # disjoint and complete
+        events = [(e.node, e.value) for e in _facts(store, "r1")]
+        expected = [(f"w{w}", (j, k)) for w in range(writers) for j in range(appends) for k in range(size)]
+        assert sorted(events) == sorted(expected) and len(set(events)) == len(events)
+
+    def test_threads_racing_for_one_lease_get_exactly_one(self, store: Store) -> None:
+        store.create_run(new_run("r1"))
+        won: list[Lease] = []
+        lost: list[LeaseHeld] = []
+
+        def contender(owner: str) -> Callable[[], None]:
+            def body() -> None:
+                try:
+                    won.append(store.acquire_lease("r1", owner, TTL))
+                except LeaseHeld as exc:
+                    lost.append(exc)
+
+            return body
+
+        self._run_threads([contender(f"w{i}") for i in range(8)])
+        assert len(won) == 1 and len(lost) == 7
+        record = store.get_run("r1")
+        assert (record.lease, record.lease_owner) == (won[0].token, won[0].owner) == (1, won[0].owner)
+        assert all(exc.owner == won[0].owner for exc in lost)
+
+    def test_threads_racing_with_one_idempotency_key_create_one_run(self, store: Store) -> None:
+        results: list[tuple[RunRecord, bool]] = []
+
+        def submitter(i: int) -> Callable[[], None]:
+            return lambda: results.append(store.create_run(new_run(f"r{i}", key="the-key")))
+
+        self._run_threads([submitter(i) for i in range(8)])
+        winners = [r for r, created in results if created]
+        assert len(winners) == 1
+        assert {r.run_id for r, _ in results} == {winners[0].run_id}
+        assert [r.run_id for r in store.list_runs()] == [winners[0].run_id]
+
+    # ================================================================= close
+    @pytest.mark.parametrize("call", sorted(PER_RUN_CALLS) + sorted(GLOBAL_CALLS), ids=_call_id)
+    def test_every_call_after_close_raises_store_error(self, store: Store, call: str) -> None:
+        lease = self.run_with_lease(store)
+        store.close()
+        fn = PER_RUN_CALLS.get(call) or GLOBAL_CALLS[call]
+        with pytest.raises(StoreError) as info:
+            fn(store, "r1", lease.token)
+        assert not isinstance(info.value, (RunNotFound, FactNotFound))
+
+    def test_close_is_idempotent(self, store: Store) -> None:
+        store.close()
+        store.close()
+        with pytest.raises(StoreError):
+            store.get_run("r1")
+
+    # =========================================================== durability
+    def test_everything_survives_close_and_reopen(self, store: Store, tmp_path: Path, clock: FakeClock) -> None:
+        if not self.persistent:
+            pytest.skip("this store keeps nothing after close (persistent = False)")
+        lease = self.run_with_lease(store, "r1", key="k1")
+        store.create_runs([new_run("r2", workflow="other"), new_run("r3")])
+        store.append("r1", [fact("a", Point(1, 2)), fact("b")], lease.token, status=RunStatus.RUNNING)
+        store.transition("r3", RunStatus.CANCELLED)
+        store.save_snapshot("r1", 2, b"snap")
+        store.post_signal("r1", "go", {"x": (1, 2)})
+        blob = b"a fact"
+        store.save_fact(serialization.fact_hash(blob), blob)
+        world = _world(store)
+        store.close()
+
+        reopened = self.make_store(tmp_path, clock)
+        try:
+            assert _world(reopened) == world
+            assert reopened.load_fact(serialization.fact_hash(blob)) == blob
+            again, created = reopened.create_run(new_run("r9", key="k1"))
+            assert (again.run_id, created) == ("r1", False)
+            with pytest.raises(FencedError):
+                reopened.append("r1", [fact("c")], lease.token - 1)
+            assert reopened.append("r1", [fact("c")], lease.token) == Receipt(run_id="r1", first_seq=4, last_seq=4)
+            assert reopened.acquire_lease("r1", "w2", TTL, force=True).token == lease.token + 1
+            assert reopened.post_signal("r1", "more", 2).signal_id > world["r1"][3][0][0]
+        finally:
+            reopened.close()

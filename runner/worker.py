@@ -1,0 +1,426 @@
+"""The Worker: owns one run at a time under a lease and drives it in cycles.
+
+A cycle: fold what happened into the state, plan (bookkeeping events and
+runnable tasks), append those events in ONE fenced append (a step's result
+together with the starts it unlocks), then dispatch the new tasks as Ray
+tasks (or inline) and wait for the first one to finish. There is no
+barrier between siblings: each result is applied as soon as it arrives.
+
+Recovery: load the latest snapshot, stream the events after its cursor,
+fold; steps that were started but never finished are dispatched again.
+On FencedError the worker stops at once: another owner has the run.
+
+``RunExecutor`` holds the logic for one run; ``Worker`` is the thin Ray
+actor the Runner keeps in its pool and reuses run after run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import ray
+from ray.exceptions import RayError
+
+from runner import serialization
+from runner.context import installed
+from runner.errors import FencedError, SnapshotMismatch, StepTimeout, StoreError
+from runner.events import ErrorInfo, Event, FactRef, RunResumed, RunSuspended, SignalReceived, StepStarted, StoredEvent
+from runner.execution import run_task, step_context
+from runner.state import Task, TaskKey, WorkflowState
+from runner.store import RunStatus, status_after
+from runner.workflow import Workflow
+
+READ_CHUNK = 5_000
+
+
+@dataclass(frozen=True, kw_only=True)
+class WorkerConfig:
+    """How a worker drives runs. ``suspend_after``: a timer or retry due later than
+    this many seconds releases the worker; sooner ones are waited for in place."""
+
+    lease_ttl: float = 30.0
+    snapshot_every: int = 200
+    suspend_after: float = 5.0
+    fact_threshold: int = serialization.DEFAULT_FACT_THRESHOLD
+
+
+@dataclass(frozen=True, kw_only=True)
+class RecoveryStats:
+    """What recovering a run read: the snapshot's cursor and how many events were streamed after it."""
+
+    snapshot_cursor: int = 0
+    events_streamed: int = 0
+    redispatched: tuple[TaskKey, ...] = ()
+    seconds: float = 0.0
+
+
+@dataclass(frozen=True, kw_only=True)
+class Outcome:
+    """How a worker's turn with a run ended. ``status``: a run status, or "fenced"."""
+
+    run_id: str
+    status: str
+    wake_at: float | None = None
+    recovery: RecoveryStats = field(default_factory=RecoveryStats)
+
+
+@dataclass
+class _InFlight:
+    task: Task
+    future: asyncio.Future[Any]
+    ref: Any = None
+    deadline: float | None = None
+
+
+# ----------------------------------------------------------------- step task
+_DEFINITIONS: dict[str, Workflow] = {}
+
+
+def _definition(definition_hash: str, blob: bytes) -> Workflow:
+    workflow = _DEFINITIONS.get(definition_hash)
+    if workflow is None:
+        if len(_DEFINITIONS) > 64:
+            _DEFINITIONS.clear()
+        workflow = serialization.loads(blob)
+        _DEFINITIONS[definition_hash] = workflow
+    return workflow
+
+
+def _resolve(value: Any, store: Any) -> Any:
+    if isinstance(value, FactRef):
+        return serialization.loads(ray.get(store.load_fact.remote(value.hash)))
+    return value
+
+
+def execute_step(
+    run_id: str,
+    workflow: Workflow,
+    task: Task,
+    store: Any,
+    fact_threshold: int,
+) -> tuple[str, Any]:
+    """Run one task: ("ok", value or FactRef) or ("error", ErrorInfo). Never raises for user errors."""
+    node = workflow.nodes[task.node]
+    try:
+        inputs = tuple(_resolve(v, store) for v in task.inputs)
+        with installed(step_context(run_id, task)):
+            value = run_task(node, task, inputs)
+        stored, blob = serialization.externalize(value, fact_threshold)
+        if blob is not None:
+            ray.get(store.save_fact.remote(stored.hash, blob))
+        return ("ok", stored)
+    except Exception as exc:
+        return ("error", serialization.error_info(exc))
+
+
+@ray.remote(max_retries=0)
+def _step_task(
+    run_id: str, definition_hash: str, definition: bytes, task: Task, store: Any, fact_threshold: int
+) -> tuple[str, Any]:
+    return execute_step(run_id, _definition(definition_hash, definition), task, store, fact_threshold)
+
+
+# ------------------------------------------------------------------ executor
+class RunExecutor:
+    """Drives one run from recovery to an outcome. Not thread-safe; one per run turn."""
+
+    def __init__(self, run_id: str, store: Any, owner: str, config: WorkerConfig) -> None:
+        self.run_id = run_id
+        self.store = store
+        self.owner = owner
+        self.config = config
+        self.rng = random.Random()
+        self.lease = 0
+        self.state: WorkflowState | None = None
+        self._buffer: list[Event] = []
+        self._in_flight: dict[TaskKey, _InFlight] = {}
+        self._snapshot_cursor = 0
+        self._poke = asyncio.Event()
+        self._fenced: FencedError | None = None
+        self._definition_ref: Any = None
+        self._definition_hash = ""
+        self._pending_facts: list[tuple[str, bytes]] = []
+
+    def poke(self) -> None:
+        """Something outside changed (a signal arrived): look again."""
+        self._poke.set()
+
+    # ------------------------------------------------------------ recovery
+    async def recover(self) -> tuple[WorkflowState, RecoveryStats]:
+        started = time.monotonic()
+        lease = await self.store.acquire_lease.remote(self.run_id, self.owner, self.config.lease_ttl, force=True)
+        self.lease = lease.token
+        record = await self.store.get_run.remote(self.run_id)
+        workflow: Workflow = _definition(record.definition_hash, record.definition)
+        self._definition_hash = record.definition_hash
+        self._definition_ref = ray.put(record.definition)
+        snapshot = await self.store.load_snapshot.remote(self.run_id)
+        state = WorkflowState(workflow)
+        if snapshot is not None:
+            try:
+                state = WorkflowState.restore(workflow, snapshot.blob)
+            except SnapshotMismatch:
+                state = WorkflowState(workflow)
+        snapshot_cursor = state.cursor
+        streamed = 0
+        while True:
+            chunk: list[StoredEvent] = await self.store.read_events.remote(self.run_id, state.cursor, READ_CHUNK)
+            for stored in chunk:
+                state.apply(stored)
+            streamed += len(chunk)
+            if len(chunk) < READ_CHUNK:
+                break
+        self._snapshot_cursor = state.cursor
+        self.state = state
+        stats = RecoveryStats(
+            snapshot_cursor=snapshot_cursor,
+            events_streamed=streamed,
+            redispatched=tuple(state.started()),
+            seconds=time.monotonic() - started,
+        )
+        return state, stats
+
+    # --------------------------------------------------------------- cycles
+    async def run(self) -> Outcome:
+        state, stats = await self.recover()
+        record = await self.store.get_run.remote(self.run_id)
+        if record.status.is_terminal or state.is_finished:
+            return Outcome(run_id=self.run_id, status=record.status.value, recovery=stats)
+        renewer = asyncio.get_running_loop().create_task(self._renew_lease())
+        try:
+            if record.status is RunStatus.PENDING:
+                await self.store.transition.remote(self.run_id, RunStatus.RUNNING, lease=self.lease)
+            elif record.status in (RunStatus.SUSPENDED, RunStatus.PAUSED):
+                self._stage(RunResumed())
+            outcome = await self._cycles()
+            return Outcome(run_id=self.run_id, status=outcome[0], wake_at=outcome[1], recovery=stats)
+        except FencedError:
+            self._cancel_all()
+            return Outcome(run_id=self.run_id, status="fenced", recovery=stats)
+        finally:
+            renewer.cancel()
+
+    async def _cycles(self) -> tuple[str, float | None]:
+        state = self.state
+        assert state is not None
+        while True:
+            if self._fenced is not None:
+                raise self._fenced
+            await self._take_signals()
+            now = time.time()
+            for event in state.advance(now):
+                self._stage(event)
+            if state.is_finished:
+                await self._flush()
+                self._cancel_all()
+                return state.status, None
+            tasks = state.runnables(self._in_flight.keys(), now)
+            for task in tasks:
+                self._stage(StepStarted(node=task.node, item=task.item, attempt=task.attempt, lease=self.lease, at=now))
+            await self._flush()
+            inline_ran = False
+            for task in tasks:
+                inline_ran |= self._dispatch(task)
+            if inline_ran:
+                continue
+            if not self._in_flight:
+                wake_at = state.next_wakeup()
+                if wake_at is None or wake_at - time.time() > self.config.suspend_after:
+                    reason = "waiting for signal " + ", ".join(state.waiting_for()) if state.waiting_for() else "waiting for a timer"
+                    self._stage(RunSuspended(reason=reason, wake_at=wake_at))
+                    await self._flush()
+                    await self._release()
+                    return RunStatus.SUSPENDED.value, wake_at
+            await self._wait_for_something(state.next_wakeup())
+            self._collect_finished()
+
+    async def _wait_for_something(self, wake_at: float | None) -> None:
+        deadlines = [f.deadline for f in self._in_flight.values() if f.deadline is not None]
+        if wake_at is not None:
+            deadlines.append(wake_at)
+        timeout = max(0.0, min(deadlines) - time.time()) if deadlines else None
+        poke = asyncio.ensure_future(self._poke.wait())
+        waiting = [f.future for f in self._in_flight.values()] + [poke]
+        try:
+            await asyncio.wait(waiting, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            poke.cancel()
+        self._poke.clear()
+
+    def _collect_finished(self) -> None:
+        state = self.state
+        assert state is not None
+        now = time.time()
+        for key, flight in list(self._in_flight.items()):
+            if flight.future.done():
+                del self._in_flight[key]
+                try:
+                    kind, payload = flight.future.result()
+                except RayError as exc:  # the task's process died or the task was cancelled
+                    kind, payload = "error", serialization.error_info(exc)
+                self._stage_outcome(flight.task, kind, payload, now)
+            elif flight.deadline is not None and flight.deadline <= now:
+                del self._in_flight[key]
+                ray.cancel(flight.ref, force=True)
+                timeout = self._node_timeout(flight.task)
+                error = serialization.error_info(StepTimeout(flight.task.node, timeout))
+                self._stage_outcome(flight.task, "error", error, now)
+
+    def _stage_outcome(self, task: Task, kind: str, payload: Any, now: float) -> None:
+        state = self.state
+        assert state is not None
+        if state.is_finished:
+            return
+        if kind == "ok":
+            events = state.success_events(task, payload, now)
+        else:
+            error = payload if isinstance(payload, ErrorInfo) else serialization.error_info(RuntimeError(str(payload)))
+            events = state.failure_events(task, error, now, self.rng)
+        for event in events:
+            self._stage(event)
+
+    def _dispatch(self, task: Task) -> bool:
+        """Start a task; True if it ran inline (its outcome is already staged)."""
+        state = self.state
+        assert state is not None
+        node = state.workflow.nodes[task.node]
+        if node.inline:
+            kind, payload = self._run_inline(state.workflow, task)
+            self._stage_outcome(task, kind, payload, time.time())
+            return True
+        options: dict[str, Any] = node.resources.ray_options()
+        ref = _step_task.options(**options).remote(
+            self.run_id, self._definition_hash, self._definition_ref, task, self.store, self.config.fact_threshold
+        )
+        future = asyncio.wrap_future(ref.future())
+        timeout = node.policy.timeout
+        deadline = time.time() + timeout if timeout else None
+        self._in_flight[task.key] = _InFlight(task=task, future=future, ref=ref, deadline=deadline)
+        return False
+
+    def _run_inline(self, workflow: Workflow, task: Task) -> tuple[str, Any]:
+        node = workflow.nodes[task.node]
+        try:
+            inputs = tuple(self._resolve_inline(v) for v in task.inputs)
+            with installed(step_context(self.run_id, task)):
+                value = run_task(node, task, inputs)
+            stored, blob = serialization.externalize(value, self.config.fact_threshold)
+        except Exception as exc:
+            return "error", serialization.error_info(exc)
+        if blob is not None:
+            self._pending_facts.append((stored.hash, blob))
+        return "ok", stored
+
+    def _resolve_inline(self, value: Any) -> Any:
+        if isinstance(value, FactRef):
+            return serialization.loads(ray.get(self.store.load_fact.remote(value.hash)))
+        return value
+
+    def _node_timeout(self, task: Task) -> float:
+        assert self.state is not None
+        return self.state.workflow.nodes[task.node].policy.timeout or 0.0
+
+    def _cancel_all(self) -> None:
+        for flight in self._in_flight.values():
+            if flight.ref is not None:
+                ray.cancel(flight.ref, force=True)
+        self._in_flight.clear()
+
+    # -------------------------------------------------------------- writes
+    def _stage(self, event: Event) -> None:
+        state = self.state
+        assert state is not None
+        state.apply(StoredEvent(run_id=self.run_id, seq=state.cursor + 1, event=event))
+        self._buffer.append(event)
+
+    async def _flush(self) -> None:
+        if not self._buffer:
+            return
+        state = self.state
+        assert state is not None
+        for fact_hash, blob in self._pending_facts:
+            await self.store.save_fact.remote(fact_hash, blob)
+        self._pending_facts.clear()
+        events, self._buffer = self._buffer, []
+        expected_first = state.cursor - len(events) + 1
+        receipt = await self._store_call(self.store.append.remote(self.run_id, events, self.lease, status_after(events)))
+        if receipt.first_seq != expected_first or receipt.last_seq != state.cursor:
+            raise StoreError(
+                f"run {self.run_id!r}: the store put events at {receipt.first_seq}..{receipt.last_seq}, "
+                f"expected {expected_first}..{state.cursor}; another writer must exist, stopping"
+            )
+        if state.cursor - self._snapshot_cursor >= self.config.snapshot_every and not state.is_finished:
+            await self.store.save_snapshot.remote(self.run_id, state.cursor, state.snapshot())
+            self._snapshot_cursor = state.cursor
+
+    async def _store_call(self, ref: Any) -> Any:
+        try:
+            return await ref
+        except FencedError as exc:
+            self._fenced = exc
+            raise
+
+    async def _take_signals(self) -> None:
+        state = self.state
+        assert state is not None
+        if not state.waiting_for():
+            return
+        signals = await self.store.signals.remote(self.run_id, state.last_signal_id)
+        for signal in signals:
+            self._stage(SignalReceived(signal_id=signal.signal_id, name=signal.name, payload=signal.payload))
+
+    async def _renew_lease(self) -> None:
+        interval = self.config.lease_ttl / 3
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await self.store.renew_lease.remote(self.run_id, self.lease, self.config.lease_ttl)
+            except FencedError as exc:
+                self._fenced = exc
+                self._poke.set()
+                return
+
+    async def _release(self) -> None:
+        try:
+            await self.store.release_lease.remote(self.run_id, self.lease)
+        except FencedError as exc:
+            self._fenced = exc
+
+
+class Worker:
+    """The Ray actor: runs one run at a time, reused by the Runner for the next one."""
+
+    def __init__(self, store: Any, config: WorkerConfig, worker_id: str) -> None:
+        self.store = store
+        self.config = config
+        self.worker_id = worker_id
+        self._current: RunExecutor | None = None
+        self.runs_done = 0
+
+    async def execute(self, run_id: str) -> Outcome:
+        executor = RunExecutor(run_id, self.store, self.worker_id, self.config)
+        self._current = executor
+        try:
+            return await executor.run()
+        finally:
+            self._current = None
+            self.runs_done += 1
+
+    async def poke(self, run_id: str) -> bool:
+        current = self._current
+        if current is not None and current.run_id == run_id:
+            current.poke()
+            return True
+        return False
+
+    async def pid(self) -> int:
+        return os.getpid()
+
+    async def current_run(self) -> str | None:
+        return None if self._current is None else self._current.run_id
+
