@@ -25,6 +25,7 @@ from runner.events import EVENT_TYPES, ErrorInfo, Event, FactRef, kind_of
 DEFAULT_FACT_THRESHOLD = 16 * 1024
 _VALUE_FIELDS = frozenset({"input", "value", "payload", "result"})
 _SCALARS = (str, int, bool, type(None))
+_JSON_BUDGET = 1_000  # values with more parts than this are pickled rather than checked
 
 
 def dumps(value: Any) -> bytes:
@@ -92,11 +93,30 @@ def exception_of(info: ErrorInfo) -> BaseException | None:
 
 
 # ------------------------------------------------------------------ events
+def _plain_json(value: Any, budget: list[int]) -> bool:
+    """True if JSON round-trips ``value`` exactly: str-keyed dicts, lists and scalars of exact
+    built-in types (a str or int subclass, an Enum member say, must come back as itself)."""
+    budget[0] -= 1
+    if budget[0] < 0:
+        return False
+    kind = type(value)
+    if kind in _SCALARS:
+        return True
+    if kind is float:
+        return math.isfinite(value)
+    if kind is list:
+        return all(_plain_json(v, budget) for v in value)
+    if kind is dict:
+        return all(type(k) is str and _plain_json(v, budget) for k, v in value.items())
+    return False
+
+
 def encode_value(value: Any) -> dict[str, Any]:
+    """A tagged form of a user value: ``json`` when JSON keeps it exactly (readable from SQL),
+    ``fact`` for a FactRef, ``pickle`` (base64 cloudpickle) for everything else."""
     if isinstance(value, FactRef):
         return {"fact": value.hash, "size": value.size, "length": value.length}
-    # exact types: a str or int subclass (an Enum member, say) must come back as itself
-    if type(value) in _SCALARS or (type(value) is float and math.isfinite(value)):
+    if _plain_json(value, [_JSON_BUDGET]):
         return {"json": value}
     return {"pickle": base64.b64encode(dumps(value)).decode("ascii")}
 

@@ -379,9 +379,9 @@ class WorkflowState:
             raise FoldError(f"StepSkipped for {e.node!r} which already has a result")
         if self._inputs(node) is None:
             raise FoldError(f"StepSkipped for {e.node!r} before its upstream components resolved")
-        rec = self._d.tasks.get((e.node, None))
-        if rec is not None:
-            rec.status, rec.value, rec.finished_at = SKIPPED_STATUS, SKIPPED, e.at
+        whole = self._d.tasks.get((e.node, None))
+        if whole is not None:
+            whole.status, whole.value, whole.finished_at = SKIPPED_STATUS, SKIPPED, e.at
         self._d.results[e.node] = SKIPPED
 
     def _on_signal(self, run_id: str, e: SignalReceived) -> None:

@@ -57,7 +57,14 @@ def produced(node: str, value: Any, attempt: int = 1, item: int | None = None, *
 
 
 def failed(node: str, attempt: int = 1, retry_at: float | None = None, item: int | None = None) -> StepFailed:
-    return StepFailed(node=node, attempt=attempt, error=ErrorInfo(type="ValueError", message="boom"), retry_at=retry_at, item=item, at=0.0)
+    return StepFailed(
+        node=node,
+        attempt=attempt,
+        error=ErrorInfo(type="ValueError", message="boom"),
+        retry_at=retry_at,
+        item=item,
+        at=0.0,
+    )
 
 
 def fold(wf: Workflow, *events: Any) -> WorkflowState:
@@ -125,7 +132,13 @@ def test_diamond_join_runs_after_both_branches_with_values_in_after_order():
 
 def test_join_is_not_runnable_until_every_upstream_resolved():
     wf = diamond()
-    prefix = [submitted(wf, {"items": [1]}), started("load"), produced("load", [1]), started("total"), produced("total", 1)]
+    prefix = [
+        submitted(wf, {"items": [1]}),
+        started("load"),
+        produced("load", [1]),
+        started("total"),
+        produced("total", 1),
+    ]
     state = fold(wf, *prefix)
     assert [t.node for t in state.runnables()] == ["count"]
     state = fold(wf, *prefix, started("count"))
@@ -377,7 +390,9 @@ def test_map_item_skip_and_fallback_stand_in_the_list():
 
 
 # ------------------------------------------------------------------ retries
-def flaky_workflow(fail_times: int, exc: type[BaseException] = ValueError, **options: Any) -> tuple[Workflow, list[int]]:
+def flaky_workflow(
+    fail_times: int, exc: type[BaseException] = ValueError, **options: Any
+) -> tuple[Workflow, list[int]]:
     calls: list[int] = []
     wf = Workflow("flaky")
 
@@ -569,7 +584,7 @@ def test_jitter_retry_at_is_seeded_and_bounded():
     delays = retry_ats(1)
     assert delays == retry_ats(1)
     assert delays != retry_ats(2)
-    assert all(0 <= d <= ceiling for d, ceiling in zip(delays, [4, 8, 16]))
+    assert all(0 <= d <= ceiling for d, ceiling in zip(delays, [4, 8, 16], strict=True))
 
 
 def test_failure_events_planning():
@@ -578,7 +593,9 @@ def test_failure_events_planning():
     state = fold(wf, submitted(wf), started("s"))
     err = ErrorInfo(type="ValueError", message="x")
     first = Task(node="s", attempt=1, inputs=(None,))
-    assert state.failure_events(first, err, now=10.0) == [StepFailed(node="s", attempt=1, error=err, retry_at=13.0, at=10.0)]
+    assert state.failure_events(first, err, now=10.0) == [
+        StepFailed(node="s", attempt=1, error=err, retry_at=13.0, at=10.0)
+    ]
     last = Task(node="s", attempt=2, inputs=(None,))
     assert state.failure_events(last, err, now=10.0) == [
         StepFailed(node="s", attempt=2, error=err, at=10.0),
@@ -615,7 +632,13 @@ def test_next_wakeup_is_the_earliest_of_retries_and_timers():
     wf.sleep(30, name="nap")
     state = fold(wf, submitted(wf, 1), TimerScheduled(node="nap", due_at=30.0, at=0.0))
     assert state.next_wakeup() == 30.0
-    state = fold(wf, submitted(wf, 1), TimerScheduled(node="nap", due_at=30.0, at=0.0), started("a"), failed("a", 1, retry_at=12.0))
+    state = fold(
+        wf,
+        submitted(wf, 1),
+        TimerScheduled(node="nap", due_at=30.0, at=0.0),
+        started("a"),
+        failed("a", 1, retry_at=12.0),
+    )
     assert state.next_wakeup() == 12.0
     assert fold(wf, submitted(wf, 1)).next_wakeup() is None
 
@@ -631,7 +654,13 @@ def test_priority_orders_runnables_then_definition_order_then_item():
     wf.map(lambda i: i, name="urgent_map", after="items", priority=9)
     state = fold(wf, submitted(wf, 0))
     assert [t.node for t in state.runnables()] == ["high", "plain", "plain2", "items", "low"]
-    state = fold(wf, submitted(wf, 0), started("items"), produced("items", [1, 2, 3]), MapExpanded(node="urgent_map", count=3, at=0.0))
+    state = fold(
+        wf,
+        submitted(wf, 0),
+        started("items"),
+        produced("items", [1, 2, 3]),
+        MapExpanded(node="urgent_map", count=3, at=0.0),
+    )
     assert [(t.node, t.item) for t in state.runnables()] == [
         ("urgent_map", 0),
         ("urgent_map", 1),
@@ -652,7 +681,14 @@ def test_priority_orders_runnables_then_definition_order_then_item():
 
 def test_orphaned_started_tasks_are_offered_again_unless_in_flight():
     wf = diamond()
-    state = fold(wf, submitted(wf, {"items": [1]}), started("load"), produced("load", [1]), started("total"), started("count", attempt=1))
+    state = fold(
+        wf,
+        submitted(wf, {"items": [1]}),
+        started("load"),
+        produced("load", [1]),
+        started("total"),
+        started("count", attempt=1),
+    )
     assert sorted(state.started()) == [("count", None), ("total", None)]
     # a worker that lost the tasks (crashed) gets them back, same attempt: at least once
     assert state.runnables() == [
@@ -668,8 +704,16 @@ def test_orphaned_started_tasks_are_offered_again_unless_in_flight():
 
 def test_orphaned_map_items_are_offered_again():
     wf = map_reduce()
-    state = fold(wf, submitted(wf, [1, 2]), started("items"), produced("items", [1, 2]), MapExpanded(node="square", count=2, at=0.0),
-                 started("square", item=0), started("square", item=1), produced("square", 4, item=1))
+    state = fold(
+        wf,
+        submitted(wf, [1, 2]),
+        started("items"),
+        produced("items", [1, 2]),
+        MapExpanded(node="square", count=2, at=0.0),
+        started("square", item=0),
+        started("square", item=1),
+        produced("square", 4, item=1),
+    )
     assert state.runnables() == [Task(node="square", item=0, attempt=1, inputs=([1, 2],))]
     assert state.runnables(in_flight=[("square", 0)]) == []
 
@@ -729,7 +773,15 @@ def test_wait_suspends_until_the_signal_arrives_after_the_wait_is_reached():
     assert run.state.waiting_for() == []
     assert run.state.last_signal_id == 1
     kinds = [kind_of(s.event) for s in run.log]
-    assert kinds[-7:] == ["RunSuspended", "SignalReceived", "RunResumed", "FactProduced", "StepStarted", "FactProduced", "RunCompleted"]
+    assert kinds[-7:] == [
+        "RunSuspended",
+        "SignalReceived",
+        "RunResumed",
+        "FactProduced",
+        "StepStarted",
+        "FactProduced",
+        "RunCompleted",
+    ]
     assert_seq_gapless(run)
 
 
@@ -913,12 +965,25 @@ BASE = [submitted(STRICT, 1), started("a"), produced("a", 1)]
         # starts that cannot happen
         (BASE[:1], started("b"), "StepStarted for 'b' before its upstream components resolved"),
         (BASE, started("a", attempt=2), "StepStarted for 'a' which already has a result"),
-        (BASE + [started("items"), produced("items", [1, 2]), MapExpanded(node="m", count=2), started("m", item=0),
-                 produced("m", 1, item=0)], started("m", item=0), "StepStarted for 'm'\\[0\\] which is already done"),
+        (
+            BASE
+            + [
+                started("items"),
+                produced("items", [1, 2]),
+                MapExpanded(node="m", count=2),
+                started("m", item=0),
+                produced("m", 1, item=0),
+            ],
+            started("m", item=0),
+            "StepStarted for 'm'\\[0\\] which is already done",
+        ),
         (BASE + [started("b", attempt=2)], started("b", attempt=1), "StepStarted attempt 1 for 'b' after attempt 2"),
         (BASE[:1], started("a", attempt=0), "StepStarted attempt 0 for 'a' after attempt 0"),
-        (BASE + [started("r"), StepSkipped(node="r", reason="no"), StepSkipped(node="after_r", reason="all")],
-         started("after_r"), "StepStarted for 'after_r' which already has a result"),
+        (
+            BASE + [started("r"), StepSkipped(node="r", reason="no"), StepSkipped(node="after_r", reason="all")],
+            started("after_r"),
+            "StepStarted for 'after_r' which already has a result",
+        ),
         # failures and skips that cannot happen
         (BASE, failed("b"), "StepFailed for 'b' which is waiting, not running"),
         (BASE, failed("a"), "StepFailed for 'a' which is done, not running"),
@@ -927,23 +992,43 @@ BASE = [submitted(STRICT, 1), started("a"), produced("a", 1)]
         # maps
         (BASE, MapExpanded(node="a", count=1), "MapExpanded for 'a', which is not an unexpanded map"),
         (BASE[:1], MapExpanded(node="m", count=1), "MapExpanded for 'm' before its upstream component resolved"),
-        (BASE + [started("items"), produced("items", [1]), MapExpanded(node="m", count=1)],
-         MapExpanded(node="m", count=1), "not an unexpanded map"),
+        (
+            BASE + [started("items"), produced("items", [1]), MapExpanded(node="m", count=1)],
+            MapExpanded(node="m", count=1),
+            "not an unexpanded map",
+        ),
         (BASE + [started("items"), produced("items", [1])], MapExpanded(node="m", count=-1), "negative count -1"),
-        (BASE + [started("items"), produced("items", [1]), MapExpanded(node="m", count=1)],
-         started("m", item=1), "'m'\\[1\\] is not an item of expanded map 'm'"),
-        (BASE + [started("items"), produced("items", [1]), MapExpanded(node="m", count=1)],
-         started("m"), "'m' is not an item of expanded map 'm'"),
-        (BASE + [started("items"), produced("items", [1]), MapExpanded(node="m", count=1)],
-         failed("m"), "StepFailed for map 'm' as a whole after it expanded"),
+        (
+            BASE + [started("items"), produced("items", [1]), MapExpanded(node="m", count=1)],
+            started("m", item=1),
+            "'m'\\[1\\] is not an item of expanded map 'm'",
+        ),
+        (
+            BASE + [started("items"), produced("items", [1]), MapExpanded(node="m", count=1)],
+            started("m"),
+            "'m' is not an item of expanded map 'm'",
+        ),
+        (
+            BASE + [started("items"), produced("items", [1]), MapExpanded(node="m", count=1)],
+            failed("m"),
+            "StepFailed for map 'm' as a whole after it expanded",
+        ),
         (BASE[:1], failed("m"), "StepFailed for map 'm' before its upstream component resolved"),
         # timers
         (BASE, TimerFired(node="nap"), "TimerFired for 'nap', which has no pending timer"),
         (BASE, TimerScheduled(node="a", due_at=1.0), "TimerScheduled for 'a', which is not a sleep ready to start"),
-        (BASE + [TimerScheduled(node="nap", due_at=1.0)], TimerScheduled(node="nap", due_at=2.0), "not a sleep ready to start"),
+        (
+            BASE + [TimerScheduled(node="nap", due_at=1.0)],
+            TimerScheduled(node="nap", due_at=2.0),
+            "not a sleep ready to start",
+        ),
         # after the end
         (BASE + [RunCompleted(result=1)], started("b"), "StepStarted after the run ended \\(completed\\)"),
-        (BASE + [RunFailed(error=ErrorInfo(type="E", message="m"), node="a")], RunResumed(), "RunResumed after the run ended \\(failed\\)"),
+        (
+            BASE + [RunFailed(error=ErrorInfo(type="E", message="m"), node="a")],
+            RunResumed(),
+            "RunResumed after the run ended \\(failed\\)",
+        ),
         (BASE + [RunCancelled()], RunCompleted(result=1), "RunCompleted after the run ended \\(cancelled\\)"),
     ],
 )

@@ -99,7 +99,7 @@ def run_randomly(wf: Workflow, data: st.DataObject) -> InProcessRun:
         run.run(intercept)
         if run.state.is_finished:
             break
-        action = data.draw(st.sampled_from(["signal", "pause", "suspend", "cancel"]))
+        action = data.draw(st.sampled_from(["signal", "signal", "pause", "suspend", "cancel"]))
         if action == "pause":
             run.record(RunPaused(at=run.now))
             assert run.state.status == "paused"
@@ -177,7 +177,10 @@ def test_a_snapshot_for_another_definition_raises_snapshot_mismatch():
     run = InProcessRun(first, 1)
     run.run()
     snapshot = run.state.snapshot()
-    with pytest.raises(SnapshotMismatch, match=r"snapshot was taken for definition [0-9a-f]{12}, not 'same' [0-9a-f]{12}; fold the full log instead"):
+    with pytest.raises(
+        SnapshotMismatch,
+        match=r"snapshot was taken for definition [0-9a-f]{12}, not 'same' [0-9a-f]{12}; fold the full log instead",
+    ):
         WorkflowState.from_events(second, [], snapshot=snapshot)
     with pytest.raises(SnapshotMismatch):
         WorkflowState.restore(second, snapshot)

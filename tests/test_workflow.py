@@ -162,7 +162,7 @@ def test_jitter_delay_is_within_the_exponential_ceiling():
     rng = random.Random(7)
     delays = [policy.retry_delay(attempt, rng) for attempt in (1, 2, 3, 4, 5) for _ in range(20)]
     ceilings = [min(5, 2 ** (attempt - 1)) for attempt in (1, 2, 3, 4, 5) for _ in range(20)]
-    assert all(0 <= d <= c for d, c in zip(delays, ceilings))
+    assert all(0 <= d <= c for d, c in zip(delays, ceilings, strict=True))
     assert len(set(delays)) > 50  # actually random, not the ceiling
     # the same seed gives the same delays (in-process runs are reproducible)
     rng2 = random.Random(7)
@@ -287,7 +287,9 @@ def test_wrong_arity_for_a_join():
     def join(only_one):
         return only_one
 
-    with pytest.raises(DefinitionError, match=r"function 'join' cannot be called with 2 positional argument\(s\) \(upstream a, b\)") as info:
+    with pytest.raises(
+        DefinitionError, match=r"function 'join' cannot be called with 2 positional argument\(s\) \(upstream a, b\)"
+    ) as info:
         wf.step(join, after=[a, b])
     assert info.value.component == "join"
     # *args and defaults are fine
@@ -360,7 +362,10 @@ def test_root_step_takes_zero_or_one_parameter():
 def test_root_fallback_matches_the_root_function_arity():
     wf = Workflow("w")
     wf.step(lambda: 1, name="zero", fallback=lambda: 0)
-    with pytest.raises(DefinitionError, match="fallback '<lambda>' cannot be called with 0 positional argument\\(s\\) \\(the run input\\)"):
+    with pytest.raises(
+        DefinitionError,
+        match="fallback '<lambda>' cannot be called with 0 positional argument\\(s\\) \\(the run input\\)",
+    ):
         wf.step(lambda: 1, name="zero2", fallback=lambda x: 0)
 
 

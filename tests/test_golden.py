@@ -1,0 +1,246 @@
+"""Golden histories: committed event logs that must keep decoding and folding the same way.
+
+Each file in tests/golden/ is a JSON list of ``{"seq", "kind", "payload"}``
+where ``payload`` is the parsed JSON of ``serialization.encode_event``. The
+tests only read them; a change to an event class or to the encoding that
+breaks old logs fails here. Regenerate deliberately (and review the diff):
+
+    REGENERATE_GOLDEN=1 .venv/bin/python tests/test_golden.py
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from runner import SKIPPED
+from runner.events import EVENT_TYPES, ErrorInfo, StepFailed, StoredEvent
+from runner.serialization import decode_event, decode_value, encode_event
+from runner.state import WorkflowState
+from runner.workflow import Workflow
+
+GOLDEN = Path(__file__).parent / "golden"
+RUN_ID = "golden-run"
+
+
+# ------------------------------------------------------------ the workflows
+def join_rule_workflow() -> Workflow:
+    wf = Workflow("join_rule")
+
+    @wf.step()
+    def price(order):
+        return sum(order["items"])
+
+    @wf.step()
+    def stock(order):
+        return len(order["items"]) <= order["available"]
+
+    @wf.rule(after=price, when=lambda p: p > 100)
+    def review(p):
+        return f"review {p}"
+
+    @wf.step(after=review)
+    def notify(r):
+        return f"notified {r}"
+
+    @wf.step(after=[price, stock, review])
+    def ship(p, s, r):
+        return {"price": p, "in_stock": s, "reviewed": r is not SKIPPED}
+
+    return wf
+
+
+def retry_workflow(calls: list[int] | None = None) -> Workflow:
+    calls = [] if calls is None else calls
+    wf = Workflow("retry")
+
+    @wf.step(retries=3, backoff="linear", backoff_base=2)
+    def charge(order):
+        calls.append(1)
+        if len(calls) < 3:
+            raise ConnectionError(f"gateway timeout {len(calls)}")
+        return {"charged": order["amount"]}
+
+    @wf.step(after=charge)
+    def receipt(c):
+        return f"receipt for {c['charged']}"
+
+    return wf
+
+
+def map_reduce_workflow() -> Workflow:
+    wf = Workflow("map_reduce")
+
+    @wf.step()
+    def items(order):
+        return order["items"]
+
+    @wf.map(after=items)
+    def square(x):
+        return x * x
+
+    @wf.reduce(after=square)
+    def total(xs):
+        return sum(xs)
+
+    return wf
+
+
+CASES: dict[str, tuple[Any, Any]] = {
+    # name: (workflow builder, input)
+    "join_rule": (join_rule_workflow, {"items": [10, 20], "available": 5}),
+    "retry": (retry_workflow, {"amount": 42}),
+    "map_reduce": (map_reduce_workflow, {"items": [1, 2, 3]}),
+}
+
+
+# ------------------------------------------------------------------ reading
+def load(name: str) -> list[dict[str, Any]]:
+    return json.loads((GOLDEN / f"{name}.json").read_text())
+
+
+def decode(entries: list[dict[str, Any]]) -> list[StoredEvent]:
+    return [
+        StoredEvent(run_id=RUN_ID, seq=e["seq"], event=decode_event(e["kind"], json.dumps(e["payload"])))
+        for e in entries
+    ]
+
+
+def fold(name: str) -> tuple[WorkflowState, list[StoredEvent]]:
+    builder, _ = CASES[name]
+    log = decode(load(name))
+    return WorkflowState.from_events(builder(), log), log
+
+
+def kinds(log: list[StoredEvent]) -> list[str]:
+    return [type(s.event).__name__ for s in log]
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_golden_file_is_well_formed(name):
+    entries = load(name)
+    assert [e["seq"] for e in entries] == list(range(1, len(entries) + 1))
+    assert all(set(e) == {"seq", "kind", "payload"} for e in entries)
+    assert all(e["kind"] in EVENT_TYPES for e in entries)
+    assert entries[0]["kind"] == "RunSubmitted" and entries[-1]["kind"] in ("RunCompleted", "RunFailed")
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_golden_payloads_still_encode_the_same_way(name):
+    """Every stored field comes back from decode + encode unchanged (new fields may be added)."""
+    for entry, stored in zip(load(name), decode(load(name)), strict=True):
+        kind, payload = encode_event(stored.event)
+        assert kind == entry["kind"]
+        again = json.loads(payload)
+        for field, value in entry["payload"].items():
+            assert field in again, f"{kind}.{field} is gone: old logs lose it"
+            if isinstance(value, dict) and "pickle" in value:  # pickle bytes may differ between versions
+                assert decode_value(again[field]) == decode_value(value)
+            else:
+                assert again[field] == value, f"{kind}.{field} is encoded differently now"
+
+
+def test_join_rule_history():
+    state, log = fold("join_rule")
+    assert state.status == "completed"
+    assert state.result == {"ship": {"price": 30, "in_stock": True, "reviewed": False}}
+    assert state.results()["review"] is SKIPPED
+    assert state.results()["notify"] is SKIPPED
+    assert state.input == {"items": [10, 20], "available": 5}
+    assert kinds(log) == [
+        "RunSubmitted",
+        "StepStarted",
+        "FactProduced",
+        "StepStarted",
+        "FactProduced",
+        "StepStarted",
+        "StepSkipped",
+        "StepSkipped",
+        "StepStarted",
+        "FactProduced",
+        "RunCompleted",
+    ]
+    skipped = [(s.event.node, s.event.reason) for s in log if type(s.event).__name__ == "StepSkipped"]
+    assert skipped == [("review", "rule condition was false"), ("notify", "all upstream components were skipped")]
+
+
+def test_retry_history():
+    state, log = fold("retry")
+    assert state.status == "completed"
+    assert state.result == "receipt for 42"
+    failures = [s.event for s in log if isinstance(s.event, StepFailed)]
+    assert [(f.attempt, f.retry_at) for f in failures] == [(1, 2.0), (2, 6.0)]
+    assert [f.error.type for f in failures] == ["ConnectionError", "ConnectionError"]
+    assert [f.error.message for f in failures] == ["gateway timeout 1", "gateway timeout 2"]
+    charge = state.task("charge")
+    assert (charge.status, charge.attempt, charge.value) == ("done", 3, {"charged": 42})
+    assert charge.error == failures[-1].error  # the last failure stays on record
+    assert state.next_wakeup() is None
+
+
+def test_map_reduce_history():
+    state, log = fold("map_reduce")
+    assert state.status == "completed"
+    assert state.result == 14
+    assert state.results()["square"] == [1, 4, 9]
+    expanded = [s.event for s in log if type(s.event).__name__ == "MapExpanded"]
+    assert [(e.node, e.count) for e in expanded] == [("square", 3)]
+    items = [(s.event.node, s.event.item) for s in log if type(s.event).__name__ == "StepStarted"]
+    assert items == [("items", None), ("square", 0), ("square", 1), ("square", 2), ("total", None)]
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_golden_history_matches_a_fresh_in_process_run(name):
+    """Today's runtime still produces the committed history (kinds, nodes, items, values)."""
+    fresh = generate(name)
+    committed = load(name)
+    assert [(e["kind"], e["payload"].get("node"), e["payload"].get("item")) for e in fresh] == [
+        (e["kind"], e["payload"].get("node"), e["payload"].get("item")) for e in committed
+    ]
+    for new, old in zip(fresh, committed, strict=True):
+        if new["kind"] in ("FactProduced", "RunCompleted"):
+            field = "value" if new["kind"] == "FactProduced" else "result"
+            assert decode_value(new["payload"][field]) == decode_value(old["payload"][field])
+
+
+# --------------------------------------------------------------- generating
+def _stable_error(error: ErrorInfo) -> ErrorInfo:
+    """Tracebacks hold file paths and pickles depend on the Python version: keep the text only."""
+    return dataclasses.replace(error, traceback=f"{error.type}: {error.message}\n", pickled=None)
+
+
+def generate(name: str) -> list[dict[str, Any]]:
+    from runner.testing.inprocess import drive
+
+    builder, input = CASES[name]
+    run = drive(builder(), input, run_id=RUN_ID)
+    entries = []
+    for stored in run.log:
+        event = stored.event
+        if isinstance(getattr(event, "error", None), ErrorInfo):
+            event = dataclasses.replace(event, error=_stable_error(event.error))  # type: ignore[arg-type]
+        if type(event).__name__ == "RunSubmitted":
+            event = dataclasses.replace(event, definition_hash="0" * 64)  # type: ignore[arg-type]
+        kind, payload = encode_event(event)
+        entries.append({"seq": stored.seq, "kind": kind, "payload": json.loads(payload)})
+    return entries
+
+
+def regenerate() -> None:
+    GOLDEN.mkdir(exist_ok=True)
+    for name in sorted(CASES):
+        path = GOLDEN / f"{name}.json"
+        path.write_text(json.dumps(generate(name), indent=1) + "\n")
+        print(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    if not os.environ.get("REGENERATE_GOLDEN"):
+        sys.exit("refusing to overwrite the golden files: set REGENERATE_GOLDEN=1 to do it on purpose")
+    regenerate()
