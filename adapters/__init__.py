@@ -28,9 +28,7 @@ def store_path(url: str) -> Path | None:
         if not rest or rest.endswith("/"):
             raise InvalidArgument(f"store URL {url!r} names no file; use duckdb:///path/to/store.duckdb")
         return Path(rest).expanduser()
-    raise InvalidArgument(
-        f"unknown store URL {url!r}; use 'memory://' or 'duckdb:///path/to/store.duckdb'"
-    )
+    raise InvalidArgument(f"unknown store URL {url!r}; use 'memory://' or 'duckdb:///path/to/store.duckdb'")
 
 
 def open_store(url: str = DEFAULT_STORE_URL, *, read_only: bool = False) -> Store:

@@ -118,7 +118,9 @@ _STREAM_CHUNK = 5_000
 class DuckDBStore:
     """The durable store: one DuckDB file, opened by one process at a time."""
 
-    def __init__(self, path: str | os.PathLike[str], *, read_only: bool = False, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self, path: str | os.PathLike[str], *, read_only: bool = False, clock: Callable[[], float] = time.time
+    ) -> None:
         self.path = Path(path)
         self.read_only = read_only
         self._clock = clock
@@ -149,7 +151,9 @@ class DuckDBStore:
 
     def _migrate(self) -> None:
         with self._transaction() as con:
-            con.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL, applied_at DOUBLE NOT NULL)")
+            con.execute(
+                "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL, applied_at DOUBLE NOT NULL)"
+            )
             current = _scalar(con, "SELECT coalesce(max(version), 0) FROM schema_version")
             for version, statements in MIGRATIONS:
                 if version <= current:
@@ -164,14 +168,18 @@ class DuckDBStore:
             try:
                 row = con.execute("SELECT coalesce(max(version), 0) FROM schema_version").fetchone()
             except duckdb.CatalogException as exc:
-                raise StoreError(f"{self.path} is a DuckDB file but not a ray-runner store (no schema_version table)") from exc
+                raise StoreError(
+                    f"{self.path} is a DuckDB file but not a ray-runner store (no schema_version table)"
+                ) from exc
         version = row[0] if row else 0
         if version > latest:
             raise StoreError(
                 f"store {self.path} has schema version {version}, newer than this ray-runner knows ({latest}); upgrade ray-runner"
             )
         if version < latest:
-            raise StoreError(f"store {self.path} has schema version {version}; open it once writable to migrate it to {latest}")
+            raise StoreError(
+                f"store {self.path} has schema version {version}; open it once writable to migrate it to {latest}"
+            )
 
     @contextlib.contextmanager
     def _transaction(self, *, commit: bool = True) -> Iterator[duckdb.DuckDBPyConnection]:
@@ -229,7 +237,9 @@ class DuckDBStore:
             now = self._clock()
             seen: dict[str, RunRecord] = {}
             for new, rows in zip(news, encoded, strict=False):
-                existing = seen.get(new.run_id) or (seen.get("key:" + new.idempotency_key) if new.idempotency_key else None)
+                existing = seen.get(new.run_id) or (
+                    seen.get("key:" + new.idempotency_key) if new.idempotency_key else None
+                )
                 existing = existing or self._find_existing(con, new)
                 if existing is not None:
                     out.append((existing, False))
@@ -579,5 +589,7 @@ def _open_error(path: Path, exc: duckdb.Error) -> StoreError:
             "for writing: go through the cluster that holds it (connect to its address), or stop that process first"
         )
     if "not a valid DuckDB database" in text or "Corrupt" in text or "corrupt" in text:
-        return StoreError(f"store file {path} is not a readable DuckDB database ({text}); point the store at another file or move this one away")
+        return StoreError(
+            f"store file {path} is not a readable DuckDB database ({text}); point the store at another file or move this one away"
+        )
     return StoreError(f"cannot open store file {path}: {text}")

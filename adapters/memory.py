@@ -183,7 +183,9 @@ class InMemoryStore:
     # --------------------------------------------------------------- the log
     def append(self, run_id: str, events: Sequence[Event], lease: int, *, status: RunStatus | None = None) -> Receipt:
         check_run_id(run_id)
-        result = self.append_many([AppendRequest(run_id=run_id, events=check_events(events), lease=lease, status=status)])[0]
+        result = self.append_many(
+            [AppendRequest(run_id=run_id, events=check_events(events), lease=lease, status=status)]
+        )[0]
         if isinstance(result, Exception):
             raise result
         return result

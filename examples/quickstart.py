@@ -70,7 +70,10 @@ def receipt(payment: dict, review: object) -> dict:
 
 def main() -> None:
     client = runner.connect()
-    order = {"id": "A-1", "lines": [{"sku": "pen", "qty": 3, "unit_price": 1.5}, {"sku": "ink", "qty": 2, "unit_price": 4.0}]}
+    order = {
+        "id": "A-1",
+        "lines": [{"sku": "pen", "qty": 3, "unit_price": 1.5}, {"sku": "ink", "qty": 2, "unit_price": 4.0}],
+    }
     run = client.submit(orders, order)
     result = run.result(timeout=120)
     print(f"result: {result}")

@@ -10,6 +10,7 @@ Runner actor, which resumes whatever the store says is unfinished.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import sys
 import time
@@ -76,7 +77,7 @@ def _absolute_store_url(url: str) -> str:
 def _init_ray(address: str | None, namespace: str) -> None:
     if ray.is_initialized():
         return
-    options: dict[str, Any] = {"namespace": namespace, "logging_level": "WARNING", "log_to_driver": True}
+    options: dict[str, Any] = {"namespace": namespace, "logging_level": logging.WARNING, "log_to_driver": True}
     if address is not None:
         ray.init(address=address, **options)
         return
@@ -180,7 +181,9 @@ class Client:
         submitted = RunSubmitted(
             workflow=workflow.name, input=input, definition_hash=workflow.definition_hash(), parent_run_id=parent_run_id
         )
-        serialization.encode_event(submitted)  # an input that cannot be stored is refused here, before anything is written
+        serialization.encode_event(
+            submitted
+        )  # an input that cannot be stored is refused here, before anything is written
         return NewRun(
             run_id=run_id,
             workflow=workflow.name,

@@ -137,9 +137,7 @@ class RunClosed(StoreError):
     def __init__(self, run_id: str, status: str) -> None:
         self.run_id = run_id
         self.status = status
-        super().__init__(
-            f"run {run_id!r} is {status} and accepts no more writes; replay or fork it to run again"
-        )
+        super().__init__(f"run {run_id!r} is {status} and accepts no more writes; replay or fork it to run again")
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (type(self), (self.run_id, self.status))

@@ -72,6 +72,16 @@ class FactProduced:
 
 
 @dataclass(frozen=True, kw_only=True)
+class FactReused:
+    """A result taken over from run ``source_run_id`` (a fork): the component is resolved without running."""
+
+    node: str
+    value: Any
+    source_run_id: str
+    at: float = field(default_factory=_now)
+
+
+@dataclass(frozen=True, kw_only=True)
 class MapExpanded:
     """A map found its input list: ``count`` items will each run as a task."""
 
@@ -165,6 +175,7 @@ Event = Union[
     RunSubmitted,
     StepStarted,
     FactProduced,
+    FactReused,
     MapExpanded,
     StepFailed,
     StepSkipped,
@@ -185,6 +196,7 @@ EVENT_TYPES: dict[str, type] = {
         RunSubmitted,
         StepStarted,
         FactProduced,
+        FactReused,
         MapExpanded,
         StepFailed,
         StepSkipped,

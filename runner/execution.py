@@ -45,5 +45,9 @@ def idempotency_key(run_id: str, task: Task) -> str:
 
 def step_context(run_id: str, task: Task) -> StepContext:
     return StepContext(
-        run_id=run_id, step=task.node, attempt=task.attempt, item=task.item, make_key=lambda: idempotency_key(run_id, task)
+        run_id=run_id,
+        step=task.node,
+        attempt=task.attempt,
+        item=task.item,
+        make_key=lambda: idempotency_key(run_id, task),
     )

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import heapq
 import logging
 import time
@@ -88,6 +89,7 @@ class RunnerStats:
 class _WorkerSlot:
     worker_id: str
     handle: Any
+    turns: int = 0  # runs it has finished a turn with: > 0 means it came back from the idle pool
 
 
 class Runner:
@@ -96,9 +98,9 @@ class Runner:
     def __init__(self, store_url: str, config: RunnerConfig) -> None:
         self.store_url = store_url
         self.config = config
-        self.store: Any = RemoteStoreActor.options(
-            num_cpus=0, max_concurrency=10_000, resources=_HEAD_NODE
-        ).remote(store_url)
+        self.store: Any = RemoteStoreActor.options(num_cpus=0, max_concurrency=10_000, resources=_HEAD_NODE).remote(
+            store_url
+        )
         self._pending: collections.deque[str] = collections.deque()
         self._active: dict[str, _WorkerSlot] = {}
         self._idle: list[_WorkerSlot] = []
@@ -115,6 +117,7 @@ class Runner:
         self._report = RecoveryReport()
         self._redispatched: dict[str, int] = {}
         self._resumed: set[str] = set()
+        self._outcomes: collections.OrderedDict[str, Outcome] = collections.OrderedDict()
         self._ready = asyncio.get_event_loop().create_task(self._recover())
         self._timer_task = asyncio.get_event_loop().create_task(self._timer_loop())
 
@@ -215,6 +218,10 @@ class Runner:
         slot = self._active.get(run_id)
         return None if slot is None else slot.handle
 
+    async def last_outcome(self, run_id: str) -> Outcome | None:
+        """How the last worker turn with ``run_id`` ended (status, recovery stats); None if none has."""
+        return self._outcomes.get(run_id)
+
     async def ping(self) -> str:
         return "ok"
 
@@ -260,19 +267,35 @@ class Runner:
             failure = f"its worker raised {type(exc).__name__}: {_first_line(exc)}"
         del self._active[run_id]
         if outcome is not None:
+            slot.turns += 1
             self._idle.append(slot)
             self._after_outcome(outcome)
         else:
             log.warning("run %s: %s", run_id, failure)
-            try:
+            with contextlib.suppress(Exception):  # it may be gone already
                 ray.kill(slot.handle, no_restart=True)
-            except Exception:  # already gone
-                pass
-            await self._restart_or_fail(run_id, failure or "its worker was lost")
+            if slot.turns > 0 and await self._died_idle(run_id, slot):
+                # It died while idle in the pool (killed, node lost) and never touched this run:
+                # not the run's fault, so it does not count against the run's restart limit.
+                self._enqueue(run_id, front=True)
+            else:
+                await self._restart_or_fail(run_id, failure or "its worker was lost")
         self._schedule()
+
+    async def _died_idle(self, run_id: str, slot: _WorkerSlot) -> bool:
+        """True if ``slot``'s worker never took this run's lease (it was dead before it got the run)."""
+        try:
+            record: RunRecord = await self.store.get_run.remote(run_id)
+        except Exception:
+            return False
+        return record.lease_owner != slot.worker_id
 
     def _after_outcome(self, outcome: Outcome) -> None:
         run_id = outcome.run_id
+        self._outcomes.pop(run_id, None)
+        self._outcomes[run_id] = outcome
+        if len(self._outcomes) > 10_000:
+            self._outcomes.popitem(last=False)
         if run_id in self._resumed and outcome.recovery.redispatched:
             self._redispatched[run_id] = self._redispatched.get(run_id, 0) + len(outcome.recovery.redispatched)
         if outcome.status in ("completed", "failed", "cancelled"):
@@ -337,10 +360,8 @@ class Runner:
             timeout = None
             if self._timers:
                 timeout = max(0.0, self._timers[0][0] - time.time())
-            try:
+            with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self._timer_wake.wait(), timeout)
-            except asyncio.TimeoutError:
-                pass
             self._timer_wake.clear()
             now = time.time()
             while self._timers and self._timers[0][0] <= now:
@@ -383,7 +404,9 @@ class Runner:
             resumed=resumed, timers=tuple(timers), woken=tuple(woken), leases_taken_over=taken_over
         )
         if resumed or woken:
-            log.info("runner start: resuming %d run(s), woke %d, %d timer(s) set", len(resumed), len(woken), len(timers))
+            log.info(
+                "runner start: resuming %d run(s), woke %d, %d timer(s) set", len(resumed), len(woken), len(timers)
+            )
         self._schedule()
 
 

@@ -25,6 +25,7 @@ from runner.events import (
     Event,
     FactProduced,
     FactRef,
+    FactReused,
     MapExpanded,
     RunCancelled,
     RunCompleted,
@@ -79,8 +80,9 @@ class TaskRecord:
     value: Any = None
     error: ErrorInfo | None = None
     retry_at: float | None = None
-    started_at: float | None = None
+    started_at: float | None = None  # the latest attempt's start
     finished_at: float | None = None
+    first_started_at: float | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -96,6 +98,33 @@ class Task:
     @property
     def key(self) -> TaskKey:
         return (self.node, self.item)
+
+
+@dataclass(frozen=True, kw_only=True)
+class StepInfo:
+    """One component as the log tells it: status, attempts and timings (unix seconds).
+
+    ``status``: pending (upstreams not done), ready, running, retrying,
+    waiting (for a signal or a timer), done, skipped or failed. For a map,
+    ``items`` and ``items_done`` count its tasks and ``attempts`` adds theirs up.
+    """
+
+    name: str
+    kind: str
+    status: str
+    attempts: int = 0
+    started_at: float | None = None
+    finished_at: float | None = None
+    error: ErrorInfo | None = None
+    items: int | None = None
+    items_done: int | None = None
+    reused: bool = False
+
+    @property
+    def duration(self) -> float | None:
+        if self.started_at is None or self.finished_at is None:
+            return None
+        return self.finished_at - self.started_at
 
 
 @dataclass
@@ -170,7 +199,9 @@ class WorkflowState:
     __hash__ = None  # type: ignore[assignment]
 
     def __repr__(self) -> str:
-        return f"<WorkflowState {self.workflow.name} run={self._d.run_id!r} cursor={self._d.cursor} status={self.status}>"
+        return (
+            f"<WorkflowState {self.workflow.name} run={self._d.run_id!r} cursor={self._d.cursor} status={self.status}>"
+        )
 
     # ------------------------------------------------------------- reading
     @property
@@ -239,6 +270,55 @@ class WorkflowState:
         """Tasks with a StepStarted and no outcome yet."""
         return [key for key, rec in self._d.tasks.items() if rec.status == RUNNING]
 
+    def steps(self) -> list[StepInfo]:
+        """Every component's status, attempts and timings, in definition order."""
+        return [self._step_info(node) for node in self.workflow.nodes.values()]
+
+    def _step_info(self, node: Node) -> StepInfo:
+        d = self._d
+        name = node.name
+        if node.kind is NodeKind.MAP and name in d.map_counts:
+            records = [d.tasks[(name, i)] for i in range(d.map_counts[name])]
+        else:
+            records = [rec for rec in (d.tasks.get((name, None)),) if rec is not None]
+        starts = [r.first_started_at for r in records if r.first_started_at is not None]
+        ends = [r.finished_at for r in records if r.finished_at is not None]
+        errors = [r.error for r in records if r.error is not None]
+        resolved = name in d.results
+        if resolved:
+            status = "skipped" if d.results[name] is SKIPPED else "done"
+            finished = max(ends) if ends else None
+        else:
+            statuses = {r.status for r in records}
+            inputs = self._inputs(node)
+            if FAILED in statuses:
+                status = "failed"
+            elif RUNNING in statuses or FALLBACK in statuses:
+                status = "running"
+            elif RETRY in statuses:
+                status = "retrying"
+            elif inputs is None:
+                status = "pending"
+            elif node.kind in (NodeKind.WAIT, NodeKind.SLEEP):
+                status = "waiting"
+            else:
+                status = "ready"
+            finished = max(ends) if status == "failed" and ends else None
+        return StepInfo(
+            name=name,
+            kind=node.kind.value,
+            status=status,
+            attempts=sum(r.attempt for r in records),
+            started_at=min(starts) if starts else None,
+            finished_at=finished,
+            error=errors[-1] if errors else None,
+            items=d.map_counts.get(name) if node.kind is NodeKind.MAP else None,
+            items_done=(
+                sum(1 for r in records if r.status in (DONE, SKIPPED_STATUS)) if node.kind is NodeKind.MAP else None
+            ),
+            reused=resolved and not records and node.kind in _EXECUTABLE,
+        )
+
     def waiting_for(self) -> list[str]:
         """Signal names the run is blocked on now."""
         names = []
@@ -304,6 +384,8 @@ class WorkflowState:
             raise FoldError(f"StepStarted attempt {e.attempt} for {_label(e.node, e.item)} after attempt {rec.attempt}")
         self._d.tasks[(e.node, e.item)] = rec
         rec.status, rec.attempt, rec.retry_at, rec.started_at = RUNNING, e.attempt, None, e.at
+        if rec.first_started_at is None:
+            rec.first_started_at = e.at
 
     def _on_fact(self, run_id: str, e: FactProduced) -> None:
         node = self._node(e.node)
@@ -413,6 +495,14 @@ class WorkflowState:
     def _on_paused(self, run_id: str, e: RunPaused) -> None:
         self._d.paused = True
 
+    def _on_reused(self, run_id: str, e: FactReused) -> None:
+        node = self._node(e.node)
+        if self.is_resolved(e.node) or self._inputs(node) is None or (e.node, None) in self._d.tasks:
+            raise FoldError(f"FactReused for {e.node!r}, which has already started or whose upstreams are unresolved")
+        if node.kind in _EXECUTABLE and node.kind is not NodeKind.MAP:
+            self._d.tasks[(e.node, None)] = TaskRecord(status=DONE, value=e.value, finished_at=e.at)
+        self._d.results[e.node] = e.value
+
     def _on_cancelled(self, run_id: str, e: RunCancelled) -> None:
         self._d.outcome = "cancelled"
 
@@ -492,9 +582,7 @@ class WorkflowState:
                 events.append(StepSkipped(node=name, reason="all upstream components were skipped", at=now))
                 overlay[name] = SKIPPED
             elif node.kind is NodeKind.WAIT:
-                signal = next(
-                    (s for s in d.signals if s[1] == node.signal and s[0] not in taken_signals), None
-                )
+                signal = next((s for s in d.signals if s[1] == node.signal and s[0] not in taken_signals), None)
                 if signal is not None:
                     taken_signals.add(signal[0])
                     events.append(FactProduced(node=name, value=signal[2], at=now))
@@ -533,17 +621,21 @@ class WorkflowState:
         """Events recording that ``task`` returned ``value`` (NOT_TAKEN: a rule that did not fire)."""
         if value is NOT_TAKEN:
             return [StepSkipped(node=task.node, item=task.item, reason="rule condition was false", at=now)]
-        return [FactProduced(node=task.node, item=task.item, value=value, attempt=task.attempt, fallback=task.fallback, at=now)]
+        return [
+            FactProduced(
+                node=task.node, item=task.item, value=value, attempt=task.attempt, fallback=task.fallback, at=now
+            )
+        ]
 
-    def failure_events(
-        self, task: Task, error: ErrorInfo, now: float, rng: random.Random | None = None
-    ) -> list[Event]:
+    def failure_events(self, task: Task, error: ErrorInfo, now: float, rng: random.Random | None = None) -> list[Event]:
         """Events recording that ``task`` failed: a retry, a fallback to run, a skip or the run's failure."""
         node = self.workflow.nodes[task.node]
         policy = node.policy
         if not task.fallback and not error.non_retryable and task.attempt < policy.max_attempts:
             retry_at = now + policy.retry_delay(task.attempt, rng)
-            return [StepFailed(node=task.node, item=task.item, attempt=task.attempt, error=error, retry_at=retry_at, at=now)]
+            return [
+                StepFailed(node=task.node, item=task.item, attempt=task.attempt, error=error, retry_at=retry_at, at=now)
+            ]
         events: list[Event] = [StepFailed(node=task.node, item=task.item, attempt=task.attempt, error=error, at=now)]
         if policy.fallback is not None and not task.fallback:
             return events  # runnables() offers the fallback next
@@ -629,6 +721,7 @@ _HANDLERS: dict[type, Any] = {
     RunResumed: WorkflowState._on_resumed,
     RunPaused: WorkflowState._on_paused,
     RunCancelled: WorkflowState._on_cancelled,
+    FactReused: WorkflowState._on_reused,
     RunCompleted: WorkflowState._on_completed,
     RunFailed: WorkflowState._on_run_failed,
 }

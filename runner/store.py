@@ -280,9 +280,7 @@ def as_status(value: object) -> RunStatus:
 
 def check_run_id(run_id: object) -> str:
     if not isinstance(run_id, str) or not RUN_ID.match(run_id):
-        raise InvalidArgument(
-            f"run id must be 1-128 letters, digits or '_.:-', got {run_id!r}"
-        )
+        raise InvalidArgument(f"run id must be 1-128 letters, digits or '_.:-', got {run_id!r}")
     return run_id
 
 

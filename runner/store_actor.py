@@ -94,7 +94,7 @@ class StoreActor:
                 size = sum(len(r.events) for r in requests)
                 self._events += size
                 self._largest = max(self._largest, size)
-                for (_, future), result in zip(batch, results):
+                for (_, future), result in zip(batch, results, strict=False):
                     if future.done():
                         continue
                     if isinstance(result, Exception):
@@ -192,7 +192,9 @@ class StoreActor:
         return result
 
     async def stats(self) -> CommitStats:
-        return CommitStats(commits=self._commits, batches=self._batches, events=self._events, largest_commit=self._largest)
+        return CommitStats(
+            commits=self._commits, batches=self._batches, events=self._events, largest_commit=self._largest
+        )
 
     async def ping(self) -> str:
         return self.url

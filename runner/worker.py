@@ -231,7 +231,11 @@ class RunExecutor:
             if not self._in_flight:
                 wake_at = state.next_wakeup()
                 if wake_at is None or wake_at - time.time() > self.config.suspend_after:
-                    reason = "waiting for signal " + ", ".join(state.waiting_for()) if state.waiting_for() else "waiting for a timer"
+                    reason = (
+                        "waiting for signal " + ", ".join(state.waiting_for())
+                        if state.waiting_for()
+                        else "waiting for a timer"
+                    )
                     self._stage(RunSuspended(reason=reason, wake_at=wake_at))
                     await self._flush()
                     await self._release()
@@ -348,7 +352,9 @@ class RunExecutor:
         self._pending_facts.clear()
         events, self._buffer = self._buffer, []
         expected_first = state.cursor - len(events) + 1
-        receipt = await self._store_call(self.store.append.remote(self.run_id, events, self.lease, status_after(events)))
+        receipt = await self._store_call(
+            self.store.append.remote(self.run_id, events, self.lease, status_after(events))
+        )
         if receipt.first_seq != expected_first or receipt.last_seq != state.cursor:
             raise StoreError(
                 f"run {self.run_id!r}: the store put events at {receipt.first_seq}..{receipt.last_seq}, "
@@ -423,4 +429,3 @@ class Worker:
 
     async def current_run(self) -> str | None:
         return None if self._current is None else self._current.run_id
-

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar, Union
 
 from runner.errors import DefinitionError, InvalidArgument
+from runner.inputs import check_input_type, validate_input
 from runner.policy import Policy, Resources
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -111,12 +112,20 @@ class Workflow:
     ... def tax(amount): return amount * 0.2
     """
 
-    def __init__(self, name: str, *, output: Upstream | None = None) -> None:
+    def __init__(self, name: str, *, output: Upstream | None = None, input_type: Any = None) -> None:
+        """``output``: the component whose value is the run's result. ``input_type``: a
+        dataclass, TypedDict or validator callable the run's input must pass (see runner.inputs)."""
         if not isinstance(name, str) or not NAME.match(name):
             raise DefinitionError(
                 None, f"workflow name must be letters, digits, '_', '-' or '.', starting with a letter; got {name!r}"
             )
+        if input_type is not None:
+            try:
+                check_input_type(input_type)
+            except TypeError as exc:
+                raise DefinitionError(None, f"workflow {name!r}: {exc}") from None
         self.name = name
+        self.input_type = input_type
         self._nodes: dict[str, Node] = {}
         self._output: str | None = None
         if output is not None:  # components come later: checked by validate()
@@ -160,7 +169,12 @@ class Workflow:
             _code_fingerprint(node.when, digest)
             _code_fingerprint(node.policy.fallback, digest)
         digest.update(repr(self._output).encode())
+        digest.update(getattr(self.input_type, "__qualname__", repr(self.input_type)).encode())
         return digest.hexdigest()
+
+    def check_input(self, value: Any) -> Any:
+        """The run input ``value`` checked against ``input_type`` (InvalidInput lists every problem)."""
+        return validate_input(self.name, self.input_type, value)
 
     def validate(self) -> None:
         """Check the whole graph (names, upstreams, cycles); raise DefinitionError."""
@@ -281,9 +295,7 @@ class Workflow:
             if not callable(when):
                 raise DefinitionError(label, f"rule condition `when` must be callable, got {when!r}")
             policy_opts, ray_opts, inline = _split_options(label, options)
-            return self._add_callable(
-                NodeKind.RULE, function, name, after, policy_opts, ray_opts, inline, when=when
-            )
+            return self._add_callable(NodeKind.RULE, function, name, after, policy_opts, ray_opts, inline, when=when)
 
         return add if then is None else add(then)
 
@@ -369,7 +381,9 @@ class Workflow:
         if not NAME.match(node.name):
             raise DefinitionError(node.name, "names must be letters, digits, '_', '-' or '.', starting with a letter")
         if node.name in self._nodes:
-            raise DefinitionError(node.name, f"a component named {node.name!r} already exists; pass name= to tell them apart")
+            raise DefinitionError(
+                node.name, f"a component named {node.name!r} already exists; pass name= to tell them apart"
+            )
         self._nodes[node.name] = node
         return node
 
@@ -392,7 +406,17 @@ class Workflow:
         return tuple(names)
 
 
-_POLICY_KEYS = {"retries", "backoff", "backoff_base", "backoff_max", "timeout", "on_failure", "fallback", "priority", "irreversible"}
+_POLICY_KEYS = {
+    "retries",
+    "backoff",
+    "backoff_base",
+    "backoff_max",
+    "timeout",
+    "on_failure",
+    "fallback",
+    "priority",
+    "irreversible",
+}
 _RAY_KEYS = {"num_cpus", "num_gpus", "memory", "resources"}
 
 

@@ -26,7 +26,9 @@ def test_data_survives_closing_and_reopening(tmp_path):
     store = DuckDBStore(path)
     store.create_run(_new_run())
     lease = store.acquire_lease("r1", "w", 30)
-    store.append("r1", [StepStarted(node="a", attempt=1, lease=lease.token), FactProduced(node="a", value=[1, 2])], lease.token)
+    store.append(
+        "r1", [StepStarted(node="a", attempt=1, lease=lease.token), FactProduced(node="a", value=[1, 2])], lease.token
+    )
     store.save_fact("a" * 64, b"blob")
     store.close()
 

@@ -106,6 +106,10 @@ def sample_events() -> list[Any]:
             {"node": "a", "value": SKIPPED, "at": 3.0},
         ],
         "MapExpanded": [{"node": "m", "count": 0, "at": 4.0}],
+        "FactReused": [
+            {"node": "a", "value": {"k": [1, 2]}, "source_run_id": "parent-1", "at": 4.5},
+            {"node": "b", "value": FactRef(hash="c" * 64, size=9, length=None), "source_run_id": "p", "at": 4.6},
+        ],
         "StepFailed": [
             {"node": "a", "attempt": 1, "error": boom(), "retry_at": 9.5, "item": 2, "at": 5.0},
             {"node": "a", "attempt": 1, "error": ErrorInfo(type="X", message="m", non_retryable=True), "at": 5.0},

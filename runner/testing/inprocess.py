@@ -24,14 +24,18 @@ Interceptor = Callable[[Task], Any]
 class InProcessRun:
     """One run folded in memory; ``log`` is every event it recorded, numbered."""
 
-    def __init__(self, workflow: Workflow, input: Any = None, *, run_id: str = "run-1", now: float = 0.0, seed: int = 0):
+    def __init__(
+        self, workflow: Workflow, input: Any = None, *, run_id: str = "run-1", now: float = 0.0, seed: int = 0
+    ):
         self.workflow = workflow
         self.now = now
         self.rng = random.Random(seed)
         self.state = WorkflowState(workflow)
         self.log: list[StoredEvent] = []
         self.run_id = run_id
-        self.record(RunSubmitted(workflow=workflow.name, input=input, definition_hash=workflow.definition_hash(), at=now))
+        self.record(
+            RunSubmitted(workflow=workflow.name, input=input, definition_hash=workflow.definition_hash(), at=now)
+        )
 
     def record(self, event: Event) -> None:
         stored = StoredEvent(run_id=self.run_id, seq=len(self.log) + 1, event=event)

@@ -69,9 +69,11 @@ def test_one_fenced_caller_does_not_fail_the_others_in_its_commit(store_actor):
     stale = _create(store_actor, "stolen")
     ray.get(store_actor.acquire_lease.remote("stolen", "new-owner", 60, force=True))
     refs = []
-    for k in range(20):
+    for _k in range(20):
         refs.append(("good", store_actor.append.remote("good", [StepStarted(node="a", attempt=1, lease=good)], good)))
-        refs.append(("stolen", store_actor.append.remote("stolen", [StepStarted(node="a", attempt=1, lease=stale)], stale)))
+        refs.append(
+            ("stolen", store_actor.append.remote("stolen", [StepStarted(node="a", attempt=1, lease=stale)], stale))
+        )
     for run_id, ref in refs:
         if run_id == "good":
             assert ray.get(ref).run_id == "good"

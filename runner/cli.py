@@ -1,0 +1,539 @@
+"""The ``runner`` command line (click + rich).
+
+Every command takes ``--store``, ``--address`` and ``--namespace``. Exit
+codes: 0 ok, 1 the run failed (or another runtime error), 2 usage or bad
+input. Errors are one line; ``--debug`` shows the traceback.
+
+Reads (``list``, ``show``, ``history``, ``sql``) go through the Store actor
+when a Runner holds the store, and open the DuckDB file read-only when no
+cluster is up: DuckDB lets one process open a file for writing.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib
+import importlib.util
+import json
+import logging
+import sys
+import time
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from adapters import DEFAULT_STORE_URL, store_path
+from runner.errors import (
+    DefinitionError,
+    IllegalTransition,
+    InvalidArgument,
+    InvalidInput,
+    RunClosed,
+    RunnerError,
+    RunNotFound,
+    StoreError,
+    WorkflowFailed,
+)
+from runner.events import SKIPPED, StoredEvent
+from runner.store import RunFilter, RunRecord
+from runner.workflow import Workflow
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+_BAD_INPUT = (InvalidArgument, InvalidInput, DefinitionError, RunNotFound, IllegalTransition, RunClosed)
+
+out = Console(highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+class Exit(Exception):
+    def __init__(self, code: int, message: str = "") -> None:
+        self.code = code
+        self.message = message
+        super().__init__(message)
+
+
+def common(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """``--store``, ``--address``, ``--namespace`` and ``--debug`` on every command; errors to exit codes."""
+
+    @click.option(
+        "--store", default=DEFAULT_STORE_URL, show_default=True, help="Store URL (duckdb:///path or memory://)."
+    )
+    @click.option("--address", default=None, help="Ray address of a running cluster (default: this machine's, if any).")
+    @click.option("--namespace", default="runner", show_default=True, help="The Runner's namespace.")
+    @click.option("--debug", is_flag=True, help="Show tracebacks.")
+    @functools.wraps(fn)
+    def wrapper(*args: Any, debug: bool, **kwargs: Any) -> None:
+        try:
+            fn(*args, **kwargs)
+        except Exit as exc:
+            if exc.message:
+                err.print(exc.message)
+            sys.exit(exc.code)
+        except click.exceptions.ClickException:
+            raise
+        except Exception as exc:
+            if debug:
+                raise
+            code = EXIT_USAGE if isinstance(exc, _BAD_INPUT) else EXIT_FAILED
+            err.print(f"error: {_one_line(exc)}")
+            sys.exit(code)
+
+    return wrapper
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return text if isinstance(exc, RunnerError) else f"{type(exc).__name__}: {text}"
+
+
+# --------------------------------------------------------------- access
+def _connect(store: str, address: str | None, namespace: str) -> Any:
+    from runner.client import connect
+
+    return connect(address, store=store, namespace=namespace)
+
+
+class _Reader:
+    """Reads through the Store actor of a running Runner, else from the file read-only."""
+
+    def __init__(self, store: str, address: str | None, namespace: str) -> None:
+        self._actor = self._find_actor(address, namespace)
+        self._direct: Any = None
+        if self._actor is None:
+            path = store_path(store)
+            if path is None:
+                raise InvalidArgument("a memory:// store lives only inside a running Runner; none is running")
+            from adapters.duckdb import DuckDBStore
+
+            self._direct = DuckDBStore(path, read_only=True)
+
+    @staticmethod
+    def _find_actor(address: str | None, namespace: str) -> Any:
+        import ray
+
+        from runner.client import _init_ray
+        from runner.runner import RUNNER_NAME
+
+        try:
+            if address is None and not ray.is_initialized():
+                ray.init(address="auto", namespace=namespace, logging_level=logging.ERROR, log_to_driver=False)
+            else:
+                _init_ray(address, namespace)
+        except ConnectionError:
+            return None
+        try:
+            runner_actor = ray.get_actor(RUNNER_NAME, namespace=namespace)
+        except ValueError:
+            return None
+        return ray.get(runner_actor.store_handle.remote())
+
+    def _call(self, method: str, *args: Any) -> Any:
+        if self._actor is not None:
+            import ray
+
+            return ray.get(getattr(self._actor, method).remote(*args))
+        return getattr(self._direct, method)(*args)
+
+    def get_run(self, run_id: str) -> RunRecord:
+        record: RunRecord = self._call("get_run", run_id)
+        return record
+
+    def list_runs(self, run_filter: RunFilter) -> list[RunRecord]:
+        records: list[RunRecord] = self._call("list_runs", run_filter)
+        return records
+
+    def history(self, run_id: str) -> list[StoredEvent]:
+        if self._actor is not None:
+            events: list[StoredEvent] = []
+            while True:
+                chunk = self._call("read_events", run_id, len(events), 5_000)
+                events.extend(chunk)
+                if len(chunk) < 5_000:
+                    return events
+        self._direct.get_run(run_id)
+        return list(self._direct.stream(run_id))
+
+    def sql(self, query: str) -> tuple[list[str], list[tuple[Any, ...]]]:
+        result: tuple[list[str], list[tuple[Any, ...]]] = self._call("sql", query)
+        return result
+
+
+# -------------------------------------------------------------- helpers
+def load_target(target: str) -> Workflow:
+    """``package.module:name`` or ``path/to/file.py:name`` -> the Workflow object."""
+    module_name, sep, attr = target.partition(":")
+    if not sep or not module_name or not attr:
+        raise InvalidArgument(f"expected MODULE:WORKFLOW (e.g. examples/quickstart.py:orders), got {target!r}")
+    if module_name.endswith(".py") or "/" in module_name:
+        path = Path(module_name)
+        if not path.exists():
+            raise InvalidArgument(f"no file {module_name!r}")
+        spec = importlib.util.spec_from_file_location(path.stem, path)
+        if spec is None or spec.loader is None:
+            raise InvalidArgument(f"cannot import {module_name!r}")
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[path.stem] = module
+        spec.loader.exec_module(module)
+    else:
+        sys.path.insert(0, str(Path.cwd()))
+        try:
+            module = importlib.import_module(module_name)
+        except ImportError as exc:
+            raise InvalidArgument(f"cannot import module {module_name!r}: {exc}") from exc
+    workflow = getattr(module, attr, None)
+    if not isinstance(workflow, Workflow):
+        raise InvalidArgument(f"{target!r} is not a runner.Workflow (got {type(workflow).__name__})")
+    return workflow
+
+
+def parse_json(text: str | None, what: str) -> Any:
+    if text is None:
+        return None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise InvalidArgument(f"{what} is not valid JSON ({exc.msg} at column {exc.colno}): {text!r}") from None
+
+
+def _when(t: float | None) -> str:
+    return "" if t is None else datetime.fromtimestamp(t).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _seconds(t: float | None) -> str:
+    return "" if t is None else f"{t:.3f}s"
+
+
+def _value(value: Any) -> str:
+    if value is SKIPPED:
+        return "SKIPPED"
+    try:
+        return json.dumps(value, default=repr)
+    except (TypeError, ValueError):
+        return repr(value)
+
+
+# ------------------------------------------------------------- commands
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="ray-runner")
+def main() -> None:
+    """Durable workflows on Ray: submit, watch, signal and inspect runs."""
+
+
+@main.command()
+@click.argument("target")
+@click.option("--input", "input_json", default=None, help="The run's input as JSON.")
+@click.option("--run-id", default=None, help="Choose the run id (submitting it again returns the same run).")
+@click.option("--idempotency-key", default=None, help="Submitting with the same key returns the same run.")
+@click.option("--timeout", type=float, default=None, help="Stop watching after this many seconds (the run goes on).")
+@common
+def run(
+    target: str,
+    input_json: str | None,
+    run_id: str | None,
+    idempotency_key: str | None,
+    timeout: float | None,
+    store: str,
+    address: str | None,
+    namespace: str,
+) -> None:
+    """Submit TARGET (MODULE:WORKFLOW) and show its progress until it ends."""
+    workflow = load_target(target)
+    value = parse_json(input_json, "--input")
+    client = _connect(store, address, namespace)
+    handle = client.submit(workflow, value, run_id=run_id, idempotency_key=idempotency_key)
+    err.print(f"run {handle.run_id} submitted")
+    _watch(handle, workflow, timeout)
+    try:
+        result = handle.result(timeout=5)
+    except WorkflowFailed as exc:
+        raise Exit(EXIT_FAILED, f"run {handle.run_id} failed: {exc.reason}") from exc
+    except Exception as exc:
+        raise Exit(EXIT_FAILED, f"run {handle.run_id} failed: {_one_line(exc)}") from exc
+    out.print(_value(result))
+
+
+def _watch(handle: Any, workflow: Workflow, timeout: float | None) -> None:
+    import ray
+
+    from runner.state import WorkflowState
+
+    state = WorkflowState(workflow)
+    total = len(workflow.nodes)
+    deadline = None if timeout is None else time.monotonic() + timeout
+    with Progress(
+        TextColumn("[bold]{task.fields[run]}"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total} steps"),
+        TextColumn("{task.fields[doing]}"),
+        TimeElapsedColumn(),
+        console=err,
+        transient=not err.is_terminal,
+    ) as progress:
+        bar = progress.add_task("run", total=total, run=handle.run_id, doing="")
+        while True:
+            for stored in ray.get(handle.client.store.read_events.remote(handle.run_id, state.cursor, 5_000)):
+                state.apply(stored)
+            steps = state.steps()
+            done = sum(1 for s in steps if s.status in ("done", "skipped"))
+            doing = ", ".join(
+                f"{s.name} (attempt {s.attempts})" if s.attempts > 1 else s.name
+                for s in steps
+                if s.status in ("running", "retrying", "waiting")
+            )
+            progress.update(bar, completed=done, doing=doing)
+            if state.is_finished:
+                return
+            if deadline is not None and time.monotonic() > deadline:
+                raise Exit(
+                    EXIT_FAILED, f"run {handle.run_id} still {state.status} after {timeout:g}s; it goes on running"
+                )
+            ray.get(handle.client.runner.wait.remote(handle.run_id, 0.3))  # returns early when the run ends
+
+
+@main.command()
+@click.argument("target")
+@click.option("--input", "input_json", default=None, help="The run's input as JSON.")
+@click.option("--run-id", default=None)
+@click.option("--idempotency-key", default=None)
+@common
+def submit(
+    target: str,
+    input_json: str | None,
+    run_id: str | None,
+    idempotency_key: str | None,
+    store: str,
+    address: str | None,
+    namespace: str,
+) -> None:
+    """Submit TARGET (MODULE:WORKFLOW) and print the run id."""
+    workflow = load_target(target)
+    value = parse_json(input_json, "--input")
+    client = _connect(store, address, namespace)
+    handle = client.submit(workflow, value, run_id=run_id, idempotency_key=idempotency_key)
+    out.print(handle.run_id)
+
+
+@main.command(name="list")
+@click.option("--workflow", default=None, help="Only runs of this workflow.")
+@click.option("--status", multiple=True, help="Only runs in this status (repeatable).")
+@click.option("--since", default=None, type=float, help="Only runs created after this unix time.")
+@click.option("--limit", default=50, show_default=True, type=int)
+@common
+def list_(
+    workflow: str | None,
+    status: tuple[str, ...],
+    since: float | None,
+    limit: int,
+    store: str,
+    address: str | None,
+    namespace: str,
+) -> None:
+    """List runs, newest first."""
+    reader = _Reader(store, address, namespace)
+    records = reader.list_runs(RunFilter(workflow=workflow, status=status, created_after=since, limit=limit))
+    table = Table("run id", "workflow", "status", "created", "updated", "events", "error")
+    for r in records:
+        table.add_row(
+            r.run_id,
+            r.workflow,
+            r.status.value,
+            _when(r.created_at),
+            _when(r.updated_at),
+            str(r.last_seq),
+            r.error or "",
+        )
+    out.print(table)
+    if not records:
+        err.print("no runs match")
+
+
+@main.command()
+@click.argument("run_id")
+@common
+def show(run_id: str, store: str, address: str | None, namespace: str) -> None:
+    """A run's status and its steps: attempts and timings."""
+    from runner import serialization
+    from runner.state import WorkflowState
+
+    reader = _Reader(store, address, namespace)
+    record = reader.get_run(run_id)
+    workflow = serialization.loads(record.definition)
+    state = WorkflowState.from_events(workflow, reader.history(run_id))
+    out.print(f"run       {record.run_id}")
+    out.print(f"workflow  {record.workflow}")
+    out.print(f"status    {record.status.value}")
+    out.print(f"created   {_when(record.created_at)}")
+    if record.parent_run_id:
+        out.print(f"parent    {record.parent_run_id}")
+    if record.error:
+        out.print(f"error     {record.error}")
+    if state.is_finished and state.status == "completed":
+        out.print(f"result    {_value(state.result)}")
+    table = Table("step", "kind", "status", "attempts", "started", "duration", "items", "error")
+    for step in state.steps():
+        items = "" if step.items is None else f"{step.items_done}/{step.items}"
+        table.add_row(
+            step.name,
+            step.kind,
+            step.status + (" (reused)" if step.reused else ""),
+            str(step.attempts),
+            _when(step.started_at),
+            _seconds(step.duration),
+            items,
+            "" if step.error is None else str(step.error),
+        )
+    out.print(table)
+
+
+@main.command()
+@click.argument("run_id")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per event.")
+@common
+def history(run_id: str, as_json: bool, store: str, address: str | None, namespace: str) -> None:
+    """A run's event log, in order."""
+    from runner import serialization
+
+    reader = _Reader(store, address, namespace)
+    events = reader.history(run_id)
+    if as_json:
+        for stored in events:
+            kind, payload = serialization.encode_event(stored.event)
+            out.print(json.dumps({"seq": stored.seq, "kind": kind, **json.loads(payload)}))
+        return
+    table = Table("seq", "at", "kind", "node", "detail")
+    for stored in events:
+        event = stored.event
+        node = getattr(event, "node", "") or ""
+        item = getattr(event, "item", None)
+        if item is not None:
+            node = f"{node}[{item}]"
+        table.add_row(str(stored.seq), _when(event.at), type(event).__name__, node, _detail(event))
+    out.print(table)
+
+
+def _detail(event: Any) -> str:
+    for name in ("error", "reason", "name", "count", "due_at", "attempt"):
+        value = getattr(event, name, None)
+        if value is not None and value != "":
+            return f"{name}={value}"
+    return ""
+
+
+@main.command()
+@click.argument("run_id")
+@click.argument("name")
+@click.argument("payload", required=False)
+@common
+def signal(run_id: str, name: str, payload: str | None, store: str, address: str | None, namespace: str) -> None:
+    """Send signal NAME (with a JSON PAYLOAD) to a run; stored before this returns."""
+    value = parse_json(payload, "PAYLOAD")
+    client = _connect(store, address, namespace)
+    signal_id = client.signal(run_id, name, value)
+    out.print(f"signal {name} #{signal_id} stored for {run_id}")
+
+
+def _control(action: str) -> Callable[..., None]:
+    def command(run_id: str, store: str, address: str | None, namespace: str) -> None:
+        client = _connect(store, address, namespace)
+        record = getattr(client, action)(run_id)
+        out.print(f"{run_id}: {record.status.value}")
+
+    command.__name__ = action
+    command.__doc__ = {
+        "cancel": "Cancel a run: running steps are cancelled, the run ends cancelled.",
+        "pause": "Pause a run: no new step starts, its worker is released.",
+        "resume": "Resume a paused run.",
+    }[action]
+    return command
+
+
+for _action in ("cancel", "pause", "resume"):
+    main.command(name=_action)(click.argument("run_id")(common(_control(_action))))
+
+
+@main.command()
+@click.argument("run_id")
+@click.option("--allow-irreversible", is_flag=True, help="Replay even though irreversible steps ran.")
+@common
+def replay(run_id: str, allow_irreversible: bool, store: str, address: str | None, namespace: str) -> None:
+    """Start a new run with the same definition and input; prints its id."""
+    client = _connect(store, address, namespace)
+    handle = client.replay(run_id, allow_irreversible=allow_irreversible)
+    out.print(handle.run_id)
+
+
+@main.command()
+@click.argument("run_id")
+@click.option("--from-step", required=True, help="Re-run from this step; everything upstream is reused.")
+@common
+def fork(run_id: str, from_step: str, store: str, address: str | None, namespace: str) -> None:
+    """Start a new run that reuses RUN_ID's results upstream of --from-step; prints its id."""
+    client = _connect(store, address, namespace)
+    handle = client.fork(run_id, from_step=from_step)
+    out.print(handle.run_id)
+
+
+@main.command()
+@click.argument("target")
+@common
+def graph(target: str, store: str, address: str | None, namespace: str) -> None:
+    """Print TARGET's graph (MODULE:WORKFLOW) as Mermaid text."""
+    from runner.graph import to_mermaid
+
+    out.print(to_mermaid(load_target(target)), end="")
+
+
+@main.command()
+@click.argument("query")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per row.")
+@common
+def sql(query: str, as_json: bool, store: str, address: str | None, namespace: str) -> None:
+    """Run a read-only SQL QUERY over the store (tables: docs/sql.md)."""
+    reader = _Reader(store, address, namespace)
+    try:
+        columns, rows = reader.sql(query)
+    except StoreError as exc:
+        raise Exit(EXIT_USAGE, f"error: {_one_line(exc)}") from exc
+    if as_json:
+        for row in rows:
+            out.print(json.dumps(dict(zip(columns, row, strict=False)), default=str))
+        return
+    table = Table(*columns)
+    for row in rows:
+        table.add_row(*("" if v is None else str(v) for v in row))
+    out.print(table)
+
+
+@main.command()
+@click.option("--max-workers", type=int, default=None)
+@common
+def start(max_workers: int | None, store: str, address: str | None, namespace: str) -> None:
+    """Start Ray on this machine (if needed) and the Runner, which outlives this command."""
+    import subprocess
+
+    import ray
+
+    if address is None:
+        try:
+            ray.init(address="auto", namespace=namespace, logging_level=logging.ERROR)
+            ray.shutdown()
+        except ConnectionError:
+            proc = subprocess.run(["ray", "start", "--head", "--disable-usage-stats"], capture_output=True, text=True)
+            if proc.returncode != 0:
+                raise Exit(EXIT_FAILED, f"error: ray start failed: {proc.stderr.strip().splitlines()[-1:]}") from None
+        address = "auto"
+    from runner.client import connect
+
+    client = connect(address, store=store, namespace=namespace, max_workers=max_workers)
+    report = client.recovery_report()
+    out.print(f"runner ready (namespace {namespace}, store {client.store_url}); resumed {len(report.resumed)} run(s)")
+
+
+if __name__ == "__main__":
+    main()
