@@ -17,8 +17,8 @@ demo: $(STAMP)
 	$(PY) examples/quickstart.py
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check runner adapters tests examples bench
-	$(VENV)/bin/ruff format --check runner adapters tests examples bench
+	$(VENV)/bin/ruff check runner adapters tests examples $(wildcard bench)
+	$(VENV)/bin/ruff format --check runner adapters tests examples $(wildcard bench)
 	$(VENV)/bin/lint-imports
 
 typecheck: $(STAMP)
