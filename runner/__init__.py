@@ -18,10 +18,12 @@ from runner.errors import (
     InvalidInput,
     LeaseHeld,
     NonRetryableError,
+    ReplayRefused,
     ResultTimeout,
     RunClosed,
     RunnerError,
     RunNotFound,
+    RunWasCancelled,
     SnapshotMismatch,
     StepTimeout,
     StoreError,
@@ -30,16 +32,24 @@ from runner.errors import (
 )
 from runner.events import SKIPPED, FactRef
 from runner.policy import Policy, Resources
-from runner.state import WorkflowState
+from runner.state import StepInfo, WorkflowState
 from runner.store import RunFilter, RunRecord, RunStatus, Store
 from runner.workflow import Node, NodeKind, Workflow
 
 if TYPE_CHECKING:
     from runner.client import Client, RunHandle, connect
+    from runner.runner import RunnerConfig
+    from runner.worker import WorkerConfig
 
 __version__ = "0.1.0"
 
-_LAZY = {"connect": "runner.client", "Client": "runner.client", "RunHandle": "runner.client"}
+_LAZY = {
+    "connect": "runner.client",
+    "Client": "runner.client",
+    "RunHandle": "runner.client",
+    "RunnerConfig": "runner.runner",
+    "WorkerConfig": "runner.worker",
+}
 
 
 def __getattr__(name: str) -> Any:
@@ -58,6 +68,7 @@ __all__ = [
     "Client",
     "RunHandle",
     "StepContext",
+    "StepInfo",
     "connect",
     "context",
     "DefinitionError",
@@ -74,12 +85,15 @@ __all__ = [
     "NonRetryableError",
     "Policy",
     "Resources",
+    "ReplayRefused",
     "ResultTimeout",
     "RunClosed",
     "RunFilter",
     "RunNotFound",
+    "RunWasCancelled",
     "RunRecord",
     "RunStatus",
+    "RunnerConfig",
     "RunnerError",
     "SnapshotMismatch",
     "StepTimeout",
@@ -88,6 +102,7 @@ __all__ = [
     "WorkerLost",
     "Workflow",
     "WorkflowFailed",
+    "WorkerConfig",
     "WorkflowState",
     "__version__",
 ]

@@ -21,16 +21,47 @@ from typing import Any
 
 import cloudpickle
 import ray
+from ray.exceptions import RayActorError, RayTaskError
 
 from adapters import DEFAULT_STORE_URL, store_path
 from runner import serialization
-from runner.errors import InvalidArgument, ResultTimeout, RunnerError, WorkflowFailed
-from runner.events import FactRef, RunCompleted, RunFailed, RunSubmitted, StoredEvent
+from runner.errors import (
+    IllegalTransition,
+    InvalidArgument,
+    ReplayRefused,
+    ResultTimeout,
+    RunnerError,
+    RunWasCancelled,
+    WorkflowFailed,
+)
+from runner.events import (
+    SKIPPED,
+    FactRef,
+    FactReused,
+    RunCancelled,
+    RunCompleted,
+    RunFailed,
+    RunSubmitted,
+    StepSkipped,
+    StoredEvent,
+)
 from runner.runner import RUNNER_NAME, RecoveryReport, Runner, RunnerConfig, RunnerStats
-from runner.store import NewRun, RunFilter, RunRecord, RunStatus, check_run_id
+from runner.state import StepInfo, WorkflowState
+from runner.store import NewRun, RunFilter, RunRecord, RunStatus, check_run_id, check_signal_name
 from runner.workflow import Workflow
 
 _HEAD_NODE = {"node:__internal_head__": 0.001}
+
+
+def _get(ref: Any) -> Any:
+    """``ray.get`` that raises our own errors as themselves, not wrapped in RayTaskError."""
+    try:
+        return ray.get(ref)
+    except RayTaskError as exc:
+        cause = exc.cause
+        if isinstance(cause, RunnerError):
+            raise cause from None
+        raise
 
 
 def connect(
@@ -57,13 +88,13 @@ def connect(
         base = RunnerConfig(**{**base.__dict__, "max_workers": max_workers})
     _init_ray(address, namespace)
     handle = _runner_actor(namespace, store_url, base)
-    in_use = ray.get(handle.store_url_in_use.remote())
+    in_use = _get(handle.store_url_in_use.remote())
     if in_use != store_url:
         raise RunnerError(
             f"the Runner of namespace {namespace!r} already uses store {in_use!r}, not {store_url!r}; "
             "connect with that store, or use another namespace"
         )
-    ray.get(handle.ready.remote())
+    _get(handle.ready.remote())
     return Client(handle, namespace=namespace, store_url=store_url)
 
 
@@ -154,7 +185,7 @@ class Client:
         self._runner = runner
         self.namespace = namespace
         self.store_url = store_url
-        self._store = ray.get(runner.store_handle.remote())
+        self._store = _get(runner.store_handle.remote())
 
     def __repr__(self) -> str:
         return f"<runner.Client namespace={self.namespace!r} store={self.store_url!r}>"
@@ -177,6 +208,7 @@ class Client:
             raise InvalidArgument(f"submit takes a runner.Workflow, got {type(workflow).__name__}")
         run_id = run_id if run_id is not None else f"{workflow.name}-{uuid.uuid4().hex[:16]}"
         check_run_id(run_id)
+        input = workflow.check_input(input)
         definition = pickle_definition(workflow)
         submitted = RunSubmitted(
             workflow=workflow.name, input=input, definition_hash=workflow.definition_hash(), parent_run_id=parent_run_id
@@ -204,19 +236,19 @@ class Client:
     ) -> RunHandle:
         """Store a new run (durably, before returning) and queue it. Same id or key: the existing run."""
         new = self.new_run(workflow, input, run_id=run_id, idempotency_key=idempotency_key)
-        record, _created = ray.get(self._runner.submit.remote(new))
+        record, _created = _get(self._runner.submit.remote(new))
         return RunHandle(self, record.run_id)
 
     def submit_many(self, workflow: Workflow, inputs: list[Any]) -> list[RunHandle]:
         """Many runs of one workflow in one store commit."""
         news = [self.new_run(workflow, item) for item in inputs]
-        results = ray.get(self._runner.submit_many.remote(news))
+        results = _get(self._runner.submit_many.remote(news))
         return [RunHandle(self, record.run_id) for record, _ in results]
 
     def get(self, run_id: str) -> RunHandle:
         """A handle on an existing run; RunNotFound if there is none."""
         check_run_id(run_id)
-        ray.get(self._store.get_run.remote(run_id))
+        self.call_store("get_run", run_id)
         return RunHandle(self, run_id)
 
     def list_runs(
@@ -228,21 +260,112 @@ class Client:
         limit: int = 100,
     ) -> list[RunRecord]:
         run_filter = RunFilter(workflow=workflow, status=status, created_after=since, limit=limit)
-        records: list[RunRecord] = ray.get(self._store.list_runs.remote(run_filter))
+        records: list[RunRecord] = self.call_store("list_runs", run_filter)
         return records
 
+    def signal(self, run_id: str, name: str, payload: Any = None) -> int:
+        """Send a signal; it is stored before this returns and kept until a wait_for takes it."""
+        check_run_id(run_id)
+        check_signal_name(name)
+        signal_id: int = _get(self._runner.signal.remote(run_id, name, payload))
+        return signal_id
+
+    def cancel(self, run_id: str) -> RunRecord:
+        """Cancel a run (running steps are cancelled); IllegalTransition if it has ended."""
+        record: RunRecord = _get(self._runner.cancel.remote(check_run_id(run_id)))
+        return record
+
+    def pause(self, run_id: str) -> RunRecord:
+        """Pause a running run: running steps finish, no new one starts, its worker is released."""
+        record: RunRecord = _get(self._runner.pause.remote(check_run_id(run_id)))
+        return record
+
+    def resume(self, run_id: str) -> RunRecord:
+        """Queue a paused run again."""
+        record: RunRecord = _get(self._runner.resume.remote(check_run_id(run_id)))
+        return record
+
+    def delete(self, run_id: str) -> None:
+        """Delete an ended run and its history; IllegalTransition while it has not ended."""
+        record = self.get(run_id).record()
+        if not record.status.is_terminal:
+            raise IllegalTransition(run_id, record.status.value, "deleted")
+        self.call_store("delete", run_id)
+
+    def replay(self, run_id: str, *, allow_irreversible: bool = False) -> RunHandle:
+        """A new run with the same definition and input; its ``parent_run_id`` is ``run_id``."""
+        parent, workflow, state = self._load(run_id)
+        if not allow_irreversible:
+            _refuse_irreversible(run_id, state, set(workflow.nodes))
+        submitted = RunSubmitted(
+            workflow=workflow.name, input=state.input, definition_hash=parent.definition_hash, parent_run_id=run_id
+        )
+        return self._submit_new(parent, (submitted,))
+
+    def fork(self, run_id: str, *, from_step: str, allow_irreversible: bool = False) -> RunHandle:
+        """A new run that reuses ``run_id``'s results for everything upstream of ``from_step``
+        (those steps do not run again) and runs ``from_step`` and the rest anew."""
+        parent, workflow, state = self._load(run_id)
+        if from_step not in workflow.nodes:
+            raise InvalidArgument(
+                f"workflow {workflow.name!r} has no step {from_step!r}; steps: {', '.join(workflow.nodes)}"
+            )
+        upstream = _ancestors(workflow, from_step)
+        if not allow_irreversible:
+            _refuse_irreversible(run_id, state, set(workflow.nodes) - upstream)
+        events: list[Any] = [
+            RunSubmitted(
+                workflow=workflow.name, input=state.input, definition_hash=parent.definition_hash, parent_run_id=run_id
+            )
+        ]
+        results = state.results()
+        for name in workflow.nodes:
+            if name not in upstream or name not in results:
+                continue
+            if results[name] is SKIPPED:
+                events.append(StepSkipped(node=name, reason=f"skipped in run {run_id}"))
+            else:
+                events.append(FactReused(node=name, value=results[name], source_run_id=run_id))
+        return self._submit_new(parent, tuple(events))
+
+    def _load(self, run_id: str) -> tuple[RunRecord, Workflow, WorkflowState]:
+        handle = self.get(run_id)
+        record = handle.record()
+        workflow: Workflow = serialization.loads(record.definition)
+        return record, workflow, WorkflowState.from_events(workflow, handle.history())
+
+    def _submit_new(self, parent: RunRecord, events: tuple[Any, ...]) -> RunHandle:
+        new = NewRun(
+            run_id=f"{parent.workflow}-{uuid.uuid4().hex[:16]}",
+            workflow=parent.workflow,
+            definition=parent.definition,
+            definition_hash=parent.definition_hash,
+            events=events,
+            parent_run_id=parent.run_id,
+        )
+        record, _ = _get(self._runner.submit.remote(new))
+        return RunHandle(self, record.run_id)
+
     def stats(self) -> RunnerStats:
-        stats: RunnerStats = ray.get(self._runner.stats.remote())
+        stats: RunnerStats = _get(self._runner.stats.remote())
         return stats
 
     def recovery_report(self) -> RecoveryReport:
-        report: RecoveryReport = ray.get(self._runner.report.remote())
+        report: RecoveryReport = _get(self._runner.report.remote())
         return report
 
     @property
     def runner(self) -> Any:
         """The Runner actor handle (advanced use and tests)."""
         return self._runner
+
+    def call_store(self, method: str, *args: Any) -> Any:
+        """Call the Store actor and wait; if the Runner replaced it (the Runner restarted), ask for the new one once."""
+        try:
+            return _get(getattr(self._store, method).remote(*args))
+        except RayActorError:
+            self._store = _get(self._runner.store_handle.remote())
+            return _get(getattr(self._store, method).remote(*args))
 
     @property
     def store(self) -> Any:
@@ -252,7 +375,7 @@ class Client:
     def load_value(self, value: Any) -> Any:
         """``value`` with fact references loaded (top level and one level into a dict or list)."""
         if isinstance(value, FactRef):
-            return serialization.loads(ray.get(self._store.load_fact.remote(value.hash)))
+            return serialization.loads(self.call_store("load_fact", value.hash))
         if isinstance(value, dict):
             return {k: self.load_value(v) if isinstance(v, FactRef) else v for k, v in value.items()}
         if isinstance(value, list):
@@ -271,7 +394,7 @@ class RunHandle:
         return f"<RunHandle {self.run_id}>"
 
     def record(self) -> RunRecord:
-        record: RunRecord = ray.get(self.client.store.get_run.remote(self.run_id))
+        record: RunRecord = self.client.call_store("get_run", self.run_id)
         return record
 
     def status(self) -> RunStatus:
@@ -281,10 +404,33 @@ class RunHandle:
         """Every event of the run, in order."""
         events: list[StoredEvent] = []
         while True:
-            chunk = ray.get(self.client.store.read_events.remote(self.run_id, len(events), 5_000))
+            chunk = self.client.call_store("read_events", self.run_id, len(events), 5_000)
             events.extend(chunk)
             if len(chunk) < 5_000:
                 return events
+
+    def steps(self) -> list[StepInfo]:
+        """Every step's status, attempts and timings, folded from the history."""
+        workflow: Workflow = serialization.loads(self.record().definition)
+        return WorkflowState.from_events(workflow, self.history()).steps()
+
+    def signal(self, name: str, payload: Any = None) -> int:
+        return self.client.signal(self.run_id, name, payload)
+
+    def cancel(self) -> RunRecord:
+        return self.client.cancel(self.run_id)
+
+    def pause(self) -> RunRecord:
+        return self.client.pause(self.run_id)
+
+    def resume(self) -> RunRecord:
+        return self.client.resume(self.run_id)
+
+    def replay(self, *, allow_irreversible: bool = False) -> RunHandle:
+        return self.client.replay(self.run_id, allow_irreversible=allow_irreversible)
+
+    def fork(self, *, from_step: str, allow_irreversible: bool = False) -> RunHandle:
+        return self.client.fork(self.run_id, from_step=from_step, allow_irreversible=allow_irreversible)
 
     def wait(self, timeout: float | None = None) -> RunRecord:
         """Block until the run ends; ResultTimeout after ``timeout`` seconds (it goes on running)."""
@@ -292,7 +438,7 @@ class RunHandle:
         while True:
             remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
             step = 30.0 if remaining is None else min(remaining, 30.0)
-            record: RunRecord = ray.get(self.client.runner.wait.remote(self.run_id, step))
+            record: RunRecord = _get(self.client.runner.wait.remote(self.run_id, step))
             if record.status.is_terminal:
                 return record
             if deadline is not None and time.monotonic() >= deadline:
@@ -302,7 +448,7 @@ class RunHandle:
         """The run's result. A failed run raises the failing step's own exception when it
         can be rebuilt here (else WorkflowFailed); a cancelled run raises WorkflowFailed."""
         record = self.wait(timeout)
-        last = ray.get(self.client.store.last_event.remote(self.run_id))
+        last = self.client.call_store("last_event", self.run_id)
         event = last.event if last is not None else None
         if record.status is RunStatus.COMPLETED and isinstance(event, RunCompleted):
             return self.client.load_value(event.result)
@@ -314,4 +460,29 @@ class RunHandle:
                     original.add_note(f"raised{where} of run {self.run_id!r}")
                 raise original
             raise WorkflowFailed(self.run_id, f"{event.error}{where}")
+        if isinstance(event, RunCancelled):
+            raise RunWasCancelled(self.run_id, event.reason or "cancelled")
         raise WorkflowFailed(self.run_id, f"run ended {record.status.value}")
+
+
+def _ancestors(workflow: Workflow, name: str) -> set[str]:
+    """Every component upstream of ``name`` (not ``name`` itself)."""
+    seen: set[str] = set()
+    stack = list(workflow.nodes[name].after)
+    while stack:
+        up = stack.pop()
+        if up not in seen:
+            seen.add(up)
+            stack.extend(workflow.nodes[up].after)
+    return seen
+
+
+def _refuse_irreversible(run_id: str, state: WorkflowState, would_rerun: set[str]) -> None:
+    ran = {key[0] for key in state.tasks()}
+    irreversible = [
+        name
+        for name, node in state.workflow.nodes.items()
+        if node.policy.irreversible and name in would_rerun and name in ran
+    ]
+    if irreversible:
+        raise ReplayRefused(run_id, irreversible)

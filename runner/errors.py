@@ -165,6 +165,15 @@ class WorkflowFailed(RunnerError):
         return (type(self), (self.run_id, self.reason))
 
 
+class RunWasCancelled(WorkflowFailed):
+    """``result()`` of a run that was cancelled."""
+
+    def __init__(self, run_id: str, reason: str = "cancelled") -> None:
+        self.run_id = run_id
+        self.reason = reason
+        RunnerError.__init__(self, f"run {run_id!r} was cancelled ({reason}); replay it to run it again")
+
+
 class NonRetryableError(RunnerError):
     """Raise from a step to fail it at once, skipping any retries left."""
 
@@ -202,3 +211,18 @@ class ResultTimeout(RunnerError, TimeoutError):
 
 class WorkerLost(RunnerError):
     """A run's worker died more often than the restart-intensity limit allows."""
+
+
+class ReplayRefused(RunnerError):
+    """A replay or fork would run an irreversible step again."""
+
+    def __init__(self, run_id: str, steps: list[str]) -> None:
+        self.run_id = run_id
+        self.steps = list(steps)
+        super().__init__(
+            f"run {run_id!r} already ran irreversible step(s) {self.steps}; "
+            "pass allow_irreversible=True (CLI: --allow-irreversible) to run them again anyway"
+        )
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.run_id, self.steps))

@@ -27,8 +27,8 @@ from typing import Any
 import ray
 from ray.exceptions import RayActorError
 
-from runner.errors import InvalidArgument, RunClosed
-from runner.events import ErrorInfo, RunFailed, RunSuspended
+from runner.errors import IllegalTransition, InvalidArgument, RunClosed
+from runner.events import ErrorInfo, RunCancelled, RunFailed, RunPaused, RunSuspended
 from runner.store import NewRun, RunFilter, RunRecord, RunStatus
 from runner.store_actor import RemoteStoreActor
 from runner.worker import Outcome, Worker, WorkerConfig
@@ -98,9 +98,9 @@ class Runner:
     def __init__(self, store_url: str, config: RunnerConfig) -> None:
         self.store_url = store_url
         self.config = config
-        self.store: Any = RemoteStoreActor.options(num_cpus=0, max_concurrency=10_000, resources=_HEAD_NODE).remote(
-            store_url
-        )
+        self.store: Any = RemoteStoreActor.options(
+            num_cpus=0, max_concurrency=10_000, max_restarts=-1, resources=_HEAD_NODE
+        ).remote(store_url)
         self._pending: collections.deque[str] = collections.deque()
         self._active: dict[str, _WorkerSlot] = {}
         self._idle: list[_WorkerSlot] = []
@@ -110,6 +110,7 @@ class Runner:
         self._timers: list[tuple[float, str]] = []
         self._timer_wake = asyncio.Event()
         self._signalled_while_active: set[str] = set()
+        self._turn_waiters: dict[str, list[asyncio.Future[None]]] = {}
         self._peak = 0
         self._restart_count = 0
         self._workers_started = 0
@@ -195,6 +196,75 @@ class Runner:
                 self._enqueue(run_id)
         return int(signal.signal_id)
 
+    async def cancel(self, run_id: str) -> RunRecord:
+        """Cancel a run: its running steps are cancelled and it ends ``cancelled``."""
+        asked = False
+        for _ in range(5):
+            record: RunRecord = await self.store.get_run.remote(run_id)
+            if record.status.is_terminal:
+                if asked:  # ended while we asked: cancelled, or finished first
+                    return record
+                raise IllegalTransition(run_id, record.status.value, RunStatus.CANCELLED.value)
+            asked = True
+            slot = self._active.get(run_id)
+            if slot is not None:
+                if record.status is RunStatus.RUNNING:
+                    await self.store.transition.remote(run_id, RunStatus.CANCELLING)
+                turn = self._turn_end(run_id)
+                if await slot.handle.request.remote(run_id, "cancel"):
+                    await turn
+                    continue  # the worker's turn ended: look at what it recorded
+                continue
+            self._forget(run_id)
+            lease = await self.store.acquire_lease.remote(run_id, "runner", self.config.worker.lease_ttl, force=True)
+            if record.status in (RunStatus.RUNNING, RunStatus.SUSPENDED):
+                await self.store.transition.remote(run_id, RunStatus.CANCELLING, lease=lease.token)
+            await self.store.append.remote(
+                run_id, [RunCancelled(reason="cancelled on request")], lease.token, RunStatus.CANCELLED
+            )
+            self._wake_waiters(run_id)
+        final: RunRecord = await self.store.get_run.remote(run_id)
+        return final
+
+    async def pause(self, run_id: str) -> RunRecord:
+        """Pause a running run: no new step starts, running ones finish, the worker is released."""
+        record: RunRecord = await self.store.get_run.remote(run_id)
+        if record.status is not RunStatus.RUNNING:
+            raise IllegalTransition(run_id, record.status.value, RunStatus.PAUSED.value)
+        slot = self._active.get(run_id)
+        if slot is not None:
+            turn = self._turn_end(run_id)
+            if await slot.handle.request.remote(run_id, "pause"):
+                await turn
+        else:
+            self._forget(run_id)
+            lease = await self.store.acquire_lease.remote(run_id, "runner", self.config.worker.lease_ttl, force=True)
+            await self.store.append.remote(run_id, [RunPaused()], lease.token, RunStatus.PAUSED)
+            await self.store.release_lease.remote(run_id, lease.token)
+        final: RunRecord = await self.store.get_run.remote(run_id)
+        return final
+
+    async def resume(self, run_id: str) -> RunRecord:
+        """Queue a paused run again; its next worker records RunResumed."""
+        record: RunRecord = await self.store.get_run.remote(run_id)
+        if record.status is not RunStatus.PAUSED:
+            raise IllegalTransition(run_id, record.status.value, RunStatus.RUNNING.value)
+        self._enqueue(run_id)
+        return record
+
+    def _turn_end(self, run_id: str) -> asyncio.Future[None]:
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._turn_waiters.setdefault(run_id, []).append(future)
+        return future
+
+    def _forget(self, run_id: str) -> None:
+        """Take a run off the queue, its timer and its restart backoff."""
+        with contextlib.suppress(ValueError):
+            self._pending.remove(run_id)
+        self._timers = [(t, r) for t, r in self._timers if r != run_id]
+        heapq.heapify(self._timers)
+        self._backing_off.discard(run_id)
+
     async def stats(self) -> RunnerStats:
         return RunnerStats(
             live_workers=len(self._idle) + len(self._active),
@@ -266,6 +336,9 @@ class Runner:
         except Exception as exc:
             failure = f"its worker raised {type(exc).__name__}: {_first_line(exc)}"
         del self._active[run_id]
+        for future in self._turn_waiters.pop(run_id, []):
+            if not future.done():
+                future.set_result(None)
         if outcome is not None:
             slot.turns += 1
             self._idle.append(slot)
@@ -331,8 +404,9 @@ class Runner:
 
     async def _requeue_after(self, run_id: str, delay: float) -> None:
         await asyncio.sleep(delay)
-        self._backing_off.discard(run_id)
-        self._enqueue(run_id, front=True)
+        if run_id in self._backing_off:  # not cancelled or paused meanwhile
+            self._backing_off.discard(run_id)
+            self._enqueue(run_id, front=True)
 
     async def _fail_run(self, run_id: str, message: str) -> None:
         try:

@@ -149,6 +149,7 @@ class _Data:
     result: Any = None
     error: ErrorInfo | None = None
     failed_node: str | None = None
+    reused: set[str] = field(default_factory=set)  # resolved by FactReused (a fork)
 
 
 class WorkflowState:
@@ -316,7 +317,7 @@ class WorkflowState:
             items_done=(
                 sum(1 for r in records if r.status in (DONE, SKIPPED_STATUS)) if node.kind is NodeKind.MAP else None
             ),
-            reused=resolved and not records and node.kind in _EXECUTABLE,
+            reused=name in d.reused,
         )
 
     def waiting_for(self) -> list[str]:
@@ -502,6 +503,7 @@ class WorkflowState:
         if node.kind in _EXECUTABLE and node.kind is not NodeKind.MAP:
             self._d.tasks[(e.node, None)] = TaskRecord(status=DONE, value=e.value, finished_at=e.at)
         self._d.results[e.node] = e.value
+        self._d.reused.add(e.node)
 
     def _on_cancelled(self, run_id: str, e: RunCancelled) -> None:
         self._d.outcome = "cancelled"

@@ -17,6 +17,7 @@ actor the Runner keeps in its pool and reuses run after run.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import random
 import time
@@ -28,8 +29,19 @@ from ray.exceptions import RayError
 
 from runner import serialization
 from runner.context import installed
-from runner.errors import FencedError, SnapshotMismatch, StepTimeout, StoreError
-from runner.events import ErrorInfo, Event, FactRef, RunResumed, RunSuspended, SignalReceived, StepStarted, StoredEvent
+from runner.errors import FencedError, IllegalTransition, SnapshotMismatch, StepTimeout, StoreError
+from runner.events import (
+    ErrorInfo,
+    Event,
+    FactRef,
+    RunCancelled,
+    RunPaused,
+    RunResumed,
+    RunSuspended,
+    SignalReceived,
+    StepStarted,
+    StoredEvent,
+)
 from runner.execution import run_task, step_context
 from runner.state import Task, TaskKey, WorkflowState
 from runner.store import RunStatus, status_after
@@ -125,6 +137,12 @@ def _step_task(
     return execute_step(run_id, _definition(definition_hash, definition), task, store, fact_threshold)
 
 
+def _retrieve(future: asyncio.Future[Any]) -> None:
+    """Mark a cancelled task's outcome as seen (it is of no interest any more)."""
+    if not future.cancelled():
+        future.exception()
+
+
 # ------------------------------------------------------------------ executor
 class RunExecutor:
     """Drives one run from recovery to an outcome. Not thread-safe; one per run turn."""
@@ -145,9 +163,18 @@ class RunExecutor:
         self._definition_ref: Any = None
         self._definition_hash = ""
         self._pending_facts: list[tuple[str, bytes]] = []
+        self._requested: str | None = None
 
     def poke(self) -> None:
         """Something outside changed (a signal arrived): look again."""
+        self._poke.set()
+
+    def request(self, action: str) -> None:
+        """Ask the run to stop: "cancel" (running steps are cancelled) or "pause" (they finish first)."""
+        if action not in ("cancel", "pause"):
+            raise ValueError(f"unknown request {action!r}")
+        if self._requested != "cancel":
+            self._requested = action
         self._poke.set()
 
     # ------------------------------------------------------------ recovery
@@ -197,6 +224,8 @@ class RunExecutor:
                 await self.store.transition.remote(self.run_id, RunStatus.RUNNING, lease=self.lease)
             elif record.status in (RunStatus.SUSPENDED, RunStatus.PAUSED):
                 self._stage(RunResumed())
+            elif record.status is RunStatus.CANCELLING:
+                self._requested = "cancel"  # a cancel that its last worker did not finish
             outcome = await self._cycles()
             return Outcome(run_id=self.run_id, status=outcome[0], wake_at=outcome[1], recovery=stats)
         except FencedError:
@@ -211,6 +240,14 @@ class RunExecutor:
         while True:
             if self._fenced is not None:
                 raise self._fenced
+            if self._requested == "cancel":
+                self._cancel_all()
+                await self._flush()
+                with contextlib.suppress(IllegalTransition):  # already cancelling
+                    await self.store.transition.remote(self.run_id, RunStatus.CANCELLING, lease=self.lease)
+                self._stage(RunCancelled(reason="cancelled on request"))
+                await self._flush()
+                return RunStatus.CANCELLED.value, None
             await self._take_signals()
             now = time.time()
             for event in state.advance(now):
@@ -219,6 +256,16 @@ class RunExecutor:
                 await self._flush()
                 self._cancel_all()
                 return state.status, None
+            if self._requested == "pause":
+                if not self._in_flight:  # running steps finish and are recorded first
+                    self._stage(RunPaused())
+                    await self._flush()
+                    await self._release()
+                    return RunStatus.PAUSED.value, None
+                await self._flush()
+                await self._wait_for_something(None)
+                self._collect_finished()
+                continue
             tasks = state.runnables(self._in_flight.keys(), now)
             for task in tasks:
                 self._stage(StepStarted(node=task.node, item=task.item, attempt=task.attempt, lease=self.lease, at=now))
@@ -332,6 +379,7 @@ class RunExecutor:
     def _cancel_all(self) -> None:
         for flight in self._in_flight.values():
             if flight.ref is not None:
+                flight.future.add_done_callback(_retrieve)
                 ray.cancel(flight.ref, force=True)
         self._in_flight.clear()
 
@@ -421,6 +469,14 @@ class Worker:
         current = self._current
         if current is not None and current.run_id == run_id:
             current.poke()
+            return True
+        return False
+
+    async def request(self, run_id: str, action: str) -> bool:
+        """Pass a cancel or pause request to the run this worker drives; False if it drives another."""
+        current = self._current
+        if current is not None and current.run_id == run_id:
+            current.request(action)
             return True
         return False
 

@@ -40,6 +40,7 @@ SAMPLES: dict[str, Any] = {
     "reason": "step 'charge' raised ValueError: card declined",
     "node": "charge",
     "timeout": 2.5,
+    "steps": ["charge"],
 }
 # ResultTimeout reads its status as "still running"
 SAMPLES_BY_CLASS: dict[str, dict[str, Any]] = {"ResultTimeout": {"status": "running"}}
@@ -57,6 +58,8 @@ ADVICE: dict[str, str] = {
     "WorkflowFailed": "fix it, then replay or fork the run",
     "StepTimeout": "raise its timeout=",
     "ResultTimeout": "call result() again later or cancel it",
+    "ReplayRefused": "pass allow_irreversible=True",
+    "RunWasCancelled": "replay it to run it again",
 }
 
 

@@ -26,6 +26,7 @@ EXPECTED = [
     "NodeKind",
     "NonRetryableError",
     "Policy",
+    "ReplayRefused",
     "Resources",
     "ResultTimeout",
     "RunClosed",
@@ -34,13 +35,17 @@ EXPECTED = [
     "RunNotFound",
     "RunRecord",
     "RunStatus",
+    "RunWasCancelled",
+    "RunnerConfig",
     "RunnerError",
     "SKIPPED",
     "SnapshotMismatch",
     "StepContext",
+    "StepInfo",
     "StepTimeout",
     "Store",
     "StoreError",
+    "WorkerConfig",
     "WorkerLost",
     "Workflow",
     "WorkflowFailed",
@@ -51,7 +56,7 @@ EXPECTED = [
 ]
 
 # Names that need Ray; ``runner`` loads their module on first use.
-LAZY = {"Client", "RunHandle", "connect"}
+LAZY = {"Client", "RunHandle", "RunnerConfig", "WorkerConfig", "connect"}
 
 
 def test_all_is_pinned():
