@@ -126,6 +126,9 @@ class DuckDBStore:
         self._clock = clock
         self._lock = threading.RLock()
         self._con: duckdb.DuckDBPyConnection | None = None
+        # This object is the file's only writer (DuckDB admits one writing process), so run
+        # records are cached here, updated after each commit, and reads of them skip SQL.
+        self._cache: dict[str, RunRecord] = {}
         self._con = self._connect()
         if not read_only:
             self._migrate()
@@ -182,6 +185,23 @@ class DuckDBStore:
             )
 
     @contextlib.contextmanager
+    def _read(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A read: one statement is its own transaction, so no BEGIN/COMMIT round trips."""
+        with self._lock:
+            con = self._con
+            if con is None:
+                raise StoreError(f"store {self.path} was closed; open it again with adapters.open_store(url)")
+            try:
+                yield con
+            except duckdb.Error as exc:
+                raise StoreError(f"store {self.path}: {type(exc).__name__}: {exc}") from exc
+
+    def _cached(self, record: RunRecord) -> RunRecord:
+        if not self.read_only:
+            self._cache[record.run_id] = record
+        return record
+
+    @contextlib.contextmanager
     def _transaction(self, *, commit: bool = True) -> Iterator[duckdb.DuckDBPyConnection]:
         """The one place driver errors become StoreError; a transaction that raises is rolled back."""
         with self._lock:
@@ -205,6 +225,7 @@ class DuckDBStore:
                 with contextlib.suppress(duckdb.Error):
                     self._con.close()
                 self._con = None
+            self._cache.clear()
 
     def __enter__(self) -> DuckDBStore:
         return self
@@ -217,6 +238,11 @@ class DuckDBStore:
         if not isinstance(query, str) or not query.strip():
             raise InvalidArgument("sql needs a query string")
         with self._transaction(commit=False) as con:  # rolled back: a query cannot change the store
+            # ... unless it ends that transaction itself: "COMMIT; DELETE FROM runs" would write.
+            if any(s.type == duckdb.StatementType.TRANSACTION for s in con.extract_statements(query)):
+                raise InvalidArgument(
+                    "sql runs read-only queries; transaction statements (BEGIN, COMMIT, ...) are refused"
+                )
             cursor = con.execute(query, list(params))
             columns = [d[0] for d in cursor.description or ()]
             rows = cursor.fetchall()
@@ -277,6 +303,9 @@ class DuckDBStore:
                     seen["key:" + new.idempotency_key] = record
                 out.append((record, True))
             _insert_events(con, event_rows)
+        for record, created in out:
+            if created:
+                self._cached(record)
         return out
 
     def _find_existing(self, con: duckdb.DuckDBPyConnection, new: NewRun) -> RunRecord | None:
@@ -288,12 +317,14 @@ class DuckDBStore:
 
     def get_run(self, run_id: str) -> RunRecord:
         check_run_id(run_id)
-        with self._transaction() as con:
+        with self._read() as con:
             return self._record(con, run_id)
 
     def exists(self, run_id: str) -> bool:
         check_run_id(run_id)
-        with self._transaction() as con:
+        with self._read() as con:
+            if run_id in self._cache:
+                return True
             return bool(_scalar(con, "SELECT count(*) FROM runs WHERE run_id = ?", [run_id]))
 
     def list_runs(self, run_filter: RunFilter | None = None) -> list[RunRecord]:
@@ -319,7 +350,7 @@ class DuckDBStore:
             f"SELECT {_RUN_COLUMNS} FROM runs WHERE {' AND '.join(where)} "
             f"ORDER BY created_at {order}, run_id {order} LIMIT {int(f.limit)}"
         )
-        with self._transaction() as con:
+        with self._read() as con:
             rows = con.execute(query, params).fetchall()
         return [_record(row) for row in rows]
 
@@ -329,6 +360,7 @@ class DuckDBStore:
             self._record(con, run_id)
             for table in ("events", "snapshots", "signals", "runs"):
                 con.execute(f"DELETE FROM {table} WHERE run_id = ?", [run_id])
+        self._cache.pop(run_id, None)
 
     def transition(self, run_id: str, to: RunStatus, *, lease: int | None = None) -> RunRecord:
         check_run_id(run_id)
@@ -341,7 +373,7 @@ class DuckDBStore:
                 check_transition(record, target)
             now = self._clock()
             con.execute("UPDATE runs SET status = ?, updated_at = ? WHERE run_id = ?", [target.value, now, run_id])
-        return replace(record, status=target, updated_at=now)
+        return self._cached(replace(record, status=target, updated_at=now))
 
     # ------------------------------------------------------------- leases
     def acquire_lease(self, run_id: str, owner: str, ttl: float, *, force: bool = False) -> Lease:
@@ -353,6 +385,7 @@ class DuckDBStore:
                 "UPDATE runs SET lease = ?, lease_owner = ?, lease_expires_at = ? WHERE run_id = ?",
                 [lease.token, owner, lease.expires_at, run_id],
             )
+        self._cached(replace(record, lease=lease.token, lease_owner=owner, lease_expires_at=lease.expires_at))
         return lease
 
     def renew_lease(self, run_id: str, token: int, ttl: float) -> Lease:
@@ -363,6 +396,7 @@ class DuckDBStore:
             check_write(record, token, None)
             expires_at = self._clock() + ttl
             con.execute("UPDATE runs SET lease_expires_at = ? WHERE run_id = ?", [expires_at, run_id])
+        self._cached(replace(record, lease_expires_at=expires_at))
         return Lease(run_id=run_id, token=token, owner=record.lease_owner or "", expires_at=expires_at)
 
     def release_lease(self, run_id: str, token: int) -> None:
@@ -372,6 +406,7 @@ class DuckDBStore:
             if token != record.lease:
                 raise FencedError(run_id, token, record.lease)
             con.execute("UPDATE runs SET lease_owner = NULL, lease_expires_at = NULL WHERE run_id = ?", [run_id])
+        self._cached(replace(record, lease_owner=None, lease_expires_at=None))
 
     # ------------------------------------------------------------ the log
     def append(self, run_id: str, events: Sequence[Event], lease: int, *, status: RunStatus | None = None) -> Receipt:
@@ -420,11 +455,7 @@ class DuckDBStore:
                     )
                     results.append(Receipt(run_id=request.run_id, first_seq=first, last_seq=first + len(rows) - 1))
                 _insert_events(con, event_rows)
-                for record in pending.values():
-                    con.execute(
-                        "UPDATE runs SET last_seq = ?, status = ?, updated_at = ?, error = ? WHERE run_id = ?",
-                        [record.last_seq, record.status.value, record.updated_at, record.error, record.run_id],
-                    )
+                _update_runs(con, list(pending.values()))
         except StoreError as exc:
             if not results and not prepared:
                 raise
@@ -433,19 +464,21 @@ class DuckDBStore:
             # the commit failed: no batch was stored, every caller gets an answer
             stored_none: list[Receipt | Exception] = [exc if isinstance(r, Receipt) else r for r in results]
             return stored_none + [exc] * (len(prepared) - len(results))
+        for record in pending.values():
+            self._cached(record)
         return results
 
     def stream(self, run_id: str, after: int = 0) -> Iterator[StoredEvent]:
         check_run_id(run_id)
         check_cursor(after)
-        with self._transaction() as con:
+        with self._read() as con:
             self._record(con, run_id)
         return self._stream(run_id, after)
 
     def _stream(self, run_id: str, after: int) -> Iterator[StoredEvent]:
         cursor = after
         while True:
-            with self._transaction() as con:
+            with self._read() as con:
                 rows = con.execute(
                     "SELECT seq, kind, payload FROM events WHERE run_id = ? AND seq > ? ORDER BY seq LIMIT ?",
                     [run_id, cursor, _STREAM_CHUNK],
@@ -477,7 +510,7 @@ class DuckDBStore:
 
     def load_snapshot(self, run_id: str) -> Snapshot | None:
         check_run_id(run_id)
-        with self._transaction() as con:
+        with self._read() as con:
             self._record(con, run_id)
             row = con.execute("SELECT cursor, blob FROM snapshots WHERE run_id = ?", [run_id]).fetchone()
         return None if row is None else Snapshot(run_id=run_id, cursor=row[0], blob=bytes(row[1]))
@@ -492,7 +525,7 @@ class DuckDBStore:
 
     def load_fact(self, fact_hash: str) -> bytes:
         check_fact(fact_hash)
-        with self._transaction() as con:
+        with self._read() as con:
             row = con.execute("SELECT blob FROM facts WHERE hash = ?", [fact_hash]).fetchone()
         if row is None:
             raise FactNotFound(fact_hash)
@@ -515,7 +548,7 @@ class DuckDBStore:
     def signals(self, run_id: str, after: int = 0) -> list[Signal]:
         check_run_id(run_id)
         check_cursor(after)
-        with self._transaction() as con:
+        with self._read() as con:
             self._record(con, run_id)
             rows = con.execute(
                 "SELECT signal_id, name, payload, sent_at FROM signals WHERE run_id = ? AND signal_id > ? ORDER BY signal_id",
@@ -528,10 +561,13 @@ class DuckDBStore:
 
     # ------------------------------------------------------------ helpers
     def _record(self, con: duckdb.DuckDBPyConnection, run_id: str) -> RunRecord:
+        cached = self._cache.get(run_id)
+        if cached is not None:
+            return cached
         row = con.execute(f"SELECT {_RUN_COLUMNS} FROM runs WHERE run_id = ?", [run_id]).fetchone()
         if row is None:
             raise RunNotFound(run_id)
-        return _record(row)
+        return self._cached(_record(row))
 
 
 def _scalar(con: duckdb.DuckDBPyConnection, query: str, params: Sequence[Any] = ()) -> Any:
@@ -568,6 +604,31 @@ def _collect_events(
         columns[3].append(getattr(event, "node", None))
         columns[4].append(event.at)
         columns[5].append(payload)
+
+
+def _update_runs(con: duckdb.DuckDBPyConnection, records: list[RunRecord]) -> None:
+    """The appended runs' new cursors and statuses, in one statement however many runs there are."""
+    if not records:
+        return
+    if len(records) == 1:
+        r = records[0]
+        con.execute(
+            "UPDATE runs SET last_seq = ?, status = ?, updated_at = ?, error = ? WHERE run_id = ?",
+            [r.last_seq, r.status.value, r.updated_at, r.error, r.run_id],
+        )
+        return
+    con.execute(
+        "UPDATE runs SET last_seq = u.last_seq, status = u.status, updated_at = u.updated_at, error = u.error "
+        "FROM (SELECT unnest(?::VARCHAR[]) AS run_id, unnest(?::BIGINT[]) AS last_seq, unnest(?::VARCHAR[]) AS status, "
+        "unnest(?::DOUBLE[]) AS updated_at, unnest(?::VARCHAR[]) AS error) AS u WHERE runs.run_id = u.run_id",
+        [
+            [r.run_id for r in records],
+            [r.last_seq for r in records],
+            [r.status.value for r in records],
+            [r.updated_at for r in records],
+            [r.error for r in records],
+        ],
+    )
 
 
 def _insert_events(con: duckdb.DuckDBPyConnection, columns: list[list[Any]]) -> None:

@@ -16,11 +16,14 @@ import importlib
 import importlib.util
 import json
 import logging
+import os
 import sys
 import time
-from collections.abc import Callable
+import traceback
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import click
@@ -34,27 +37,40 @@ from runner.errors import (
     IllegalTransition,
     InvalidArgument,
     InvalidInput,
+    ReplayRefused,
     RunClosed,
     RunnerError,
     RunNotFound,
     StoreError,
-    WorkflowFailed,
 )
-from runner.events import SKIPPED, StoredEvent
+from runner.events import SKIPPED, FactRef, RunCancelled, RunFailed, StoredEvent
 from runner.store import RunFilter, RunRecord
 from runner.workflow import Workflow
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
-_BAD_INPUT = (InvalidArgument, InvalidInput, DefinitionError, RunNotFound, IllegalTransition, RunClosed)
+_BAD_INPUT = (InvalidArgument, InvalidInput, DefinitionError, RunNotFound, IllegalTransition, RunClosed, ReplayRefused)
+_PIPE_WIDTH = 100_000
 
-out = Console(highlight=False, soft_wrap=True)
-err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+def _console(*, stderr: bool) -> Console:
+    # User data (results, errors, run ids) is printed as it is: no markup, no emoji codes, no highlighting.
+    console = Console(stderr=stderr, highlight=False, soft_wrap=True, markup=False, emoji=False)
+    if not stderr and not console.is_terminal and "COLUMNS" not in os.environ:
+        console.width = _PIPE_WIDTH  # piped output: tables are never truncated nor wrapped
+    return console
+
+
+out = _console(stderr=False)
+err = _console(stderr=True)
 
 
 class Exit(Exception):
-    def __init__(self, code: int, message: str = "") -> None:
+    """Stop with exit ``code`` and a one-line ``message``; ``detail`` (a traceback) is shown with --debug."""
+
+    def __init__(self, code: int, message: str = "", detail: str = "") -> None:
         self.code = code
         self.message = message
+        self.detail = detail
         super().__init__(message)
 
 
@@ -72,14 +88,16 @@ def common(fn: Callable[..., Any]) -> Callable[..., Any]:
         try:
             fn(*args, **kwargs)
         except Exit as exc:
+            if debug and exc.detail:
+                err.print(exc.detail.rstrip())
             if exc.message:
-                err.print(exc.message)
+                err.print(_squash(exc.message))
             sys.exit(exc.code)
         except click.exceptions.ClickException:
             raise
         except Exception as exc:
             if debug:
-                raise
+                err.print("".join(traceback.format_exception(type(exc), exc, exc.__traceback__)).rstrip())
             code = EXIT_USAGE if isinstance(exc, _BAD_INPUT) else EXIT_FAILED
             err.print(f"error: {_one_line(exc)}")
             sys.exit(code)
@@ -87,8 +105,12 @@ def common(fn: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
+def _squash(text: str) -> str:
+    return " ".join(text.split())
+
+
 def _one_line(exc: BaseException) -> str:
-    text = " ".join(str(exc).split())
+    text = _squash(str(exc))
     return text if isinstance(exc, RunnerError) else f"{type(exc).__name__}: {text}"
 
 
@@ -100,10 +122,10 @@ def _connect(store: str, address: str | None, namespace: str) -> Any:
 
 
 class _Reader:
-    """Reads through the Store actor of a running Runner, else from the file read-only."""
+    """Reads through the Store actor of a running Runner that holds ``store``, else from the file read-only."""
 
     def __init__(self, store: str, address: str | None, namespace: str) -> None:
-        self._actor = self._find_actor(address, namespace)
+        self._actor = self._find_actor(store, address, namespace)
         self._direct: Any = None
         if self._actor is None:
             path = store_path(store)
@@ -114,30 +136,34 @@ class _Reader:
             self._direct = DuckDBStore(path, read_only=True)
 
     @staticmethod
-    def _find_actor(address: str | None, namespace: str) -> Any:
+    def _find_actor(store: str, address: str | None, namespace: str) -> Any:
         import ray
 
-        from runner.client import _init_ray
+        from runner.client import _absolute_store_url, _get
         from runner.runner import RUNNER_NAME
 
-        try:
-            if address is None and not ray.is_initialized():
-                ray.init(address="auto", namespace=namespace, logging_level=logging.ERROR, log_to_driver=False)
-            else:
-                _init_ray(address, namespace)
-        except ConnectionError:
-            return None
+        wanted = _absolute_store_url(store)  # a bad URL is reported before connecting
+        if not ray.is_initialized():
+            try:
+                # "auto" (the default) also honours RAY_ADDRESS; no cluster at all: read the file.
+                ray.init(
+                    address=address or "auto", namespace=namespace, logging_level=logging.ERROR, log_to_driver=False
+                )
+            except ConnectionError:
+                return None
         try:
             runner_actor = ray.get_actor(RUNNER_NAME, namespace=namespace)
         except ValueError:
             return None
-        return ray.get(runner_actor.store_handle.remote())
+        if _get(runner_actor.store_url_in_use.remote()) != wanted:
+            return None  # that Runner holds another store; the one asked for is not locked by it
+        return _get(runner_actor.store_handle.remote())
 
     def _call(self, method: str, *args: Any) -> Any:
         if self._actor is not None:
-            import ray
+            from runner.client import _get
 
-            return ray.get(getattr(self._actor, method).remote(*args))
+            return _get(getattr(self._actor, method).remote(*args))
         return getattr(self._direct, method)(*args)
 
     def get_run(self, run_id: str) -> RunRecord:
@@ -149,6 +175,7 @@ class _Reader:
         return records
 
     def history(self, run_id: str) -> list[StoredEvent]:
+        self.get_run(run_id)  # RunNotFound for an unknown id, not an empty history
         if self._actor is not None:
             events: list[StoredEvent] = []
             while True:
@@ -156,8 +183,19 @@ class _Reader:
                 events.extend(chunk)
                 if len(chunk) < 5_000:
                     return events
-        self._direct.get_run(run_id)
         return list(self._direct.stream(run_id))
+
+    def load_value(self, value: Any) -> Any:
+        """``value`` with fact references loaded (top level and one level into a dict or list)."""
+        from runner import serialization
+
+        if isinstance(value, FactRef):
+            return serialization.loads(self._call("load_fact", value.hash))
+        if isinstance(value, dict):
+            return {k: self.load_value(v) if isinstance(v, FactRef) else v for k, v in value.items()}
+        if isinstance(value, list):
+            return [self.load_value(v) if isinstance(v, FactRef) else v for v in value]
+        return value
 
     def sql(self, query: str) -> tuple[list[str], list[tuple[Any, ...]]]:
         result: tuple[list[str], list[tuple[Any, ...]]] = self._call("sql", query)
@@ -167,29 +205,49 @@ class _Reader:
 # -------------------------------------------------------------- helpers
 def load_target(target: str) -> Workflow:
     """``package.module:name`` or ``path/to/file.py:name`` -> the Workflow object."""
-    module_name, sep, attr = target.partition(":")
+    module_name, sep, attr = target.rpartition(":")
     if not sep or not module_name or not attr:
         raise InvalidArgument(f"expected MODULE:WORKFLOW (e.g. examples/quickstart.py:orders), got {target!r}")
-    if module_name.endswith(".py") or "/" in module_name:
-        path = Path(module_name)
-        if not path.exists():
-            raise InvalidArgument(f"no file {module_name!r}")
-        spec = importlib.util.spec_from_file_location(path.stem, path)
-        if spec is None or spec.loader is None:
-            raise InvalidArgument(f"cannot import {module_name!r}")
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[path.stem] = module
-        spec.loader.exec_module(module)
+    if module_name.endswith(".py") or "/" in module_name or os.sep in module_name:
+        module = _load_file(Path(module_name))
     else:
-        sys.path.insert(0, str(Path.cwd()))
+        if str(Path.cwd()) not in sys.path:
+            sys.path.insert(0, str(Path.cwd()))
         try:
             module = importlib.import_module(module_name)
-        except ImportError as exc:
-            raise InvalidArgument(f"cannot import module {module_name!r}: {exc}") from exc
+        except Exception as exc:  # not found, or it raised while importing
+            detail = str(exc) if isinstance(exc, ImportError) else f"{type(exc).__name__}: {exc}"
+            raise InvalidArgument(f"cannot import module {module_name!r}: {detail}") from exc
     workflow = getattr(module, attr, None)
     if not isinstance(workflow, Workflow):
-        raise InvalidArgument(f"{target!r} is not a runner.Workflow (got {type(workflow).__name__})")
+        found = sorted(name for name, value in vars(module).items() if isinstance(value, Workflow))
+        listed = f"workflows there: {', '.join(found)}" if found else "it defines no runner.Workflow"
+        if not hasattr(module, attr):
+            raise InvalidArgument(f"{module_name!r} has no {attr!r}; {listed}")
+        raise InvalidArgument(f"{target!r} is a {type(workflow).__name__}, not a runner.Workflow; {listed}")
     return workflow
+
+
+def _load_file(path: Path) -> ModuleType:
+    if not path.is_file():
+        raise InvalidArgument(f"no file {str(path)!r}")
+    name = path.stem
+    loaded = sys.modules.get(name)
+    if loaded is not None and getattr(loaded, "__file__", None) != str(path):
+        # A module of that name is imported already (the standard library's, a dependency's, ours):
+        # replacing it in sys.modules would break whoever uses it.
+        name = f"_runner_target_{name}"
+    spec = importlib.util.spec_from_file_location(name, path)
+    if spec is None or spec.loader is None:
+        raise InvalidArgument(f"cannot import {str(path)!r}")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # the workflow's code is pickled by value, found through sys.modules
+    try:
+        spec.loader.exec_module(module)
+    except Exception as exc:
+        del sys.modules[name]
+        raise InvalidArgument(f"cannot load {str(path)!r}: {type(exc).__name__}: {_squash(str(exc))}") from exc
+    return module
 
 
 def parse_json(text: str | None, what: str) -> Any:
@@ -207,6 +265,18 @@ def _when(t: float | None) -> str:
 
 def _seconds(t: float | None) -> str:
     return "" if t is None else f"{t:.3f}s"
+
+
+def _print_table(headers: Sequence[str], rows: Sequence[Sequence[str]], *, keep: Sequence[str] = ()) -> None:
+    """A table on stdout; the ``keep`` columns (ids) are never truncated nor wrapped."""
+    table = Table(*headers)
+    for index, column in enumerate(table.columns):
+        if headers[index] in keep:
+            column.no_wrap = True
+            column.min_width = max([len(headers[index])] + [len(row[index]) for row in rows])
+    for row in rows:
+        table.add_row(*row)
+    out.print(table)
 
 
 def _value(value: Any) -> str:
@@ -251,11 +321,22 @@ def run(
     _watch(handle, workflow, timeout)
     try:
         result = handle.result(timeout=5)
-    except WorkflowFailed as exc:
-        raise Exit(EXIT_FAILED, f"run {handle.run_id} failed: {exc.reason}") from exc
     except Exception as exc:
-        raise Exit(EXIT_FAILED, f"run {handle.run_id} failed: {_one_line(exc)}") from exc
+        raise _run_failed(handle, exc) from exc
     out.print(_value(result))
+
+
+def _run_failed(handle: Any, exc: BaseException) -> Exit:
+    """Exit 1 naming the failed step and its error; --debug shows the step's own traceback."""
+    last = handle.client.call_store("last_event", handle.run_id)
+    event = None if last is None else last.event
+    if isinstance(event, RunFailed):
+        where = f" in step {event.node!r}" if event.node else ""
+        return Exit(EXIT_FAILED, f"run {handle.run_id} failed{where}: {event.error}", detail=event.error.traceback)
+    if isinstance(event, RunCancelled):
+        return Exit(EXIT_FAILED, f"run {handle.run_id} was cancelled ({event.reason or 'cancelled'})")
+    detail = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+    return Exit(EXIT_FAILED, f"run {handle.run_id} failed: {_one_line(exc)}", detail=detail)
 
 
 def _watch(handle: Any, workflow: Workflow, timeout: float | None) -> None:
@@ -277,7 +358,7 @@ def _watch(handle: Any, workflow: Workflow, timeout: float | None) -> None:
     ) as progress:
         bar = progress.add_task("run", total=total, run=handle.run_id, doing="")
         while True:
-            for stored in ray.get(handle.client.store.read_events.remote(handle.run_id, state.cursor, 5_000)):
+            for stored in handle.client.call_store("read_events", handle.run_id, state.cursor, 5_000):
                 state.apply(stored)
             steps = state.steps()
             done = sum(1 for s in steps if s.status in ("done", "skipped"))
@@ -335,20 +416,14 @@ def list_(
     namespace: str,
 ) -> None:
     """List runs, newest first."""
+    run_filter = RunFilter(workflow=workflow, status=status, created_after=since, limit=limit)  # checked first
     reader = _Reader(store, address, namespace)
-    records = reader.list_runs(RunFilter(workflow=workflow, status=status, created_after=since, limit=limit))
-    table = Table("run id", "workflow", "status", "created", "updated", "events", "error")
-    for r in records:
-        table.add_row(
-            r.run_id,
-            r.workflow,
-            r.status.value,
-            _when(r.created_at),
-            _when(r.updated_at),
-            str(r.last_seq),
-            r.error or "",
-        )
-    out.print(table)
+    records = reader.list_runs(run_filter)
+    rows = [
+        (r.run_id, r.workflow, r.status.value, _when(r.created_at), _when(r.updated_at), str(r.last_seq), r.error or "")
+        for r in records
+    ]
+    _print_table(("run id", "workflow", "status", "created", "updated", "events", "error"), rows, keep=("run id",))
     if not records:
         err.print("no runs match")
 
@@ -374,21 +449,21 @@ def show(run_id: str, store: str, address: str | None, namespace: str) -> None:
     if record.error:
         out.print(f"error     {record.error}")
     if state.is_finished and state.status == "completed":
-        out.print(f"result    {_value(state.result)}")
-    table = Table("step", "kind", "status", "attempts", "started", "duration", "items", "error")
-    for step in state.steps():
-        items = "" if step.items is None else f"{step.items_done}/{step.items}"
-        table.add_row(
+        out.print(f"result    {_value(reader.load_value(state.result))}")
+    rows = [
+        (
             step.name,
             step.kind,
             step.status + (" (reused)" if step.reused else ""),
             str(step.attempts),
             _when(step.started_at),
             _seconds(step.duration),
-            items,
+            "" if step.items is None else f"{step.items_done}/{step.items}",
             "" if step.error is None else str(step.error),
         )
-    out.print(table)
+        for step in state.steps()
+    ]
+    _print_table(("step", "kind", "status", "attempts", "started", "duration", "items", "error"), rows, keep=("step",))
 
 
 @main.command()
@@ -406,15 +481,15 @@ def history(run_id: str, as_json: bool, store: str, address: str | None, namespa
             kind, payload = serialization.encode_event(stored.event)
             out.print(json.dumps({"seq": stored.seq, "kind": kind, **json.loads(payload)}))
         return
-    table = Table("seq", "at", "kind", "node", "detail")
+    rows = []
     for stored in events:
         event = stored.event
         node = getattr(event, "node", "") or ""
         item = getattr(event, "item", None)
         if item is not None:
             node = f"{node}[{item}]"
-        table.add_row(str(stored.seq), _when(event.at), type(event).__name__, node, _detail(event))
-    out.print(table)
+        rows.append((str(stored.seq), _when(event.at), type(event).__name__, node, _detail(event)))
+    _print_table(("seq", "at", "kind", "node", "detail"), rows, keep=("kind", "node"))
 
 
 def _detail(event: Any) -> str:
@@ -441,8 +516,11 @@ def signal(run_id: str, name: str, payload: str | None, store: str, address: str
 def _control(action: str) -> Callable[..., None]:
     def command(run_id: str, store: str, address: str | None, namespace: str) -> None:
         client = _connect(store, address, namespace)
+        if action == "pause":
+            err.print(f"pausing {run_id}: its running steps finish first")
         record = getattr(client, action)(run_id)
-        out.print(f"{run_id}: {record.status.value}")
+        # resume answers with the record as it was (paused); the run is queued again
+        out.print(f"{run_id}: {'resumed' if action == 'resume' else record.status.value}")
 
     command.__name__ = action
     command.__doc__ = {
@@ -471,11 +549,14 @@ def replay(run_id: str, allow_irreversible: bool, store: str, address: str | Non
 @main.command()
 @click.argument("run_id")
 @click.option("--from-step", required=True, help="Re-run from this step; everything upstream is reused.")
+@click.option("--allow-irreversible", is_flag=True, help="Fork even though irreversible steps would run again.")
 @common
-def fork(run_id: str, from_step: str, store: str, address: str | None, namespace: str) -> None:
+def fork(
+    run_id: str, from_step: str, allow_irreversible: bool, store: str, address: str | None, namespace: str
+) -> None:
     """Start a new run that reuses RUN_ID's results upstream of --from-step; prints its id."""
     client = _connect(store, address, namespace)
-    handle = client.fork(run_id, from_step=from_step)
+    handle = client.fork(run_id, from_step=from_step, allow_irreversible=allow_irreversible)
     out.print(handle.run_id)
 
 
@@ -504,10 +585,7 @@ def sql(query: str, as_json: bool, store: str, address: str | None, namespace: s
         for row in rows:
             out.print(json.dumps(dict(zip(columns, row, strict=False)), default=str))
         return
-    table = Table(*columns)
-    for row in rows:
-        table.add_row(*("" if v is None else str(v) for v in row))
-    out.print(table)
+    _print_table(columns, [["" if v is None else str(v) for v in row] for row in rows])
 
 
 @main.command()
@@ -524,9 +602,16 @@ def start(max_workers: int | None, store: str, address: str | None, namespace: s
             ray.init(address="auto", namespace=namespace, logging_level=logging.ERROR)
             ray.shutdown()
         except ConnectionError:
-            proc = subprocess.run(["ray", "start", "--head", "--disable-usage-stats"], capture_output=True, text=True)
+            # the `ray` next to this interpreter: a virtualenv's bin/ need not be on PATH
+            beside = Path(sys.executable).with_name("ray")
+            command = [str(beside) if beside.exists() else "ray", "start", "--head", "--disable-usage-stats"]
+            try:
+                proc = subprocess.run(command, capture_output=True, text=True)
+            except OSError as exc:
+                raise Exit(EXIT_FAILED, f"error: cannot run `ray start`: {exc}") from None
             if proc.returncode != 0:
-                raise Exit(EXIT_FAILED, f"error: ray start failed: {proc.stderr.strip().splitlines()[-1:]}") from None
+                last = (proc.stderr.strip().splitlines() or ["(no output)"])[-1]
+                raise Exit(EXIT_FAILED, f"error: ray start failed: {last}") from None
         address = "auto"
     from runner.client import connect
 

@@ -13,9 +13,10 @@ import contextlib
 import logging
 import os
 import sys
+import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -138,29 +139,66 @@ def _runner_actor(namespace: str, store_url: str, config: RunnerConfig) -> Any:
     )
 
 
+# Registration is process-wide and submits may run on several threads at once: count the users
+# of each module so that one thread's exit never unregisters a module another is still pickling.
+_BY_VALUE_LOCK = threading.Lock()
+_BY_VALUE_USERS: dict[str, int] = {}
+
+
 @contextlib.contextmanager
 def _by_value(workflow: Workflow) -> Iterator[None]:
-    """Pickle the modules of the workflow's own code by value, so Ray workers need not import them."""
+    """Pickle the modules of the workflow's own code by value, so Ray workers need not import them.
+
+    Registered with both cloudpickle (the stored definition) and Ray's copy of it (a submit's
+    arguments, such as an input of the workflow's ``input_type`` defined in the same module)."""
     modules = set()
     for node in workflow.nodes.values():
         for fn in (node.fn, node.when, node.policy.fallback):
-            name = getattr(fn, "__module__", None)
-            module = sys.modules.get(name) if name else None
-            if module is None or name == "__main__" or not _is_user_module(module):
-                continue
-            modules.add(module)
+            module = _user_module(fn)
+            if module is not None:
+                modules.add(module)
+    input_module = _user_module(workflow.input_type)
+    if input_module is not None:
+        modules.add(input_module)
     registered = []
-    for module in modules:
-        try:
-            cloudpickle.register_pickle_by_value(module)
+    with _BY_VALUE_LOCK:
+        for module in modules:
+            if not _BY_VALUE_USERS.get(module.__name__):
+                if _pickled_by_value(module):
+                    continue  # registered by the user: leave it as it is
+                try:
+                    cloudpickle.register_pickle_by_value(module)
+                    ray.cloudpickle.register_pickle_by_value(module)
+                except ValueError:
+                    continue
+            _BY_VALUE_USERS[module.__name__] = _BY_VALUE_USERS.get(module.__name__, 0) + 1
             registered.append(module)
-        except ValueError:
-            pass
     try:
         yield
     finally:
-        for module in registered:
-            cloudpickle.unregister_pickle_by_value(module)
+        with _BY_VALUE_LOCK:
+            for module in registered:
+                _BY_VALUE_USERS[module.__name__] -= 1
+                if not _BY_VALUE_USERS[module.__name__]:
+                    del _BY_VALUE_USERS[module.__name__]
+                    for pickler in (cloudpickle, ray.cloudpickle):
+                        with contextlib.suppress(ValueError):
+                            pickler.unregister_pickle_by_value(module)
+
+
+def _user_module(obj: Any) -> Any:
+    name = getattr(obj, "__module__", None)
+    module = sys.modules.get(name) if name else None
+    if module is None or name == "__main__" or not _is_user_module(module):
+        return None
+    return module
+
+
+def _pickled_by_value(module: Any) -> bool:
+    return any(
+        module.__name__ in getattr(pickler.cloudpickle, "_PICKLE_BY_VALUE_MODULES", ())
+        for pickler in (cloudpickle, ray.cloudpickle)
+    )
 
 
 def _is_user_module(module: Any) -> bool:
@@ -236,13 +274,17 @@ class Client:
     ) -> RunHandle:
         """Store a new run (durably, before returning) and queue it. Same id or key: the existing run."""
         new = self.new_run(workflow, input, run_id=run_id, idempotency_key=idempotency_key)
-        record, _created = _get(self._runner.submit.remote(new))
+        with _by_value(workflow):  # the input may be of a class from the workflow's module
+            ref = self._runner.submit.remote(new)
+        record, _created = _get(ref)
         return RunHandle(self, record.run_id)
 
     def submit_many(self, workflow: Workflow, inputs: list[Any]) -> list[RunHandle]:
         """Many runs of one workflow in one store commit."""
         news = [self.new_run(workflow, item) for item in inputs]
-        results = _get(self._runner.submit_many.remote(news))
+        with _by_value(workflow):
+            ref = self._runner.submit_many.remote(news)
+        results = _get(ref)
         return [RunHandle(self, record.run_id) for record, _ in results]
 
     def get(self, run_id: str) -> RunHandle:
@@ -346,6 +388,33 @@ class Client:
         record, _ = _get(self._runner.submit.remote(new))
         return RunHandle(self, record.run_id)
 
+    def results(self, handles: Sequence[RunHandle], timeout: float | None = None) -> list[Any]:
+        """Every run's result, in order, once all have ended (one round trip, not one per run).
+        The first failed run raises as ``RunHandle.result`` would; ResultTimeout after ``timeout``."""
+        run_ids = [h.run_id for h in handles]
+        records: list[RunRecord] = _get(self._runner.wait_many.remote(run_ids, timeout))
+        for record in records:
+            if not record.status.is_terminal:
+                raise ResultTimeout(record.run_id, timeout or 0.0, record.status.value)
+        return [self.result_of(record, last) for record, last in self.call_store("outcomes", run_ids)]
+
+    def result_of(self, record: RunRecord, last: StoredEvent | None) -> Any:
+        """The result an ended run's record and last event stand for (or its error, raised)."""
+        event = last.event if last is not None else None
+        if record.status is RunStatus.COMPLETED and isinstance(event, RunCompleted):
+            return self.load_value(event.result)
+        if isinstance(event, RunFailed):
+            original = serialization.exception_of(event.error)
+            where = f" in step {event.node!r}" if event.node else ""
+            if original is not None:
+                if hasattr(original, "add_note"):
+                    original.add_note(f"raised{where} of run {record.run_id!r}")
+                raise original
+            raise WorkflowFailed(record.run_id, f"{event.error}{where}")
+        if isinstance(event, RunCancelled):
+            raise RunWasCancelled(record.run_id, event.reason or "cancelled")
+        raise WorkflowFailed(record.run_id, f"run ended {record.status.value}")
+
     def stats(self) -> RunnerStats:
         stats: RunnerStats = _get(self._runner.stats.remote())
         return stats
@@ -446,23 +515,10 @@ class RunHandle:
 
     def result(self, timeout: float | None = None) -> Any:
         """The run's result. A failed run raises the failing step's own exception when it
-        can be rebuilt here (else WorkflowFailed); a cancelled run raises WorkflowFailed."""
-        record = self.wait(timeout)
-        last = self.client.call_store("last_event", self.run_id)
-        event = last.event if last is not None else None
-        if record.status is RunStatus.COMPLETED and isinstance(event, RunCompleted):
-            return self.client.load_value(event.result)
-        if isinstance(event, RunFailed):
-            original = serialization.exception_of(event.error)
-            where = f" in step {event.node!r}" if event.node else ""
-            if original is not None:
-                if hasattr(original, "add_note"):
-                    original.add_note(f"raised{where} of run {self.run_id!r}")
-                raise original
-            raise WorkflowFailed(self.run_id, f"{event.error}{where}")
-        if isinstance(event, RunCancelled):
-            raise RunWasCancelled(self.run_id, event.reason or "cancelled")
-        raise WorkflowFailed(self.run_id, f"run ended {record.status.value}")
+        can be rebuilt here (else WorkflowFailed); a cancelled run raises RunWasCancelled."""
+        self.wait(timeout)
+        record, last = self.client.call_store("outcome", self.run_id)
+        return self.client.result_of(record, last)
 
 
 def _ancestors(workflow: Workflow, name: str) -> set[str]:
@@ -478,7 +534,7 @@ def _ancestors(workflow: Workflow, name: str) -> set[str]:
 
 
 def _refuse_irreversible(run_id: str, state: WorkflowState, would_rerun: set[str]) -> None:
-    ran = {key[0] for key in state.tasks()}
+    ran = state.ran()
     irreversible = [
         name
         for name, node in state.workflow.nodes.items()

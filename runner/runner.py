@@ -183,6 +183,15 @@ class Runner:
         final: RunRecord = await self.store.get_run.remote(run_id)
         return final
 
+    async def wait_many(self, run_ids: Sequence[str], timeout: float | None) -> list[RunRecord]:
+        """The runs' records once all have ended, or after ``timeout`` seconds."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        records: list[RunRecord] = []
+        for run_id in run_ids:
+            remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
+            records.append(await self.wait(run_id, remaining))
+        return records
+
     async def signal(self, run_id: str, name: str, payload: Any) -> int:
         """Put a signal in the run's inbox (durable on return) and wake the run if it waits."""
         signal = await self.store.post_signal.remote(run_id, name, payload)

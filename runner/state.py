@@ -13,7 +13,7 @@ apply). Pure: no Ray.
 from __future__ import annotations
 
 import random
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -127,6 +127,38 @@ class StepInfo:
         return self.finished_at - self.started_at
 
 
+class _Open:
+    """Placeholder for a map item without a result yet."""
+
+    def __repr__(self) -> str:
+        return "OPEN"
+
+    def __reduce__(self) -> str:
+        return "_OPEN"
+
+
+_OPEN = _Open()
+
+
+@dataclass
+class _MapSummary:
+    """Attempts and timings of a map's resolved items, added up."""
+
+    attempts: int = 0
+    first_started_at: float | None = None
+    finished_at: float | None = None
+    error: ErrorInfo | None = None
+
+    def add(self, rec: TaskRecord) -> None:
+        self.attempts += rec.attempt
+        if rec.first_started_at is not None:
+            self.first_started_at = min(self.first_started_at or rec.first_started_at, rec.first_started_at)
+        if rec.finished_at is not None:
+            self.finished_at = max(self.finished_at or rec.finished_at, rec.finished_at)
+        if rec.error is not None:
+            self.error = rec.error
+
+
 @dataclass
 class _Data:
     """Everything the fold knows; compared for equality and pickled into snapshots."""
@@ -150,6 +182,14 @@ class _Data:
     error: ErrorInfo | None = None
     failed_node: str | None = None
     reused: set[str] = field(default_factory=set)  # resolved by FactReused (a fork)
+    # Map items: a record only while an item is open; resolved items leave their value in
+    # item_values and their attempts and timings in map_summary, so state (and snapshots)
+    # stay small and every step costs O(1) however many items a map has.
+    item_values: dict[str, list[Any]] = field(default_factory=dict)
+    items_open: dict[str, int] = field(default_factory=dict)
+    ready_items: dict[str, set[int]] = field(default_factory=dict)  # waiting, retrying or falling back
+    map_summary: dict[str, _MapSummary] = field(default_factory=dict)
+    running: set[TaskKey] = field(default_factory=set)
 
 
 class WorkflowState:
@@ -255,7 +295,16 @@ class WorkflowState:
         return self._d.last_signal_id
 
     def task(self, node: str, item: int | None = None) -> TaskRecord | None:
+        """The record of a step, or of a map item that has no result yet (resolved items keep only their value)."""
         return self._d.tasks.get((node, item))
+
+    def item_value(self, node: str, item: int) -> Any:
+        """A map item's result (SKIPPED if skipped); KeyError while it has none."""
+        d = self._d
+        values = d.results.get(node) if node in d.results else d.item_values.get(node)
+        if values is None or not 0 <= item < len(values) or values[item] is _OPEN:
+            raise KeyError((node, item))
+        return values[item]
 
     def tasks(self) -> dict[TaskKey, TaskRecord]:
         return {key: replace(rec) for key, rec in self._d.tasks.items()}
@@ -269,7 +318,13 @@ class WorkflowState:
 
     def started(self) -> list[TaskKey]:
         """Tasks with a StepStarted and no outcome yet."""
-        return [key for key, rec in self._d.tasks.items() if rec.status == RUNNING]
+        return sorted(self._d.running, key=lambda key: (self._order[key[0]], -1 if key[1] is None else key[1]))
+
+    def ran(self) -> set[str]:
+        """Components that have started at least once (their code ran, or may have)."""
+        d = self._d
+        names = {name for (name, _), rec in d.tasks.items() if rec.attempt > 0 or rec.status == RUNNING}
+        return names | {name for name, summary in d.map_summary.items() if summary.attempts > 0}
 
     def steps(self) -> list[StepInfo]:
         """Every component's status, attempts and timings, in definition order."""
@@ -278,13 +333,14 @@ class WorkflowState:
     def _step_info(self, node: Node) -> StepInfo:
         d = self._d
         name = node.name
+        summary = d.map_summary.get(name, _MapSummary())
         if node.kind is NodeKind.MAP and name in d.map_counts:
-            records = [d.tasks[(name, i)] for i in range(d.map_counts[name])]
+            records = [rec for (n, i), rec in d.tasks.items() if n == name and i is not None]
         else:
             records = [rec for rec in (d.tasks.get((name, None)),) if rec is not None]
-        starts = [r.first_started_at for r in records if r.first_started_at is not None]
-        ends = [r.finished_at for r in records if r.finished_at is not None]
-        errors = [r.error for r in records if r.error is not None]
+        starts = [t for t in [r.first_started_at for r in records] + [summary.first_started_at] if t is not None]
+        ends = [t for t in [r.finished_at for r in records] + [summary.finished_at] if t is not None]
+        errors = [e for e in [summary.error] + [r.error for r in records] if e is not None]
         resolved = name in d.results
         if resolved:
             status = "skipped" if d.results[name] is SKIPPED else "done"
@@ -309,14 +365,12 @@ class WorkflowState:
             name=name,
             kind=node.kind.value,
             status=status,
-            attempts=sum(r.attempt for r in records),
+            attempts=sum(r.attempt for r in records) + summary.attempts,
             started_at=min(starts) if starts else None,
             finished_at=finished,
             error=errors[-1] if errors else None,
             items=d.map_counts.get(name) if node.kind is NodeKind.MAP else None,
-            items_done=(
-                sum(1 for r in records if r.status in (DONE, SKIPPED_STATUS)) if node.kind is NodeKind.MAP else None
-            ),
+            items_done=(d.map_counts[name] - len(records) if name in d.map_counts else None),
             reused=name in d.reused,
         )
 
@@ -370,7 +424,7 @@ class WorkflowState:
             raise FoldError(f"StepStarted for {e.node!r} before its upstream components resolved")
         if e.item is None and self.is_resolved(e.node):
             raise FoldError(f"StepStarted for {e.node!r} which already has a result")
-        rec = self._d.tasks.get((e.node, e.item)) or TaskRecord()
+        rec = self._open_record(e.node, e.item, "StepStarted")
         if rec.status == FALLBACK:  # the fallback of the last attempt starts; it stays FALLBACK until its outcome
             if e.attempt != rec.attempt:
                 raise FoldError(
@@ -384,7 +438,8 @@ class WorkflowState:
         if e.attempt < max(rec.attempt, 1):
             raise FoldError(f"StepStarted attempt {e.attempt} for {_label(e.node, e.item)} after attempt {rec.attempt}")
         self._d.tasks[(e.node, e.item)] = rec
-        rec.status, rec.attempt, rec.retry_at, rec.started_at = RUNNING, e.attempt, None, e.at
+        self._set_status((e.node, e.item), rec, RUNNING)
+        rec.attempt, rec.retry_at, rec.started_at = e.attempt, None, e.at
         if rec.first_started_at is None:
             rec.first_started_at = e.at
 
@@ -400,13 +455,12 @@ class WorkflowState:
             self._d.results[e.node] = e.value
             return
         self._executable(e.node, e.item)
-        rec = self._d.tasks.get((e.node, e.item))
+        rec = self._open_record(e.node, e.item, "FactProduced")
         expected = FALLBACK if e.fallback else RUNNING
-        if rec is None or rec.status != expected:
-            raise FoldError(
-                f"FactProduced for {_label(e.node, e.item)} which is {rec.status if rec else WAITING}, not {expected}"
-            )
-        rec.status, rec.value, rec.finished_at = DONE, e.value, e.at
+        if rec.status != expected:
+            raise FoldError(f"FactProduced for {_label(e.node, e.item)} which is {rec.status}, not {expected}")
+        self._set_status((e.node, e.item), rec, DONE)
+        rec.value, rec.finished_at = e.value, e.at
         self._resolve_task(e.node, e.item, e.value)
 
     def _on_expanded(self, run_id: str, e: MapExpanded) -> None:
@@ -417,12 +471,17 @@ class WorkflowState:
             raise FoldError(f"MapExpanded with negative count {e.count}")
         if self._inputs(node) is None:
             raise FoldError(f"MapExpanded for {e.node!r} before its upstream component resolved")
-        self._d.map_counts[e.node] = e.count
-        self._d.tasks.pop((e.node, None), None)
+        d = self._d
+        d.map_counts[e.node] = e.count
+        d.tasks.pop((e.node, None), None)
         for i in range(e.count):
-            self._d.tasks[(e.node, i)] = TaskRecord()
+            d.tasks[(e.node, i)] = TaskRecord()
+        d.ready_items[e.node] = set(range(e.count))
+        d.item_values[e.node] = [_OPEN] * e.count
+        d.items_open[e.node] = e.count
+        d.map_summary[e.node] = _MapSummary()
         if e.count == 0:
-            self._d.results[e.node] = []
+            self._finish_map(e.node)
 
     def _on_failed(self, run_id: str, e: StepFailed) -> None:
         node = self._node(e.node)
@@ -435,27 +494,27 @@ class WorkflowState:
             rec = self._d.tasks.setdefault(key, TaskRecord(status=RUNNING, attempt=1))
         else:
             self._executable(e.node, e.item)
-            rec = self._d.tasks.get(key) or TaskRecord()
+            rec = self._open_record(e.node, e.item, "StepFailed")
         if rec.status not in (RUNNING, FALLBACK):
             raise FoldError(f"StepFailed for {_label(e.node, e.item)} which is {rec.status}, not running")
         rec.error, rec.finished_at = e.error, e.at
         if rec.status == FALLBACK:
-            rec.status = FAILED
+            status = FAILED
         elif e.retry_at is not None:
-            rec.status, rec.retry_at = RETRY, e.retry_at
+            status, rec.retry_at = RETRY, e.retry_at
         elif node.policy.fallback is not None and not (node.kind is NodeKind.MAP and e.item is None):
-            rec.status = FALLBACK
+            status = FALLBACK
         else:
-            rec.status = FAILED
+            status = FAILED
+        self._set_status(key, rec, status)
 
     def _on_skipped(self, run_id: str, e: StepSkipped) -> None:
         node = self._node(e.node)
         if e.item is not None:
             self._executable(e.node, e.item)
-            rec = self._d.tasks[(e.node, e.item)]
-            if rec.status in (DONE, SKIPPED_STATUS):
-                raise FoldError(f"StepSkipped for {_label(e.node, e.item)} which is already {rec.status}")
-            rec.status, rec.value, rec.finished_at = SKIPPED_STATUS, SKIPPED, e.at
+            rec = self._open_record(e.node, e.item, "StepSkipped")
+            self._set_status((e.node, e.item), rec, SKIPPED_STATUS)
+            rec.value, rec.finished_at = SKIPPED, e.at
             self._resolve_task(e.node, e.item, SKIPPED)
             return
         if self.is_resolved(e.node):
@@ -464,7 +523,8 @@ class WorkflowState:
             raise FoldError(f"StepSkipped for {e.node!r} before its upstream components resolved")
         whole = self._d.tasks.get((e.node, None))
         if whole is not None:
-            whole.status, whole.value, whole.finished_at = SKIPPED_STATUS, SKIPPED, e.at
+            self._set_status((e.node, None), whole, SKIPPED_STATUS)
+            whole.value, whole.finished_at = SKIPPED, e.at
         self._d.results[e.node] = SKIPPED
 
     def _on_signal(self, run_id: str, e: SignalReceived) -> None:
@@ -526,6 +586,10 @@ class WorkflowState:
         if d.outcome or d.paused or not d.submitted:
             return []
         tasks: list[Task] = []
+        orphans: dict[str, list[TaskKey]] = {}  # map items started by a worker that is gone
+        for key in d.running.difference(in_flight) if len(d.running) else ():
+            if key[1] is not None:
+                orphans.setdefault(key[0], []).append(key)
         for node in self.workflow.nodes.values():
             if node.kind not in _EXECUTABLE or self.is_resolved(node.name):
                 continue
@@ -535,7 +599,8 @@ class WorkflowState:
             if node.kind is NodeKind.MAP:
                 if node.name not in d.map_counts:
                     continue
-                keys: Sequence[TaskKey] = [(node.name, i) for i in range(d.map_counts[node.name])]
+                keys: list[TaskKey] = [(node.name, i) for i in sorted(d.ready_items.get(node.name, ()))]
+                keys += orphans.get(node.name, [])
             else:
                 keys = [(node.name, None)]
             for key in keys:
@@ -680,13 +745,46 @@ class WorkflowState:
         return tuple(results[up] for up in node.after)
 
     def _resolve_task(self, name: str, item: int | None, value: Any) -> None:
+        d = self._d
         if item is None:
-            self._d.results[name] = value
+            d.results[name] = value
             return
-        count = self._d.map_counts[name]
-        items = [self._d.tasks[(name, i)] for i in range(count)]
-        if all(rec.status in (DONE, SKIPPED_STATUS) for rec in items):
-            self._d.results[name] = [rec.value for rec in items]
+        rec = d.tasks.pop((name, item))
+        d.map_summary[name].add(rec)
+        d.item_values[name][item] = value
+        d.items_open[name] -= 1
+        if d.items_open[name] == 0:
+            self._finish_map(name)
+
+    def _finish_map(self, name: str) -> None:
+        d = self._d
+        d.results[name] = d.item_values.pop(name)
+        d.items_open.pop(name)
+        d.ready_items.pop(name, None)
+
+    def _set_status(self, key: TaskKey, rec: TaskRecord, status: str) -> None:
+        """Change a task's status, keeping the running set and the ready-items index in step."""
+        d = self._d
+        if rec.status == RUNNING:
+            d.running.discard(key)
+        rec.status = status
+        if status == RUNNING:
+            d.running.add(key)
+        name, item = key
+        if item is not None and name in d.ready_items:
+            if status in (WAITING, RETRY, FALLBACK):
+                d.ready_items[name].add(item)
+            else:
+                d.ready_items[name].discard(item)
+
+    def _open_record(self, name: str, item: int | None, what: str) -> TaskRecord:
+        """The record of an unresolved task (a step not started yet gets a fresh one)."""
+        rec = self._d.tasks.get((name, item))
+        if rec is not None:
+            return rec
+        if item is not None:  # items have records from MapExpanded until they resolve
+            raise FoldError(f"{what} for {_label(name, item)} which already has a result")
+        return TaskRecord()
 
     def _run_result(self, result: Any) -> Any:
         if self.workflow.output is not None:

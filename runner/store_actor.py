@@ -39,6 +39,17 @@ class CommitStats:
     largest_commit: int
 
 
+@dataclass(frozen=True, kw_only=True)
+class Turn:
+    """What ``open_turn`` hands a worker. ``complete``: ``events`` reach the end of the log."""
+
+    lease: Lease | None  # None: the run has ended, there is nothing to take over
+    record: RunRecord
+    snapshot: Snapshot | None
+    events: list[StoredEvent]
+    complete: bool
+
+
 def open_with_retry(url: str, deadline_seconds: float = OPEN_RETRY_SECONDS) -> Any:
     """Open the store, waiting while a dying process still holds the file's lock."""
     deadline = time.monotonic() + deadline_seconds
@@ -124,6 +135,44 @@ class StoreActor:
             return None
         events = await self.read_events(run_id, record.last_seq - 1, 1)
         return events[0] if events else None
+
+    async def open_turn(self, run_id: str, owner: str, ttl: float, limit: int = 5_000) -> Turn:
+        """Everything a worker needs to take a run over, in one call: a new lease (forced: the
+        Runner gives the run to this owner), the record, the latest snapshot and the first
+        events after it; a pending run is moved to running under the new lease."""
+
+        def open_() -> Turn:
+            store = self._store
+            record = store.get_run(run_id)
+            if record.status.is_terminal:  # nothing to take over
+                return Turn(lease=None, record=record, snapshot=None, events=[], complete=True)
+            lease = store.acquire_lease(run_id, owner, ttl, force=True)
+            if record.status is RunStatus.PENDING:
+                record = store.transition(run_id, RunStatus.RUNNING, lease=lease.token)
+            snapshot = store.load_snapshot(run_id)
+            events: list[StoredEvent] = []
+            for stored in store.stream(run_id, snapshot.cursor if snapshot else 0):
+                events.append(stored)
+                if len(events) >= limit:
+                    break
+            return Turn(lease=lease, record=record, snapshot=snapshot, events=events, complete=len(events) < limit)
+
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, open_)
+
+    async def outcome(self, run_id: str) -> tuple[RunRecord, StoredEvent | None]:
+        """The run's record and its last event, in one call."""
+
+        def read() -> tuple[RunRecord, StoredEvent | None]:
+            record = self._store.get_run(run_id)
+            last = next(iter(self._store.stream(run_id, max(0, record.last_seq - 1))), None)
+            return record, last
+
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, read)
+
+    async def outcomes(self, run_ids: Sequence[str]) -> list[tuple[RunRecord, StoredEvent | None]]:
+        return [await self.outcome(run_id) for run_id in run_ids]
 
     # ------------------------------------------------------------- runs
     async def create_run(self, new: NewRun) -> tuple[RunRecord, bool]:

@@ -44,7 +44,8 @@ from runner.events import (
 )
 from runner.execution import run_task, step_context
 from runner.state import Task, TaskKey, WorkflowState
-from runner.store import RunStatus, status_after
+from runner.store import RunRecord, RunStatus, status_after
+from runner.store_actor import Turn
 from runner.workflow import Workflow
 
 READ_CHUNK = 5_000
@@ -69,6 +70,7 @@ class RecoveryStats:
     events_streamed: int = 0
     redispatched: tuple[TaskKey, ...] = ()
     seconds: float = 0.0
+    started_at: float = 0.0  # wall-clock time the worker began (compare with event times)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -101,6 +103,19 @@ def _definition(definition_hash: str, blob: bytes) -> Workflow:
         workflow = serialization.loads(blob)
         _DEFINITIONS[definition_hash] = workflow
     return workflow
+
+
+_DEFINITION_REFS: dict[str, Any] = {}
+
+
+def _definition_ref(definition_hash: str, blob: bytes) -> Any:
+    """One object-store copy of a definition per worker process, shared by all its runs' tasks."""
+    ref = _DEFINITION_REFS.get(definition_hash)
+    if ref is None:
+        if len(_DEFINITION_REFS) > 64:
+            _DEFINITION_REFS.clear()
+        ref = _DEFINITION_REFS[definition_hash] = ray.put(blob)
+    return ref
 
 
 def _resolve(value: Any, store: Any) -> Any:
@@ -178,30 +193,32 @@ class RunExecutor:
         self._poke.set()
 
     # ------------------------------------------------------------ recovery
-    async def recover(self) -> tuple[WorkflowState, RecoveryStats]:
-        started = time.monotonic()
-        lease = await self.store.acquire_lease.remote(self.run_id, self.owner, self.config.lease_ttl, force=True)
-        self.lease = lease.token
-        record = await self.store.get_run.remote(self.run_id)
+    async def recover(self) -> tuple[WorkflowState, RecoveryStats, RunRecord]:
+        """Take the run over (one store call: lease, record, snapshot, first events) and fold."""
+        started, started_at = time.monotonic(), time.time()
+        turn: Turn = await self.store.open_turn.remote(self.run_id, self.owner, self.config.lease_ttl, READ_CHUNK)
+        self.lease = 0 if turn.lease is None else turn.lease.token
+        record = turn.record
         workflow: Workflow = _definition(record.definition_hash, record.definition)
         self._definition_hash = record.definition_hash
-        self._definition_ref = ray.put(record.definition)
-        snapshot = await self.store.load_snapshot.remote(self.run_id)
+        self._definition_ref = _definition_ref(record.definition_hash, record.definition)
         state = WorkflowState(workflow)
-        if snapshot is not None:
+        chunk, complete = turn.events, turn.complete
+        if turn.snapshot is not None:
             try:
-                state = WorkflowState.restore(workflow, snapshot.blob)
-            except SnapshotMismatch:
-                state = WorkflowState(workflow)
+                state = WorkflowState.restore(workflow, turn.snapshot.blob)
+            except SnapshotMismatch:  # another definition: fold the whole log instead
+                chunk, complete = [], False
         snapshot_cursor = state.cursor
         streamed = 0
         while True:
-            chunk: list[StoredEvent] = await self.store.read_events.remote(self.run_id, state.cursor, READ_CHUNK)
             for stored in chunk:
                 state.apply(stored)
             streamed += len(chunk)
-            if len(chunk) < READ_CHUNK:
+            if complete:
                 break
+            chunk = await self.store.read_events.remote(self.run_id, state.cursor, READ_CHUNK)
+            complete = len(chunk) < READ_CHUNK
         self._snapshot_cursor = state.cursor
         self.state = state
         stats = RecoveryStats(
@@ -209,20 +226,18 @@ class RunExecutor:
             events_streamed=streamed,
             redispatched=tuple(state.started()),
             seconds=time.monotonic() - started,
+            started_at=started_at,
         )
-        return state, stats
+        return state, stats, record
 
     # --------------------------------------------------------------- cycles
     async def run(self) -> Outcome:
-        state, stats = await self.recover()
-        record = await self.store.get_run.remote(self.run_id)
+        state, stats, record = await self.recover()
         if record.status.is_terminal or state.is_finished:
             return Outcome(run_id=self.run_id, status=record.status.value, recovery=stats)
         renewer = asyncio.get_running_loop().create_task(self._renew_lease())
         try:
-            if record.status is RunStatus.PENDING:
-                await self.store.transition.remote(self.run_id, RunStatus.RUNNING, lease=self.lease)
-            elif record.status in (RunStatus.SUSPENDED, RunStatus.PAUSED):
+            if record.status in (RunStatus.SUSPENDED, RunStatus.PAUSED):
                 self._stage(RunResumed())
             elif record.status is RunStatus.CANCELLING:
                 self._requested = "cancel"  # a cancel that its last worker did not finish

@@ -306,7 +306,7 @@ def test_map_fans_out_one_task_per_item_and_reduce_gets_the_list_in_order():
         ("RunCompleted", None, None),
     ]
     assert events_of(run.log, MapExpanded)[0].count == 3
-    assert [run.state.task("square", i).value for i in range(3)] == [9, 1, 4]
+    assert [run.state.item_value("square", i) for i in range(3)] == [9, 1, 4]
     assert_seq_gapless(run)
 
 
@@ -369,8 +369,11 @@ def test_map_items_retry_on_their_own():
     assert calls == {1: 1, 2: 3, 3: 1}
     fails = events_of(run.log, StepFailed)
     assert [(f.item, f.attempt) for f in fails] == [(1, 1), (1, 2)]
-    assert run.state.task("work", 1).attempt == 3
-    assert run.state.task("work", 0).attempt == 1
+    started = [(e.item, e.attempt) for e in events_of(run.log, StepStarted) if e.node == "work"]
+    assert sorted(started) == [(0, 1), (1, 1), (1, 2), (1, 3), (2, 1)]
+    work = next(step for step in run.state.steps() if step.name == "work")
+    assert (work.attempts, work.items, work.items_done) == (5, 3, 3)
+    assert run.state.task("work", 1) is None  # resolved items keep only their value
     assert_seq_gapless(run)
 
 
@@ -975,7 +978,7 @@ BASE = [submitted(STRICT, 1), started("a"), produced("a", 1)]
                 produced("m", 1, item=0),
             ],
             started("m", item=0),
-            "StepStarted for 'm'\\[0\\] which is already done",
+            "StepStarted for 'm'\\[0\\] which already has a result",
         ),
         (BASE + [started("b", attempt=2)], started("b", attempt=1), "StepStarted attempt 1 for 'b' after attempt 2"),
         (BASE[:1], started("a", attempt=0), "StepStarted attempt 0 for 'a' after attempt 0"),
