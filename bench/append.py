@@ -40,7 +40,7 @@ def baseline() -> float:
         for k in range(APPENDS):
             for event in _events(k):
                 kind, payload = serialization.encode_event(event)
-                for column, value in zip(columns, (f"run-{w}", seq, kind, event.node, event.at, payload)):
+                for column, value in zip(columns, (f"run-{w}", seq, kind, event.node, event.at, payload), strict=True):
                     column.append(value)
                 seq += 1
     con.execute("BEGIN TRANSACTION")

@@ -75,7 +75,7 @@ def build(events: int) -> tuple[str, str, int]:
     for offset in range(0, len(log), 10_000):
         chunk = log[offset : offset + 10_000]
         receipt = store.append(run_id, chunk, lease)
-        for seq, event in zip(range(receipt.first_seq, receipt.last_seq + 1), chunk):
+        for seq, event in zip(range(receipt.first_seq, receipt.last_seq + 1), chunk, strict=True):
             state.apply(StoredEvent(run_id=run_id, seq=seq, event=event))
             if seq == snapshot_at:
                 store.save_snapshot(run_id, seq, state.snapshot())
