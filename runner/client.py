@@ -241,19 +241,21 @@ class Client:
         run_id: str | None = None,
         idempotency_key: str | None = None,
         parent_run_id: str | None = None,
+        definition: bytes | None = None,
     ) -> NewRun:
+        """A run ready to store; ``definition``: the workflow already pickled (submit_many pickles once)."""
         if not isinstance(workflow, Workflow):
             raise InvalidArgument(f"submit takes a runner.Workflow, got {type(workflow).__name__}")
         run_id = run_id if run_id is not None else f"{workflow.name}-{uuid.uuid4().hex[:16]}"
         check_run_id(run_id)
         input = workflow.check_input(input)
-        definition = pickle_definition(workflow)
+        if definition is None:
+            definition = pickle_definition(workflow)
         submitted = RunSubmitted(
             workflow=workflow.name, input=input, definition_hash=workflow.definition_hash(), parent_run_id=parent_run_id
         )
-        serialization.encode_event(
-            submitted
-        )  # an input that cannot be stored is refused here, before anything is written
+        # an input that cannot be stored is refused here, before anything is written
+        serialization.encode_event(submitted)
         return NewRun(
             run_id=run_id,
             workflow=workflow.name,
@@ -281,7 +283,8 @@ class Client:
 
     def submit_many(self, workflow: Workflow, inputs: list[Any]) -> list[RunHandle]:
         """Many runs of one workflow in one store commit."""
-        news = [self.new_run(workflow, item) for item in inputs]
+        definition = pickle_definition(workflow)
+        news = [self.new_run(workflow, item, definition=definition) for item in inputs]
         with _by_value(workflow):
             ref = self._runner.submit_many.remote(news)
         results = _get(ref)

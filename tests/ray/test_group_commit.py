@@ -17,7 +17,7 @@ pytestmark = pytest.mark.ray
 def ray_instance():
     started = not ray.is_initialized()
     if started:
-        ray.init(num_cpus=2, include_dashboard=False, logging_level="ERROR")
+        ray.init(address="local", num_cpus=2, include_dashboard=False, logging_level="ERROR")
     yield
     if started:
         ray.shutdown()

@@ -1,0 +1,62 @@
+"""Run every benchmark and write bench/RESULTS.md (figures, machine, date, commit).
+
+make bench
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+import append  # noqa: E402
+import chain  # noqa: E402
+import fanout  # noqa: E402
+import latency  # noqa: E402
+import recovery  # noqa: E402
+import scale  # noqa: E402
+import submit  # noqa: E402
+from common import Result, machine  # noqa: E402
+
+BENCHMARKS = [chain, latency, fanout, append, recovery, scale, submit]
+
+
+def main() -> int:
+    started = time.perf_counter()
+    results: list[Result] = []
+    for module in BENCHMARKS:
+        print(f"--- {module.__name__}", flush=True)
+        results.append(module.main())
+    facts = machine()
+    lines = [
+        "# Benchmark results",
+        "",
+        "Written by `make bench` (bench/run_all.py). Every figure is a ratio against a baseline",
+        "measured in the same run on the same machine; absolute numbers vary from run to run.",
+        "",
+        f"- date: {facts['date']}",
+        f"- commit: {facts['commit']}",
+        f"- machine: {facts['cpus']} CPUs, {facts['memory_gib']} GiB, {facts['platform']}",
+        f"- Python {facts['python']}, Ray {facts['ray']}, DuckDB {facts['duckdb']}",
+        f"- wall time of the whole suite: {time.perf_counter() - started:.0f} s",
+        "",
+        "| workload | ours | baseline (same run) | ratio | target | met |",
+        "|---|---|---|---|---|---|",
+    ]
+    for r in results:
+        lines.append(
+            f"| {r.name} | {r.figure} | {r.baseline} | {r.ratio:.2f} | {r.target} | {'yes' if r.met else 'no'} |"
+        )
+    lines += ["", "Details:", ""]
+    for r in results:
+        lines.append(f"- {r.name}: `{r.details}`")
+    (HERE / "RESULTS.md").write_text("\n".join(lines) + "\n")
+    print(f"wrote {HERE / 'RESULTS.md'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
