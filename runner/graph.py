@@ -15,8 +15,19 @@ _SHAPES = {
 }
 
 
-def _ident(name: str) -> str:
-    return "n_" + re.sub(r"[^A-Za-z0-9_]", "_", name)
+def _idents(workflow: Workflow) -> dict[str, str]:
+    """A Mermaid id per component: ``n_`` and its name with '.' and '-' as '_', numbered when two collide."""
+    idents: dict[str, str] = {}
+    taken: set[str] = set()
+    for name in workflow.nodes:
+        base = ident = "n_" + re.sub(r"[^A-Za-z0-9_]", "_", name)
+        count = 1
+        while ident in taken:  # "a-b", "a.b" and "a_b" are three components
+            count += 1
+            ident = f"{base}_{count}"
+        taken.add(ident)
+        idents[name] = ident
+    return idents
 
 
 def _label(node: Node) -> str:
@@ -44,13 +55,14 @@ def _label(node: Node) -> str:
 
 def to_mermaid(workflow: Workflow) -> str:
     """``flowchart TD`` text: one shape per component kind, one arrow per dependency."""
-    lines = ["flowchart TD", f"  input((input of {workflow.name}))"]
+    ident = _idents(workflow)
+    lines = ["flowchart TD", f'  input(("input of {workflow.name}"))']
     for node in workflow.nodes.values():
         opening, closing = _SHAPES[node.kind]
-        lines.append(f'  {_ident(node.name)}{opening}"{_label(node)}"{closing}')
+        lines.append(f'  {ident[node.name]}{opening}"{_label(node)}"{closing}')
     for node in workflow.nodes.values():
         if not node.after and node.takes_input:
-            lines.append(f"  input --> {_ident(node.name)}")
+            lines.append(f"  input --> {ident[node.name]}")
         for up in node.after:
-            lines.append(f"  {_ident(up)} --> {_ident(node.name)}")
+            lines.append(f"  {ident[up]} --> {ident[node.name]}")
     return "\n".join(lines) + "\n"

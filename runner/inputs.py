@@ -1,10 +1,13 @@
 """Checking a run's input against the workflow's declared input type.
 
-A workflow may declare ``input_type=``: a dataclass, a TypedDict, or a
-validator callable. The input is checked when a run is submitted, before
-anything is stored: defaults are applied first, then every problem is
-collected (missing, unknown and wrongly typed fields together) and reported
-in one :class:`~runner.errors.InvalidInput`. Pure: no Ray, no I/O.
+A workflow may declare ``input_type=``: a dataclass, a TypedDict, a type
+hint (``list[int]``, ``Optional[str]``, ``Literal["a", "b"]``) or a validator
+callable. The input is checked when a run is submitted, before anything is
+stored: defaults are applied first, then every problem is collected
+(missing, unknown and wrongly typed fields together) and reported in one
+:class:`~runner.errors.InvalidInput`. A validator's ValueError or TypeError,
+and a dataclass's ``__post_init__``'s, are reported the same way. Pure: no
+Ray, no I/O.
 """
 
 from __future__ import annotations
@@ -22,14 +25,26 @@ def is_typed_dict(kind: Any) -> bool:
     return isinstance(kind, type) and issubclass(kind, dict) and hasattr(kind, "__required_keys__")
 
 
+def is_type_hint(kind: Any) -> bool:
+    """A parameterised typing construct: ``list[int]``, ``Optional[int]``, ``int | None``, ``Literal[...]``.
+
+    These are checked like a dataclass field's annotation, never called (most are callable, but
+    calling ``list[int]`` converts rather than checks, and ``Optional[int]()`` always raises).
+    """
+    return typing.get_origin(kind) is not None
+
+
 def check_input_type(kind: Any) -> None:
-    """Raise TypeError unless ``kind`` is a dataclass, a TypedDict or a callable."""
+    """Raise TypeError unless ``kind`` is a dataclass, a TypedDict, a type hint or a callable."""
     if (
         not (dataclasses.is_dataclass(kind) and isinstance(kind, type))
         and not is_typed_dict(kind)
+        and not is_type_hint(kind)
         and not callable(kind)
     ):
-        raise TypeError(f"input_type must be a dataclass, a TypedDict or a validator callable, got {kind!r}")
+        raise TypeError(
+            f"input_type must be a dataclass, a TypedDict, a type hint or a validator callable, got {kind!r}"
+        )
 
 
 def validate_input(workflow: str, kind: Any, value: Any) -> Any:
@@ -38,9 +53,12 @@ def validate_input(workflow: str, kind: Any, value: Any) -> Any:
         return value
     if dataclasses.is_dataclass(kind) and isinstance(kind, type):
         return _dataclass(workflow, kind, value)
-    if is_typed_dict(kind):
+    if is_typed_dict(kind) or is_type_hint(kind):
         problems: dict[str, str] = {}
-        result = _typed_dict(kind, value, "", problems)
+        if is_typed_dict(kind):
+            result = _typed_dict(kind, value, "", problems)
+        else:
+            result = _check(value, kind, "input", problems)
         if problems:
             raise InvalidInput(workflow, problems)
         return result
@@ -54,7 +72,7 @@ def validate_input(workflow: str, kind: Any, value: Any) -> Any:
 
 def _dataclass(workflow: str, kind: type, value: Any) -> Any:
     if isinstance(value, kind):
-        fields = {f.name: getattr(value, f.name) for f in dataclasses.fields(kind)}
+        fields = {f.name: getattr(value, f.name) for f in dataclasses.fields(kind) if f.init}
     elif isinstance(value, Mapping):
         fields = dict(value)
     else:
@@ -63,17 +81,27 @@ def _dataclass(workflow: str, kind: type, value: Any) -> Any:
         )
     problems: dict[str, str] = {}
     checked = _fields(kind, fields, "", problems)
+    built = None if problems else _build(kind, checked, "input", problems)
     if problems:
         raise InvalidInput(workflow, problems)
-    return kind(**checked)
+    return built
+
+
+def _build(kind: type, fields: dict[str, Any], path: str, problems: dict[str, str]) -> Any:
+    """``kind(**fields)``; what its ``__post_init__`` (or an InitVar it lacks) rejects becomes a problem."""
+    try:
+        return kind(**fields)
+    except (TypeError, ValueError) as exc:
+        problems[path] = str(exc) or type(exc).__name__
+        return None
 
 
 def _fields(kind: type, fields: dict[str, Any], prefix: str, problems: dict[str, str]) -> dict[str, Any]:
     hints = _hints(kind)
     known = {f.name: f for f in dataclasses.fields(kind) if f.init}
     out: dict[str, Any] = {}
-    for name in sorted(set(fields) - set(known)):
-        problems[prefix + name] = "unknown field"
+    for name in sorted(set(fields) - set(known), key=str):
+        problems[prefix + str(name)] = "unknown field"
     for name, f in known.items():
         if name in fields:
             out[name] = _check(fields[name], hints.get(name, Any), prefix + name, problems)
@@ -92,7 +120,7 @@ def _typed_dict(kind: Any, value: Any, prefix: str, problems: dict[str, str]) ->
         return value
     hints = _hints(kind)
     out: dict[str, Any] = {}
-    for name in sorted(set(value) - set(hints)):
+    for name in sorted(set(value) - set(hints), key=str):
         problems[prefix + str(name)] = "unknown field"
     for name, hint in hints.items():
         if name in value:
@@ -123,8 +151,11 @@ def _check(value: Any, hint: Any, path: str, problems: dict[str, str]) -> Any:
                 return result
         problems[path] = f"expected {_name(hint)}, got {type(value).__name__}"
         return value
+    if origin is typing.Annotated:
+        return _check(value, args[0], path, problems)
     if origin is typing.Literal:
-        if value not in args:
+        # by type too: True == 1 and 0 == False, but Literal[1] does not admit True
+        if not any(value == option and type(value) is type(option) for option in args):
             problems[path] = f"expected one of {', '.join(map(repr, args))}, got {value!r}"
         return value
     if dataclasses.is_dataclass(hint) and isinstance(hint, type):
@@ -133,7 +164,7 @@ def _check(value: Any, hint: Any, path: str, problems: dict[str, str]) -> Any:
         if isinstance(value, Mapping):
             before = len(problems)
             fields = _fields(hint, dict(value), path + ".", problems)
-            return hint(**fields) if len(problems) == before else value
+            return _build(hint, fields, path, problems) if len(problems) == before else value
         problems[path] = f"expected {hint.__name__} or a dict of its fields, got {type(value).__name__}"
         return value
     if is_typed_dict(hint):
@@ -145,7 +176,11 @@ def _check(value: Any, hint: Any, path: str, problems: dict[str, str]) -> Any:
         if base is int and isinstance(value, bool):
             problems[path] = "expected int, got bool"
             return value
-        if not isinstance(value, base):
+        try:
+            fits = isinstance(value, base)
+        except TypeError:  # a Protocol that is not runtime_checkable, and the like: trusted
+            return value
+        if not fits:
             problems[path] = f"expected {_name(hint)}, got {type(value).__name__}"
             return value
         if origin is list and args:
@@ -165,4 +200,16 @@ def _check(value: Any, hint: Any, path: str, problems: dict[str, str]) -> Any:
 
 
 def _name(hint: Any) -> str:
-    return getattr(hint, "__name__", None) or str(hint).replace("typing.", "")
+    """How a message names a type: ``int``, ``list[Line]``, ``dict[str, int]``, ``int | None``."""
+    origin = typing.get_origin(hint)
+    args = typing.get_args(hint)
+    if origin is None:
+        if hint is type(None):
+            return "None"
+        return getattr(hint, "__name__", None) or str(hint).replace("typing.", "")
+    if origin is Union or (hasattr(types, "UnionType") and origin is types.UnionType):
+        return " | ".join(_name(arg) for arg in args)
+    if origin is typing.Literal:
+        return f"Literal[{', '.join(map(repr, args))}]"
+    inner = ", ".join("..." if arg is Ellipsis else _name(arg) for arg in args)
+    return f"{getattr(origin, '__name__', None) or _name(origin)}[{inner}]"
