@@ -258,15 +258,13 @@ class DuckDBStore:
                 raise InvalidArgument(f"create_runs takes NewRun values, got {new!r}")
         encoded = [[serialization.encode_event(e) for e in new.events] for new in news]
         out: list[tuple[RunRecord, bool]] = []
+        created: list[RunRecord] = []
         event_rows: list[list[Any]] = [[], [], [], [], [], []]
         with self._transaction() as con:
             now = self._clock()
-            seen: dict[str, RunRecord] = {}
-            for new, rows in zip(news, encoded, strict=False):
-                existing = seen.get(new.run_id) or (
-                    seen.get("key:" + new.idempotency_key) if new.idempotency_key else None
-                )
-                existing = existing or self._find_existing(con, new)
+            by_id, by_key = self._existing(con, news)
+            for new, rows in zip(news, encoded, strict=True):
+                existing = by_id.get(new.run_id) or (by_key.get(new.idempotency_key) if new.idempotency_key else None)
                 if existing is not None:
                     out.append((existing, False))
                     continue
@@ -282,38 +280,32 @@ class DuckDBStore:
                     idempotency_key=new.idempotency_key,
                     parent_run_id=new.parent_run_id,
                 )
-                con.execute(
-                    f"INSERT INTO runs ({_RUN_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 0, NULL, NULL, ?, ?, NULL)",
-                    [
-                        record.run_id,
-                        record.workflow,
-                        record.status.value,
-                        record.definition,
-                        record.definition_hash,
-                        now,
-                        now,
-                        record.last_seq,
-                        record.idempotency_key,
-                        record.parent_run_id,
-                    ],
-                )
                 _collect_events(event_rows, new.run_id, 1, new.events, rows)
-                seen[new.run_id] = record
+                by_id[new.run_id] = record
                 if new.idempotency_key:
-                    seen["key:" + new.idempotency_key] = record
+                    by_key[new.idempotency_key] = record
+                created.append(record)
                 out.append((record, True))
+            _insert_runs(con, created)
             _insert_events(con, event_rows)
-        for record, created in out:
-            if created:
-                self._cached(record)
+        for record in created:
+            self._cached(record)
         return out
 
-    def _find_existing(self, con: duckdb.DuckDBPyConnection, new: NewRun) -> RunRecord | None:
-        row = con.execute(
-            f"SELECT {_RUN_COLUMNS} FROM runs WHERE run_id = ? OR (idempotency_key IS NOT NULL AND idempotency_key = ?) LIMIT 1",
-            [new.run_id, new.idempotency_key],
-        ).fetchone()
-        return _record(row) if row else None
+    def _existing(
+        self, con: duckdb.DuckDBPyConnection, news: Sequence[NewRun]
+    ) -> tuple[dict[str, RunRecord], dict[str, RunRecord]]:
+        """Stored runs that share an id or an idempotency key with ``news``, in one query."""
+        ids = [new.run_id for new in news]
+        keys = [new.idempotency_key for new in news if new.idempotency_key]
+        rows = con.execute(
+            f"SELECT {_RUN_COLUMNS} FROM runs WHERE run_id IN (SELECT unnest(?::VARCHAR[])) "
+            "OR idempotency_key IN (SELECT unnest(?::VARCHAR[]))",
+            [ids, keys],
+        ).fetchall()
+        records = [_record(row) for row in rows]
+        by_key = {r.idempotency_key: r for r in records if r.idempotency_key}
+        return {r.run_id: r for r in records}, by_key
 
     def get_run(self, run_id: str) -> RunRecord:
         check_run_id(run_id)
@@ -604,6 +596,29 @@ def _collect_events(
         columns[3].append(getattr(event, "node", None))
         columns[4].append(event.at)
         columns[5].append(payload)
+
+
+def _insert_runs(con: duckdb.DuckDBPyConnection, records: list[RunRecord]) -> None:
+    """New run rows, in one statement however many there are."""
+    if not records:
+        return
+    con.execute(
+        f"INSERT INTO runs ({_RUN_COLUMNS}) SELECT unnest(?::VARCHAR[]), unnest(?::VARCHAR[]), unnest(?::VARCHAR[]), "
+        "unnest(?::BLOB[]), unnest(?::VARCHAR[]), unnest(?::DOUBLE[]), unnest(?::DOUBLE[]), unnest(?::BIGINT[]), "
+        "0, NULL, NULL, unnest(?::VARCHAR[]), unnest(?::VARCHAR[]), NULL",
+        [
+            [r.run_id for r in records],
+            [r.workflow for r in records],
+            [r.status.value for r in records],
+            [r.definition for r in records],
+            [r.definition_hash for r in records],
+            [r.created_at for r in records],
+            [r.updated_at for r in records],
+            [r.last_seq for r in records],
+            [r.idempotency_key for r in records],
+            [r.parent_run_id for r in records],
+        ],
+    )
 
 
 def _update_runs(con: duckdb.DuckDBPyConnection, records: list[RunRecord]) -> None:

@@ -62,7 +62,7 @@ def ours() -> tuple[float, dict]:
     from runner.store import NewRun
     from runner.store_actor import RemoteStoreActor
 
-    store = RemoteStoreActor.options(max_concurrency=10_000).remote(f"duckdb:///{tempfile.mkdtemp()}/s.duckdb")
+    store = RemoteStoreActor.options(max_concurrency=64).remote(f"duckdb:///{tempfile.mkdtemp()}/s.duckdb")
     leases = []
     for w in range(WRITERS):
         submitted = RunSubmitted(workflow="bench", input=None, definition_hash="h")

@@ -84,7 +84,7 @@ def connect(
     if not isinstance(namespace, str) or not namespace:
         raise InvalidArgument(f"namespace must be a non-empty string, got {namespace!r}")
     store_url = _absolute_store_url(store)
-    base = config or RunnerConfig(max_workers=max(2, os.cpu_count() or 2))
+    base = config or RunnerConfig()
     if max_workers is not None:
         base = RunnerConfig(**{**base.__dict__, "max_workers": max_workers})
     _init_ray(address, namespace)

@@ -18,6 +18,7 @@ import collections
 import contextlib
 import heapq
 import logging
+import os
 import time
 import uuid
 from collections.abc import Sequence
@@ -38,13 +39,15 @@ log = logging.getLogger("runner")
 RUNNER_NAME = "runner"
 _HEAD_NODE = {"node:__internal_head__": 0.001}
 _ALL = 1 << 62
+STORE_THREADS = 64  # the Store actor is threaded: callers waiting on a group commit each hold one
 
 
 @dataclass(frozen=True, kw_only=True)
 class RunnerConfig:
-    """Supervision settings. ``restart_backoff`` doubles per restart inside the window."""
+    """Supervision settings. ``max_workers`` (default: the CPU count, at least 2) caps the
+    worker actors alive at once; ``restart_backoff`` doubles per restart inside the window."""
 
-    max_workers: int = 4
+    max_workers: int = field(default_factory=lambda: max(2, os.cpu_count() or 2))
     restart_limit: int = 3
     restart_window: float = 60.0
     restart_backoff: float = 0.2
@@ -99,7 +102,7 @@ class Runner:
         self.store_url = store_url
         self.config = config
         self.store: Any = RemoteStoreActor.options(
-            num_cpus=0, max_concurrency=10_000, max_restarts=-1, resources=_HEAD_NODE
+            num_cpus=0, max_concurrency=STORE_THREADS, max_restarts=-1, resources=_HEAD_NODE
         ).remote(store_url)
         self._pending: collections.deque[str] = collections.deque()
         self._active: dict[str, _WorkerSlot] = {}

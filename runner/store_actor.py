@@ -13,10 +13,9 @@ the contract lives in the adapter.
 
 from __future__ import annotations
 
-import asyncio
+import threading
 import time
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -62,194 +61,189 @@ def open_with_retry(url: str, deadline_seconds: float = OPEN_RETRY_SECONDS) -> A
             time.sleep(0.2)
 
 
+class _Pending:
+    """One caller's append waiting for the commit that carries it."""
+
+    __slots__ = ("request", "result")
+
+    def __init__(self, request: AppendRequest) -> None:
+        self.request = request
+        self.result: Receipt | Exception | None = None
+
+
 class StoreActor:
-    """Wraps a Store adapter; created by the Runner as a named Ray actor."""
+    """Wraps a Store adapter; created by the Runner as a named, threaded Ray actor.
+
+    Ray runs each call on one of the actor's threads. Adapter calls are
+    thread-safe (each adapter serialises its own access). Appends use
+    leader/follower group commit: the first caller to find no commit in
+    flight commits everything queued so far, in one ``append_many``; callers
+    that arrive meanwhile wait and are carried by the next commit.
+    """
 
     def __init__(self, url: str) -> None:
         self.url = url
         self._store = open_with_retry(url)
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="store")
-        self._queue: list[tuple[AppendRequest, asyncio.Future[Receipt]]] = []
+        self._cv = threading.Condition()
+        self._queue: list[_Pending] = []
         self._flushing = False
         self._commits = 0
         self._batches = 0
         self._events = 0
         self._largest = 0
 
-    async def _call(self, method: str, *args: Any, **kwargs: Any) -> Any:
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, lambda: getattr(self._store, method)(*args, **kwargs))
-
     # ----------------------------------------------------------- the log
-    async def append(
-        self, run_id: str, events: Sequence[Event], lease: int, status: RunStatus | None = None
-    ) -> Receipt:
-        future: asyncio.Future[Receipt] = asyncio.get_running_loop().create_future()
-        self._queue.append((AppendRequest(run_id=run_id, events=tuple(events), lease=lease, status=status), future))
-        if not self._flushing:
-            self._flushing = True
-            asyncio.get_running_loop().create_task(self._flush())
-        return await future
-
-    async def _flush(self) -> None:
-        try:
-            while self._queue:
+    def append(self, run_id: str, events: Sequence[Event], lease: int, status: RunStatus | None = None) -> Receipt:
+        mine = _Pending(AppendRequest(run_id=run_id, events=tuple(events), lease=lease, status=status))
+        with self._cv:
+            self._queue.append(mine)
+            while mine.result is None:
+                if self._flushing:
+                    self._cv.wait()
+                    continue
+                self._flushing = True
                 batch, self._queue = self._queue[:MAX_BATCH], self._queue[MAX_BATCH:]
-                requests = [request for request, _ in batch]
+                self._cv.release()
                 try:
-                    results = await self._call("append_many", requests)
-                except Exception as exc:  # the adapter itself failed: every caller learns it
-                    results = [exc] * len(batch)
-                self._commits += 1
-                self._batches += len(batch)
-                size = sum(len(r.events) for r in requests)
-                self._events += size
-                self._largest = max(self._largest, size)
-                for (_, future), result in zip(batch, results, strict=False):
-                    if future.done():
-                        continue
-                    if isinstance(result, Exception):
-                        future.set_exception(result)
-                    else:
-                        future.set_result(result)
-        finally:
-            self._flushing = False
+                    results = self._commit(batch)
+                finally:
+                    self._cv.acquire()
+                for pending, result in zip(batch, results, strict=True):
+                    pending.result = result
+                self._flushing = False
+                self._cv.notify_all()
+        if isinstance(mine.result, Exception):
+            raise mine.result
+        return mine.result
 
-    async def read_events(self, run_id: str, after: int = 0, limit: int = 5_000) -> list[StoredEvent]:
+    def _commit(self, batch: list[_Pending]) -> list[Receipt | Exception]:
+        requests = [pending.request for pending in batch]
+        try:
+            results = self._store.append_many(requests)
+        except Exception as exc:  # the adapter itself failed: every caller learns it
+            results = [exc] * len(batch)
+        size = sum(len(r.events) for r in requests)
+        self._commits += 1
+        self._batches += len(batch)
+        self._events += size
+        self._largest = max(self._largest, size)
+        return results
+
+    def read_events(self, run_id: str, after: int = 0, limit: int = 5_000) -> list[StoredEvent]:
         """Up to ``limit`` events after cursor ``after``, in order."""
+        out: list[StoredEvent] = []
+        for stored in self._store.stream(run_id, after):
+            out.append(stored)
+            if len(out) >= limit:
+                break
+        return out
 
-        def read() -> list[StoredEvent]:
-            out: list[StoredEvent] = []
-            for stored in self._store.stream(run_id, after):
-                out.append(stored)
-                if len(out) >= limit:
-                    break
-            return out
+    def last_event(self, run_id: str) -> StoredEvent | None:
+        return self.outcome(run_id)[1]
 
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, read)
-
-    async def last_event(self, run_id: str) -> StoredEvent | None:
-        record: RunRecord = await self._call("get_run", run_id)
-        if record.last_seq == 0:
-            return None
-        events = await self.read_events(run_id, record.last_seq - 1, 1)
-        return events[0] if events else None
-
-    async def open_turn(self, run_id: str, owner: str, ttl: float, limit: int = 5_000) -> Turn:
+    def open_turn(self, run_id: str, owner: str, ttl: float, limit: int = 5_000) -> Turn:
         """Everything a worker needs to take a run over, in one call: a new lease (forced: the
         Runner gives the run to this owner), the record, the latest snapshot and the first
         events after it; a pending run is moved to running under the new lease."""
-
-        def open_() -> Turn:
-            store = self._store
+        store = self._store
+        record = store.get_run(run_id)
+        if record.status.is_terminal:  # nothing to take over
+            return Turn(lease=None, record=record, snapshot=None, events=[], complete=True)
+        lease = store.acquire_lease(run_id, owner, ttl, force=True)
+        if record.status is RunStatus.PENDING:
+            record = store.transition(run_id, RunStatus.RUNNING, lease=lease.token)
+        else:
             record = store.get_run(run_id)
-            if record.status.is_terminal:  # nothing to take over
-                return Turn(lease=None, record=record, snapshot=None, events=[], complete=True)
-            lease = store.acquire_lease(run_id, owner, ttl, force=True)
-            if record.status is RunStatus.PENDING:
-                record = store.transition(run_id, RunStatus.RUNNING, lease=lease.token)
-            snapshot = store.load_snapshot(run_id)
-            events: list[StoredEvent] = []
-            for stored in store.stream(run_id, snapshot.cursor if snapshot else 0):
-                events.append(stored)
-                if len(events) >= limit:
-                    break
-            return Turn(lease=lease, record=record, snapshot=snapshot, events=events, complete=len(events) < limit)
+        snapshot = store.load_snapshot(run_id)
+        events = self.read_events(run_id, snapshot.cursor if snapshot else 0, limit)
+        return Turn(lease=lease, record=record, snapshot=snapshot, events=events, complete=len(events) < limit)
 
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, open_)
-
-    async def outcome(self, run_id: str) -> tuple[RunRecord, StoredEvent | None]:
+    def outcome(self, run_id: str) -> tuple[RunRecord, StoredEvent | None]:
         """The run's record and its last event, in one call."""
+        record = self._store.get_run(run_id)
+        last = next(iter(self._store.stream(run_id, max(0, record.last_seq - 1))), None)
+        return record, last
 
-        def read() -> tuple[RunRecord, StoredEvent | None]:
-            record = self._store.get_run(run_id)
-            last = next(iter(self._store.stream(run_id, max(0, record.last_seq - 1))), None)
-            return record, last
-
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, read)
-
-    async def outcomes(self, run_ids: Sequence[str]) -> list[tuple[RunRecord, StoredEvent | None]]:
-        return [await self.outcome(run_id) for run_id in run_ids]
+    def outcomes(self, run_ids: Sequence[str]) -> list[tuple[RunRecord, StoredEvent | None]]:
+        return [self.outcome(run_id) for run_id in run_ids]
 
     # ------------------------------------------------------------- runs
-    async def create_run(self, new: NewRun) -> tuple[RunRecord, bool]:
-        result: tuple[RunRecord, bool] = await self._call("create_run", new)
+    def create_run(self, new: NewRun) -> tuple[RunRecord, bool]:
+        result: tuple[RunRecord, bool] = self._store.create_run(new)
         return result
 
-    async def create_runs(self, news: Sequence[NewRun]) -> list[tuple[RunRecord, bool]]:
-        result: list[tuple[RunRecord, bool]] = await self._call("create_runs", list(news))
+    def create_runs(self, news: Sequence[NewRun]) -> list[tuple[RunRecord, bool]]:
+        result: list[tuple[RunRecord, bool]] = self._store.create_runs(list(news))
         return result
 
-    async def get_run(self, run_id: str) -> RunRecord:
-        record: RunRecord = await self._call("get_run", run_id)
+    def get_run(self, run_id: str) -> RunRecord:
+        record: RunRecord = self._store.get_run(run_id)
         return record
 
-    async def exists(self, run_id: str) -> bool:
-        return bool(await self._call("exists", run_id))
+    def exists(self, run_id: str) -> bool:
+        return bool(self._store.exists(run_id))
 
-    async def list_runs(self, run_filter: RunFilter | None = None) -> list[RunRecord]:
-        result: list[RunRecord] = await self._call("list_runs", run_filter)
+    def list_runs(self, run_filter: RunFilter | None = None) -> list[RunRecord]:
+        result: list[RunRecord] = self._store.list_runs(run_filter)
         return result
 
-    async def delete(self, run_id: str) -> None:
-        await self._call("delete", run_id)
+    def delete(self, run_id: str) -> None:
+        self._store.delete(run_id)
 
-    async def transition(self, run_id: str, to: RunStatus, lease: int | None = None) -> RunRecord:
-        record: RunRecord = await self._call("transition", run_id, to, lease=lease)
+    def transition(self, run_id: str, to: RunStatus, lease: int | None = None) -> RunRecord:
+        record: RunRecord = self._store.transition(run_id, to, lease=lease)
         return record
 
-    async def acquire_lease(self, run_id: str, owner: str, ttl: float, force: bool = False) -> Lease:
-        lease: Lease = await self._call("acquire_lease", run_id, owner, ttl, force=force)
+    def acquire_lease(self, run_id: str, owner: str, ttl: float, force: bool = False) -> Lease:
+        lease: Lease = self._store.acquire_lease(run_id, owner, ttl, force=force)
         return lease
 
-    async def renew_lease(self, run_id: str, token: int, ttl: float) -> Lease:
-        lease: Lease = await self._call("renew_lease", run_id, token, ttl)
+    def renew_lease(self, run_id: str, token: int, ttl: float) -> Lease:
+        lease: Lease = self._store.renew_lease(run_id, token, ttl)
         return lease
 
-    async def release_lease(self, run_id: str, token: int) -> None:
-        await self._call("release_lease", run_id, token)
+    def release_lease(self, run_id: str, token: int) -> None:
+        self._store.release_lease(run_id, token)
 
-    async def save_snapshot(self, run_id: str, cursor: int, blob: bytes) -> None:
-        await self._call("save_snapshot", run_id, cursor, blob)
+    def save_snapshot(self, run_id: str, cursor: int, blob: bytes) -> None:
+        self._store.save_snapshot(run_id, cursor, blob)
 
-    async def load_snapshot(self, run_id: str) -> Snapshot | None:
-        snapshot: Snapshot | None = await self._call("load_snapshot", run_id)
+    def load_snapshot(self, run_id: str) -> Snapshot | None:
+        snapshot: Snapshot | None = self._store.load_snapshot(run_id)
         return snapshot
 
-    async def save_fact(self, fact_hash: str, blob: bytes) -> None:
-        await self._call("save_fact", fact_hash, blob)
+    def save_fact(self, fact_hash: str, blob: bytes) -> None:
+        self._store.save_fact(fact_hash, blob)
 
-    async def load_fact(self, fact_hash: str) -> bytes:
-        blob: bytes = await self._call("load_fact", fact_hash)
+    def load_fact(self, fact_hash: str) -> bytes:
+        blob: bytes = self._store.load_fact(fact_hash)
         return blob
 
-    async def post_signal(self, run_id: str, name: str, payload: object) -> Signal:
-        signal: Signal = await self._call("post_signal", run_id, name, payload)
+    def post_signal(self, run_id: str, name: str, payload: object) -> Signal:
+        signal: Signal = self._store.post_signal(run_id, name, payload)
         return signal
 
-    async def signals(self, run_id: str, after: int = 0) -> list[Signal]:
-        result: list[Signal] = await self._call("signals", run_id, after)
+    def signals(self, run_id: str, after: int = 0) -> list[Signal]:
+        result: list[Signal] = self._store.signals(run_id, after)
         return result
 
-    async def sql(self, query: str) -> tuple[list[str], list[tuple[Any, ...]]]:
+    def sql(self, query: str) -> tuple[list[str], list[tuple[Any, ...]]]:
         if not hasattr(self._store, "sql"):
             raise StoreError(f"the store at {self.url} does not speak SQL; use a duckdb:/// store")
-        result: tuple[list[str], list[tuple[Any, ...]]] = await self._call("sql", query)
+        result: tuple[list[str], list[tuple[Any, ...]]] = self._store.sql(query)
         return result
 
-    async def stats(self) -> CommitStats:
-        return CommitStats(
-            commits=self._commits, batches=self._batches, events=self._events, largest_commit=self._largest
-        )
+    def stats(self) -> CommitStats:
+        with self._cv:
+            return CommitStats(
+                commits=self._commits, batches=self._batches, events=self._events, largest_commit=self._largest
+            )
 
-    async def ping(self) -> str:
+    def ping(self) -> str:
         return self.url
 
-    async def close(self) -> None:
-        await self._call("close")
+    def close(self) -> None:
+        self._store.close()
 
 
 RemoteStoreActor = ray.remote(StoreActor)

@@ -29,7 +29,9 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any, TypeVar
+from typing import IO, TypeVar
+
+from runner.testing import polling
 
 REPO = Path(__file__).resolve().parents[2]
 FLOWS = "tests/cli/flows.py"
@@ -37,23 +39,8 @@ T = TypeVar("T")
 
 
 def eventually(fn: Callable[[], T], timeout: float = 60.0, interval: float = 0.05, what: str = "") -> T:
-    """Call ``fn`` until it returns something truthy (returned) or ``timeout`` seconds pass (AssertionError).
-
-    Exceptions raised by ``fn`` count as "not yet"; the last one is reported on timeout.
-    """
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while True:
-        try:
-            value = fn()
-            if value:
-                return value
-            last = value
-        except Exception as exc:  # not ready yet
-            last = exc
-        if time.monotonic() >= deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what or fn}; last: {last!r}")
-        time.sleep(interval)
+    """``runner.testing.polling.eventually`` with this suite's default deadline."""
+    return polling.eventually(fn, timeout, interval, what)
 
 
 def runner_command() -> list[str]:

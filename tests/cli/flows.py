@@ -7,23 +7,13 @@ test creates, and mark a "started" file first so the test knows they run.
 
 from __future__ import annotations
 
-import os
-import time
-
 import runner
+from runner.testing.sideeffects import wait_for_file as _wait_for_file
 
 
 def _touch(path: str) -> None:
     with open(path, "w"):
         pass
-
-
-def _wait_for_file(path: str, timeout: float = 120.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not os.path.exists(path):
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"gate {path} was never opened")
-        time.sleep(0.02)
 
 
 # A quick chain: parse -> double -> report.

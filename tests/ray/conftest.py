@@ -10,11 +10,10 @@ from __future__ import annotations
 
 import contextlib
 import os
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import pytest
 import ray
@@ -22,28 +21,14 @@ import ray
 from runner.client import Client, connect
 from runner.events import FactProduced, StepStarted, StoredEvent
 from runner.runner import RunnerConfig
+from runner.testing import polling
 
 T = TypeVar("T")
 
 
 def eventually(fn: Callable[[], T], timeout: float = 30.0, interval: float = 0.05, what: str = "") -> T:
-    """Call ``fn`` until it returns something truthy (returned) or ``timeout`` seconds pass (AssertionError).
-
-    Exceptions raised by ``fn`` count as "not yet"; the last one is reported on timeout.
-    """
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while True:
-        try:
-            value = fn()
-            if value:
-                return value
-            last = value
-        except Exception as exc:  # not ready yet
-            last = exc
-        if time.monotonic() >= deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what or fn}; last: {last!r}")
-        time.sleep(interval)
+    """``runner.testing.polling.eventually`` with this suite's default deadline."""
+    return polling.eventually(fn, timeout, interval, what)
 
 
 def start_ray(num_cpus: int = 4) -> None:

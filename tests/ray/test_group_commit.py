@@ -25,7 +25,7 @@ def ray_instance():
 
 @pytest.fixture
 def store_actor(ray_instance, tmp_path):
-    actor = RemoteStoreActor.options(max_concurrency=1000).remote(f"duckdb:///{tmp_path}/s.duckdb")
+    actor = RemoteStoreActor.options(max_concurrency=64).remote(f"duckdb:///{tmp_path}/s.duckdb")
     yield actor
     ray.get(actor.close.remote())
     ray.kill(actor)

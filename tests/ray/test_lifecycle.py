@@ -32,24 +32,12 @@ from runner.events import (
     StepStarted,
     StoredEvent,
 )
+from runner.testing.sideeffects import mark as _mark
+from runner.testing.sideeffects import wait_for_file as _wait_for_file
 
 pytestmark = pytest.mark.ray
 
 RESULT_TIMEOUT = 60
-
-
-def _mark(log: str, name: str) -> None:
-    """Record one execution of a step (a side effect the test counts)."""
-    with open(log, "a") as f:
-        f.write(name + "\n")
-
-
-def _wait_for_file(path: str, timeout: float = 90.0) -> None:
-    deadline = time.time() + timeout
-    while not os.path.exists(path):
-        if time.time() > deadline:
-            raise TimeoutError(f"{path} never appeared")
-        time.sleep(0.02)
 
 
 def _alive(pid: int) -> bool:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import collections
 import os
 import signal
-import time
 from pathlib import Path
 from typing import Any
 
@@ -16,23 +15,11 @@ from conftest import assert_gapless, eventually, facts, has_fact, has_started, l
 import runner
 from runner.events import FactProduced, RunFailed, StepStarted
 from runner.runner import RunnerConfig
+from runner.testing.sideeffects import mark as _mark
+from runner.testing.sideeffects import wait_for_file as _wait_for_file
 from runner.worker import Outcome, WorkerConfig
 
 pytestmark = pytest.mark.ray
-
-
-def _mark(log: str, name: str) -> None:
-    """Record one execution of a step (a side effect the test counts)."""
-    with open(log, "a") as f:
-        f.write(name + "\n")
-
-
-def _wait_for_file(path: str, timeout: float = 90.0) -> None:
-    deadline = time.time() + timeout
-    while not os.path.exists(path):
-        if time.time() > deadline:
-            raise TimeoutError(f"{path} never appeared")
-        time.sleep(0.02)
 
 
 def _gated_chain(log: str, gate: str) -> runner.Workflow:

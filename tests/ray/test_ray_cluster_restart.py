@@ -5,8 +5,6 @@ This module manages its own Ray lifecycle (it shuts Ray down in the middle of th
 
 from __future__ import annotations
 
-import os
-import time
 import uuid
 from pathlib import Path
 
@@ -16,21 +14,10 @@ from conftest import assert_gapless, eventually, facts, has_started, kill_runner
 
 import runner
 from runner.client import connect
+from runner.testing.sideeffects import mark as _mark
+from runner.testing.sideeffects import wait_for_file as _wait_for_file
 
 pytestmark = pytest.mark.ray
-
-
-def _mark(log: str, name: str) -> None:
-    with open(log, "a") as f:
-        f.write(name + "\n")
-
-
-def _wait_for_file(path: str, timeout: float = 90.0) -> None:
-    deadline = time.time() + timeout
-    while not os.path.exists(path):
-        if time.time() > deadline:
-            raise TimeoutError(f"{path} never appeared")
-        time.sleep(0.02)
 
 
 def _workflow(log: str, gate: str) -> runner.Workflow:

@@ -20,16 +20,12 @@ import runner
 from runner.client import connect
 from runner.events import RunSuspended, SignalReceived, StepStarted, TimerFired, TimerScheduled
 from runner.runner import RunnerConfig
+from runner.testing.sideeffects import mark as _mark
 from runner.worker import WorkerConfig
 
 pytestmark = pytest.mark.ray
 
 RESULT_TIMEOUT = 90
-
-
-def _mark(log: str, name: str) -> None:
-    with open(log, "a") as f:
-        f.write(name + "\n")
 
 
 def _events(handle: runner.RunHandle, kind: type) -> list[Any]:

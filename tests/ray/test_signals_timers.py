@@ -3,7 +3,6 @@ worker, signals sent early are kept, a signal's payload is the wait's result, sl
 
 from __future__ import annotations
 
-import os
 import time
 from pathlib import Path
 from typing import Any
@@ -23,24 +22,13 @@ from runner.events import (
     TimerScheduled,
 )
 from runner.runner import RunnerConfig
+from runner.testing.sideeffects import mark as _mark
+from runner.testing.sideeffects import wait_for_file as _wait_for_file
 from runner.worker import WorkerConfig
 
 pytestmark = pytest.mark.ray
 
 RESULT_TIMEOUT = 60
-
-
-def _mark(log: str, name: str) -> None:
-    with open(log, "a") as f:
-        f.write(name + "\n")
-
-
-def _wait_for_file(path: str, timeout: float = 90.0) -> None:
-    deadline = time.time() + timeout
-    while not os.path.exists(path):
-        if time.time() > deadline:
-            raise TimeoutError(f"{path} never appeared")
-        time.sleep(0.02)
 
 
 def _events(history: list[StoredEvent], kind: type) -> list[Any]:
