@@ -313,10 +313,7 @@ def run(
     namespace: str,
 ) -> None:
     """Submit TARGET (MODULE:WORKFLOW) and show its progress until it ends."""
-    workflow = load_target(target)
-    value = parse_json(input_json, "--input")
-    client = _connect(store, address, namespace)
-    handle = client.submit(workflow, value, run_id=run_id, idempotency_key=idempotency_key)
+    workflow, handle = _submit(target, input_json, run_id, idempotency_key, store, address, namespace)
     err.print(f"run {handle.run_id} submitted")
     _watch(handle, workflow, timeout)
     try:
@@ -337,6 +334,22 @@ def _run_failed(handle: Any, exc: BaseException) -> Exit:
         return Exit(EXIT_FAILED, f"run {handle.run_id} was cancelled ({event.reason or 'cancelled'})")
     detail = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
     return Exit(EXIT_FAILED, f"run {handle.run_id} failed: {_one_line(exc)}", detail=detail)
+
+
+def _submit(
+    target: str,
+    input_json: str | None,
+    run_id: str | None,
+    idempotency_key: str | None,
+    store: str,
+    address: str | None,
+    namespace: str,
+) -> tuple[Workflow, Any]:
+    """Load TARGET, parse its input (both checked before connecting) and submit: (workflow, handle)."""
+    workflow = load_target(target)
+    value = parse_json(input_json, "--input")
+    client = _connect(store, address, namespace)
+    return workflow, client.submit(workflow, value, run_id=run_id, idempotency_key=idempotency_key)
 
 
 def _watch(handle: Any, workflow: Workflow, timeout: float | None) -> None:
@@ -393,10 +406,7 @@ def submit(
     namespace: str,
 ) -> None:
     """Submit TARGET (MODULE:WORKFLOW) and print the run id."""
-    workflow = load_target(target)
-    value = parse_json(input_json, "--input")
-    client = _connect(store, address, namespace)
-    handle = client.submit(workflow, value, run_id=run_id, idempotency_key=idempotency_key)
+    _, handle = _submit(target, input_json, run_id, idempotency_key, store, address, namespace)
     out.print(handle.run_id)
 
 

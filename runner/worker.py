@@ -130,15 +130,21 @@ def execute_step(
     task: Task,
     store: Any,
     fact_threshold: int,
+    deferred_facts: list[tuple[str, bytes]] | None = None,
 ) -> tuple[str, Any]:
-    """Run one task: ("ok", value or FactRef) or ("error", ErrorInfo). Never raises for user errors."""
+    """Run one task: ("ok", value or FactRef) or ("error", ErrorInfo). Never raises for user errors.
+
+    A large result is saved as a fact before the ref is returned, or, given ``deferred_facts``
+    (an inline step inside the worker), left there for the worker to save before its next append."""
     node = workflow.nodes[task.node]
     try:
         inputs = tuple(_resolve(v, store) for v in task.inputs)
         with installed(step_context(run_id, task)):
             value = run_task(node, task, inputs)
         stored, blob = serialization.externalize(value, fact_threshold)
-        if blob is not None:
+        if blob is not None and deferred_facts is not None:
+            deferred_facts.append((stored.hash, blob))
+        elif blob is not None:
             ray.get(store.save_fact.remote(stored.hash, blob))
         return ("ok", stored)
     except Exception as exc:
@@ -370,22 +376,9 @@ class RunExecutor:
         return False
 
     def _run_inline(self, workflow: Workflow, task: Task) -> tuple[str, Any]:
-        node = workflow.nodes[task.node]
-        try:
-            inputs = tuple(self._resolve_inline(v) for v in task.inputs)
-            with installed(step_context(self.run_id, task)):
-                value = run_task(node, task, inputs)
-            stored, blob = serialization.externalize(value, self.config.fact_threshold)
-        except Exception as exc:
-            return "error", serialization.error_info(exc)
-        if blob is not None:
-            self._pending_facts.append((stored.hash, blob))
-        return "ok", stored
-
-    def _resolve_inline(self, value: Any) -> Any:
-        if isinstance(value, FactRef):
-            return serialization.loads(ray.get(self.store.load_fact.remote(value.hash)))
-        return value
+        return execute_step(
+            self.run_id, workflow, task, self.store, self.config.fact_threshold, deferred_facts=self._pending_facts
+        )
 
     def _node_timeout(self, task: Task) -> float:
         assert self.state is not None

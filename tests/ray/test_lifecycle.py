@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import assert_gapless, eventually, facts, has_fact, has_started, lines, touch
+from ray_support import assert_gapless, eventually, facts, has_fact, has_started, lines, touch
 
 import runner
 from runner.events import (

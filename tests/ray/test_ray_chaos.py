@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 import ray
-from conftest import assert_gapless, eventually, facts, has_fact, has_started, lines, touch
+from ray_support import assert_gapless, eventually, facts, has_fact, has_started, lines, touch
 
 import runner
 from runner.events import FactProduced, RunFailed, StepStarted

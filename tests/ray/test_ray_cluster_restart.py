@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 import ray
-from conftest import assert_gapless, eventually, facts, has_started, kill_runner, lines, start_ray, touch
+from ray_support import assert_gapless, eventually, facts, has_started, kill_runner, lines, start_ray, touch
 
 import runner
 from runner.client import connect

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import assert_gapless, facts
+from ray_support import assert_gapless, facts
 
 import runner
 from runner.events import MapExpanded, RunCompleted, RunSubmitted, StepFailed, StepSkipped, StepStarted

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 import ray
-from conftest import assert_gapless, eventually, kill_runner, lines, start_ray
+from ray_support import assert_gapless, eventually, kill_runner, lines, start_ray
 
 import runner
 from runner.client import connect

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import assert_gapless, eventually, has_started, lines, touch
+from ray_support import assert_gapless, eventually, has_started, lines, touch
 
 import runner
 from runner.events import (

@@ -1,0 +1,74 @@
+"""Helpers for the Ray integration tests; the fixtures live in conftest.py.
+
+A module of its own (not conftest) because test modules import these by name
+and ``tests/cli`` has a conftest as well.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import TypeVar
+
+import ray
+
+from runner.client import Client
+from runner.events import FactProduced, StepStarted, StoredEvent
+from runner.testing import polling
+
+T = TypeVar("T")
+
+
+def eventually(fn: Callable[[], T], timeout: float = 30.0, interval: float = 0.05, what: str = "") -> T:
+    """``runner.testing.polling.eventually`` with this suite's default deadline."""
+    return polling.eventually(fn, timeout, interval, what)
+
+
+def start_ray(num_cpus: int = 4) -> None:
+    """A fresh local Ray instance for this process (never joins a cluster someone else started)."""
+    ray.init(
+        address="local",
+        num_cpus=num_cpus,
+        include_dashboard=False,
+        logging_level="WARNING",
+        log_to_driver=False,
+        namespace="ray-runner-tests",
+    )
+
+
+def kill_runner(client: Client) -> None:
+    with contextlib.suppress(Exception):  # already gone
+        ray.kill(client.runner, no_restart=True)
+
+
+def lines(path: Path | str) -> list[str]:
+    """The lines a step appended to a side-effect file (empty if it has none yet)."""
+    try:
+        with open(path) as f:
+            return f.read().split()
+    except FileNotFoundError:
+        return []
+
+
+def touch(path: Path | str) -> None:
+    with open(path, "w"):
+        pass
+    assert os.path.exists(path)
+
+
+def facts(history: list[StoredEvent]) -> list[tuple[str, int | None]]:
+    return [(s.event.node, s.event.item) for s in history if isinstance(s.event, FactProduced)]
+
+
+def has_fact(history: list[StoredEvent], node: str) -> bool:
+    return any(isinstance(s.event, FactProduced) and s.event.node == node for s in history)
+
+
+def has_started(history: list[StoredEvent], node: str) -> bool:
+    return any(isinstance(s.event, StepStarted) and s.event.node == node for s in history)
+
+
+def assert_gapless(history: list[StoredEvent]) -> None:
+    assert [s.seq for s in history] == list(range(1, len(history) + 1))
