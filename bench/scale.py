@@ -39,10 +39,10 @@ def baseline(runs: int) -> float:
 
 
 class PeakSampler:
-    def __init__(self, client) -> None:
-        self.client = client
+    """Samples the total RSS of Ray's processes every 0.5 s and keeps the peak."""
+
+    def __init__(self) -> None:
         self.rss = 0
-        self.workers = 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
@@ -63,8 +63,7 @@ class PeakSampler:
 def ours(runs: int) -> tuple[float, dict]:
     client = connect()
     wf = _workflow()
-    max_workers = __import__("ray").get(client.runner.stats.remote()).live_workers  # before any run
-    with PeakSampler(client) as sampler:
+    with PeakSampler() as sampler:
         start = time.perf_counter()
         handles = client.submit_many(wf, list(range(runs)))
         submitted = time.perf_counter() - start
@@ -72,15 +71,12 @@ def ours(runs: int) -> tuple[float, dict]:
         elapsed = time.perf_counter() - start
     assert results == [i + 1 for i in range(runs)]
     stats = client.stats()
-    from runner.client import RunnerConfig  # noqa: F401  (documented default lives there)
-
     close(client)
     return elapsed, {
         "submit_all_s": round(submitted, 2),
         "runs_per_s": round(runs / elapsed, 1),
         "peak_live_workers": stats.peak_workers,
         "workers_started": stats.workers_started,
-        "live_workers_before": max_workers,
         "peak_rss_gib": round(sampler.rss / 2**30, 2),
     }
 
@@ -94,8 +90,9 @@ def main() -> Result:
         stop_ray()
     from runner.runner import RunnerConfig
 
+    max_workers = RunnerConfig().max_workers  # the default connect() uses
     cap = details["peak_live_workers"]
-    ok = cap <= max(2, __import__("os").cpu_count() or 2) and details["peak_rss_gib"] * 2**30 < RSS_LIMIT
+    ok = cap <= max_workers and details["peak_rss_gib"] * 2**30 < RSS_LIMIT
     return emit(
         Result(
             name="scale",
@@ -104,7 +101,7 @@ def main() -> Result:
             ratio=mine / plain,
             target="all complete, workers <= max_workers, RSS < 6 GiB",
             met=ok,
-            details={**details, "default_max_workers": RunnerConfig().max_workers},
+            details={**details, "default_max_workers": max_workers},
         )
     )
 

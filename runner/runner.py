@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import dataclasses
 import heapq
 import logging
 import os
@@ -132,14 +133,7 @@ class Runner:
         return self.report_now()
 
     def report_now(self) -> RecoveryReport:
-        return RecoveryReport(
-            resumed=self._report.resumed,
-            timers=self._report.timers,
-            woken=self._report.woken,
-            redispatched=dict(self._redispatched),
-            leases_taken_over=self._report.leases_taken_over,
-            not_resumed=self._report.not_resumed,
-        )
+        return dataclasses.replace(self._report, redispatched=dict(self._redispatched))
 
     async def report(self) -> RecoveryReport:
         return self.report_now()
