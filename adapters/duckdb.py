@@ -18,6 +18,7 @@ Tables (see docs/sql.md for queries users can run):
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import os
 import threading
@@ -46,6 +47,7 @@ from runner.store import (
     check_cursor,
     check_events,
     check_fact,
+    check_lease_request,
     check_run_id,
     check_signal_name,
     check_transition,
@@ -53,6 +55,7 @@ from runner.store import (
     check_write,
     error_summary,
     grant_lease,
+    taken_over,
 )
 
 MIGRATIONS: list[tuple[int, tuple[str, ...]]] = [
@@ -113,6 +116,7 @@ _RUN_COLUMNS = (
     "lease, lease_owner, lease_expires_at, idempotency_key, parent_run_id, error"
 )
 _STREAM_CHUNK = 5_000
+TAIL_EVENTS = 100_000  # recently written events kept in memory, over all runs (see _remember)
 
 
 class DuckDBStore:
@@ -129,9 +133,20 @@ class DuckDBStore:
         # This object is the file's only writer (DuckDB admits one writing process), so run
         # records are cached here, updated after each commit, and reads of them skip SQL.
         self._cache: dict[str, RunRecord] = {}
+        # Runs whose cursor (last_seq, updated_at) moved without a status change: their row is
+        # written lazily (see _write_cursors), which saves an UPDATE on most appends.
+        self._stale_rows: set[str] = set()
+        # What this process wrote lately, so the reads that follow writes (a worker taking a
+        # fresh run over, a client asking for a run's last event) skip SQL: each run's most
+        # recent contiguous events, least recently written evicted first, and the runs known
+        # to have no snapshot (created by this process, none saved since).
+        self._tails: collections.OrderedDict[str, list[StoredEvent]] = collections.OrderedDict()
+        self._tail_events = 0
+        self._no_snapshot: set[str] = set()
         self._con = self._connect()
         if not read_only:
             self._migrate()
+            self._repair_cursors()
         self._check_schema()
 
     # --------------------------------------------------------- connection
@@ -164,6 +179,25 @@ class DuckDBStore:
                 for statement in statements:
                     con.execute(statement)
                 con.execute("INSERT INTO schema_version VALUES (?, ?)", [version, self._clock()])
+
+    def _repair_cursors(self) -> None:
+        """After a crash, rows may lag their events' cursor (written lazily): catch them up."""
+        with self._transaction() as con:
+            con.execute(
+                "UPDATE runs SET last_seq = e.last_seq, updated_at = greatest(runs.updated_at, e.recorded_at) "
+                "FROM (SELECT run_id, max(seq) AS last_seq, max(recorded_at) AS recorded_at FROM events GROUP BY run_id) AS e "
+                "WHERE runs.run_id = e.run_id AND runs.last_seq < e.last_seq"
+            )
+
+    def _write_cursors(self) -> None:
+        """Bring the rows of runs appended to without a status change up to date."""
+        with self._lock:
+            if not self._stale_rows:
+                return
+            records = [self._cache[run_id] for run_id in self._stale_rows if run_id in self._cache]
+            with self._transaction() as con:
+                _update_runs(con, records)
+            self._stale_rows.clear()
 
     def _check_schema(self) -> None:
         latest = MIGRATIONS[-1][0]
@@ -202,12 +236,21 @@ class DuckDBStore:
         return record
 
     @contextlib.contextmanager
-    def _transaction(self, *, commit: bool = True) -> Iterator[duckdb.DuckDBPyConnection]:
-        """The one place driver errors become StoreError; a transaction that raises is rolled back."""
+    def _transaction(self, *, commit: bool = True, one_write: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
+        """The one place driver errors become StoreError; a transaction that raises is rolled back.
+
+        ``one_write``: the block makes at most one write statement, which DuckDB commits on its
+        own (atomic alone), so BEGIN and COMMIT, a third of a small append's cost, are skipped."""
         with self._lock:
             con = self._con
             if con is None:
                 raise StoreError(f"store {self.path} was closed; open it again with adapters.open_store(url)")
+            if one_write:
+                try:
+                    yield con
+                except duckdb.Error as exc:
+                    raise StoreError(f"store {self.path}: {type(exc).__name__}: {exc}") from exc
+                return
             try:
                 con.execute("BEGIN TRANSACTION")
                 yield con
@@ -222,10 +265,16 @@ class DuckDBStore:
     def close(self) -> None:
         with self._lock:
             if self._con is not None:
+                with contextlib.suppress(StoreError):
+                    self._write_cursors()
                 with contextlib.suppress(duckdb.Error):
                     self._con.close()
                 self._con = None
             self._cache.clear()
+            self._stale_rows.clear()
+            self._tails.clear()
+            self._tail_events = 0
+            self._no_snapshot.clear()
 
     def __enter__(self) -> DuckDBStore:
         return self
@@ -237,6 +286,8 @@ class DuckDBStore:
         """Run a read-only query (column names, rows); the CLI's ``runner sql`` uses this."""
         if not isinstance(query, str) or not query.strip():
             raise InvalidArgument("sql needs a query string")
+        if not self.read_only:
+            self._write_cursors()
         with self._transaction(commit=False) as con:  # rolled back: a query cannot change the store
             # ... unless it ends that transaction itself: "COMMIT; DELETE FROM runs" would write.
             if any(s.type == duckdb.StatementType.TRANSACTION for s in con.extract_statements(query)):
@@ -288,8 +339,10 @@ class DuckDBStore:
                 out.append((record, True))
             _insert_runs(con, created)
             _insert_events(con, event_rows)
-        for record in created:
+        for record, new in zip(created, [n for n, (_, made) in zip(news, out, strict=True) if made], strict=True):
             self._cached(record)
+            self._no_snapshot.add(record.run_id)
+            self._remember(record.run_id, 1, new.events)
         return out
 
     def _existing(
@@ -303,7 +356,7 @@ class DuckDBStore:
             "OR idempotency_key IN (SELECT unnest(?::VARCHAR[]))",
             [ids, keys],
         ).fetchall()
-        records = [_record(row) for row in rows]
+        records = [self._cache.get(row[0]) or _record(row) for row in rows]
         by_key = {r.idempotency_key: r for r in records if r.idempotency_key}
         return {r.run_id: r for r in records}, by_key
 
@@ -342,6 +395,8 @@ class DuckDBStore:
             f"SELECT {_RUN_COLUMNS} FROM runs WHERE {' AND '.join(where)} "
             f"ORDER BY created_at {order}, run_id {order} LIMIT {int(f.limit)}"
         )
+        if not self.read_only:
+            self._write_cursors()  # rows are ordered and filtered in SQL, so they must be current
         with self._read() as con:
             rows = con.execute(query, params).fetchall()
         return [_record(row) for row in rows]
@@ -353,6 +408,9 @@ class DuckDBStore:
             for table in ("events", "snapshots", "signals", "runs"):
                 con.execute(f"DELETE FROM {table} WHERE run_id = ?", [run_id])
         self._cache.pop(run_id, None)
+        self._stale_rows.discard(run_id)
+        self._no_snapshot.discard(run_id)
+        self._forget_tail(run_id)
 
     def transition(self, run_id: str, to: RunStatus, *, lease: int | None = None) -> RunRecord:
         check_run_id(run_id)
@@ -379,6 +437,43 @@ class DuckDBStore:
             )
         self._cached(replace(record, lease=lease.token, lease_owner=owner, lease_expires_at=lease.expires_at))
         return lease
+
+    def take_over(self, run_ids: Sequence[str], owner: str, ttl: float) -> list[RunRecord | Exception]:
+        check_lease_request(owner, ttl)
+        results: list[RunRecord | Exception] = []
+        changed: list[RunRecord] = []
+        with self._transaction(one_write=True) as con:  # one UPDATE for all runs
+            now = self._clock()
+            for run_id in run_ids:
+                try:
+                    check_run_id(run_id)
+                    record = self._record(con, run_id)
+                except (StoreError, InvalidArgument) as exc:
+                    results.append(exc)
+                    continue
+                new = taken_over(record, owner, ttl, now)
+                if new is not record:
+                    changed.append(new)
+                results.append(new)
+            if changed:
+                con.execute(
+                    "UPDATE runs SET lease = u.lease, lease_owner = u.owner, lease_expires_at = u.expires_at, "
+                    "status = u.status, updated_at = u.updated_at "
+                    "FROM (SELECT unnest(?::VARCHAR[]) AS run_id, unnest(?::BIGINT[]) AS lease, unnest(?::VARCHAR[]) AS owner, "
+                    "unnest(?::DOUBLE[]) AS expires_at, unnest(?::VARCHAR[]) AS status, unnest(?::DOUBLE[]) AS updated_at) AS u "
+                    "WHERE runs.run_id = u.run_id",
+                    [
+                        [r.run_id for r in changed],
+                        [r.lease for r in changed],
+                        [r.lease_owner for r in changed],
+                        [r.lease_expires_at for r in changed],
+                        [r.status.value for r in changed],
+                        [r.updated_at for r in changed],
+                    ],
+                )
+        for record in changed:
+            self._cached(record)
+        return results
 
     def renew_lease(self, run_id: str, token: int, ttl: float) -> Lease:
         check_run_id(run_id)
@@ -419,10 +514,19 @@ class DuckDBStore:
             except Exception as exc:
                 prepared.append(exc)
         results: list[Receipt | Exception] = []
+        # Only batches that change a run's status or error rewrite its row here; other rows
+        # catch up lazily. Without row updates the commit is one INSERT, committed on its own.
+        changes_rows = any(
+            not isinstance(item, Exception)
+            and (item[0].status is not None or error_summary(item[0].events) is not None)
+            for item in prepared
+        )
         try:
-            with self._transaction() as con:
+            with self._transaction(one_write=not changes_rows) as con:
                 now = self._clock()
                 pending: dict[str, RunRecord] = {}
+                rewrite: set[str] = set()
+                written: list[tuple[str, int, Sequence[Event]]] = []
                 event_rows: list[list[Any]] = [[], [], [], [], [], []]
                 for item in prepared:
                     if isinstance(item, Exception):
@@ -437,7 +541,10 @@ class DuckDBStore:
                         continue
                     first = record.last_seq + 1
                     _collect_events(event_rows, request.run_id, first, request.events, rows)
+                    written.append((request.run_id, first, request.events))
                     error = error_summary(request.events)
+                    if request.status is not None or error is not None:
+                        rewrite.add(request.run_id)
                     pending[request.run_id] = replace(
                         record,
                         last_seq=record.last_seq + len(rows),
@@ -447,7 +554,7 @@ class DuckDBStore:
                     )
                     results.append(Receipt(run_id=request.run_id, first_seq=first, last_seq=first + len(rows) - 1))
                 _insert_events(con, event_rows)
-                _update_runs(con, list(pending.values()))
+                _update_runs(con, [record for run_id, record in pending.items() if run_id in rewrite])
         except StoreError as exc:
             if not results and not prepared:
                 raise
@@ -456,8 +563,14 @@ class DuckDBStore:
             # the commit failed: no batch was stored, every caller gets an answer
             stored_none: list[Receipt | Exception] = [exc if isinstance(r, Receipt) else r for r in results]
             return stored_none + [exc] * (len(prepared) - len(results))
-        for record in pending.values():
+        for run_id, record in pending.items():
             self._cached(record)
+            if run_id in rewrite:
+                self._stale_rows.discard(run_id)
+            else:
+                self._stale_rows.add(run_id)
+        for run_id, first, events in written:
+            self._remember(run_id, first, events)
         return results
 
     def stream(self, run_id: str, after: int = 0) -> Iterator[StoredEvent]:
@@ -465,7 +578,28 @@ class DuckDBStore:
         check_cursor(after)
         with self._read() as con:
             self._record(con, run_id)
+            tail = self._tails.get(run_id)
+            if tail and tail[0].seq <= after + 1:
+                return iter(tail[after + 1 - tail[0].seq :])
         return self._stream(run_id, after)
+
+    def _remember(self, run_id: str, first: int, events: Sequence[Event]) -> None:
+        """Keep events ``first``.. of ``run_id`` (just committed) for reads that follow."""
+        stored = [StoredEvent(run_id=run_id, seq=first + i, event=e) for i, e in enumerate(events)]
+        tail = self._tails.get(run_id)
+        if tail and tail[-1].seq == first - 1:
+            tail.extend(stored)
+            self._tails.move_to_end(run_id)
+        else:
+            self._forget_tail(run_id)
+            self._tails[run_id] = stored
+        self._tail_events += len(stored)
+        while self._tail_events > TAIL_EVENTS and self._tails:
+            _, evicted = self._tails.popitem(last=False)
+            self._tail_events -= len(evicted)
+
+    def _forget_tail(self, run_id: str) -> None:
+        self._tail_events -= len(self._tails.pop(run_id, ()))
 
     def _stream(self, run_id: str, after: int) -> Iterator[StoredEvent]:
         cursor = after
@@ -499,11 +633,14 @@ class DuckDBStore:
                     "UPDATE snapshots SET cursor = ?, blob = ?, saved_at = ? WHERE run_id = ?",
                     [cursor, blob, self._clock(), run_id],
                 )
+        self._no_snapshot.discard(run_id)
 
     def load_snapshot(self, run_id: str) -> Snapshot | None:
         check_run_id(run_id)
         with self._read() as con:
             self._record(con, run_id)
+            if run_id in self._no_snapshot:
+                return None
             row = con.execute("SELECT cursor, blob FROM snapshots WHERE run_id = ?", [run_id]).fetchone()
         return None if row is None else Snapshot(run_id=run_id, cursor=row[0], blob=bytes(row[1]))
 

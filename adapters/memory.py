@@ -29,6 +29,7 @@ from runner.store import (
     check_cursor,
     check_events,
     check_fact,
+    check_lease_request,
     check_run_id,
     check_signal_name,
     check_transition,
@@ -36,6 +37,7 @@ from runner.store import (
     check_write,
     error_summary,
     grant_lease,
+    taken_over,
 )
 
 _Encoded = tuple[tuple[str, str], ...]
@@ -159,6 +161,23 @@ class InMemoryStore:
                 record, lease=lease.token, lease_owner=owner, lease_expires_at=lease.expires_at
             )
             return lease
+
+    def take_over(self, run_ids: Sequence[str], owner: str, ttl: float) -> list[RunRecord | Exception]:
+        check_lease_request(owner, ttl)
+        results: list[RunRecord | Exception] = []
+        with self._lock:
+            self._check_open()
+            now = self._clock()
+            for run_id in run_ids:
+                try:
+                    check_run_id(run_id)
+                    record = taken_over(self._record(run_id), owner, ttl, now)
+                except (StoreError, InvalidArgument) as exc:
+                    results.append(exc)
+                    continue
+                self._runs[run_id] = record
+                results.append(record)
+        return results
 
     def renew_lease(self, run_id: str, token: int, ttl: float) -> Lease:
         check_run_id(run_id)

@@ -1,14 +1,18 @@
 """The Runner: one named, detached actor per namespace that supervises runs.
 
 It accepts submits (durable before they are acknowledged), keeps at most
-``max_workers`` Worker actors alive and reuses idle ones for the next run,
-starts pending runs in submit order, wakes suspended runs when a signal or
+``max_workers`` Worker actors alive, each driving up to ``runs_per_worker``
+runs at once (a new run goes to an idle worker, else to a new one while
+under the cap, else to the least busy one), starts pending runs in submit order, wakes suspended runs when a signal or
 a timer is due, and supervises workers: a worker that dies (exception,
 ``ray.kill``, SIGKILL, node loss) is replaced after a backoff, with a new
 lease, until a run exceeds the restart-intensity limit (at most
 ``restart_limit`` restarts in ``restart_window`` seconds), which fails it
-with an error that says why. On start it resumes every pending or running
-run found in the store, so stopping Ray entirely loses nothing.
+with an error that says why. A worker loss hits every run it drove; each of
+them gets a worker of its own for its next turn, so a run whose inline code
+kills its process cannot take its neighbours down again. On start it resumes
+every pending or running run found in the store, so stopping Ray entirely
+loses nothing.
 """
 
 from __future__ import annotations
@@ -46,9 +50,12 @@ STORE_THREADS = 64  # the Store actor is threaded: callers waiting on a group co
 @dataclass(frozen=True, kw_only=True)
 class RunnerConfig:
     """Supervision settings. ``max_workers`` (default: the CPU count, at least 2) caps the
-    worker actors alive at once; ``restart_backoff`` doubles per restart inside the window."""
+    worker actors alive at once; ``runs_per_worker`` caps the runs one worker drives at once
+    (its steps run as Ray tasks, so a worker only plans and records: many runs share it);
+    ``restart_backoff`` doubles per restart inside the window."""
 
     max_workers: int = field(default_factory=lambda: max(2, os.cpu_count() or 2))
+    runs_per_worker: int = 32
     restart_limit: int = 3
     restart_window: float = 60.0
     restart_backoff: float = 0.2
@@ -58,6 +65,12 @@ class RunnerConfig:
     def __post_init__(self) -> None:
         if isinstance(self.max_workers, bool) or not isinstance(self.max_workers, int) or self.max_workers < 1:
             raise InvalidArgument(f"max_workers must be a whole number >= 1, got {self.max_workers!r}")
+        if (
+            isinstance(self.runs_per_worker, bool)
+            or not isinstance(self.runs_per_worker, int)
+            or self.runs_per_worker < 1
+        ):
+            raise InvalidArgument(f"runs_per_worker must be a whole number >= 1, got {self.runs_per_worker!r}")
         if not isinstance(self.restart_limit, int) or self.restart_limit < 0:
             raise InvalidArgument(f"restart_limit must be a whole number >= 0, got {self.restart_limit!r}")
         for name in ("restart_window", "restart_backoff", "restart_backoff_max"):
@@ -93,7 +106,9 @@ class RunnerStats:
 class _WorkerSlot:
     worker_id: str
     handle: Any
-    turns: int = 0  # runs it has finished a turn with: > 0 means it came back from the idle pool
+    runs: set[str] = field(default_factory=set)  # runs it drives now
+    turns: int = 0  # run turns it has finished: > 0 means it was reused
+    alone: bool = False  # it drives a run that must not share its worker (see _alone)
 
 
 class Runner:
@@ -107,7 +122,8 @@ class Runner:
         ).remote(store_url)
         self._pending: collections.deque[str] = collections.deque()
         self._active: dict[str, _WorkerSlot] = {}
-        self._idle: list[_WorkerSlot] = []
+        self._workers: list[_WorkerSlot] = []
+        self._alone: set[str] = set()  # runs whose last worker died under them: next turn on a worker of their own
         self._restarts: dict[str, collections.deque[float]] = {}
         self._backing_off: set[str] = set()
         self._waiters: dict[str, list[asyncio.Future[None]]] = {}
@@ -270,12 +286,13 @@ class Runner:
         self._timers = [(t, r) for t, r in self._timers if r != run_id]
         heapq.heapify(self._timers)
         self._backing_off.discard(run_id)
+        self._alone.discard(run_id)
 
     async def stats(self) -> RunnerStats:
         return RunnerStats(
-            live_workers=len(self._idle) + len(self._active),
+            live_workers=len(self._workers),
             peak_workers=self._peak,
-            busy_workers=len(self._active),
+            busy_workers=sum(1 for slot in self._workers if slot.runs),
             pending=len(self._pending),
             restarts=self._restart_count,
             workers_started=self._workers_started,
@@ -293,6 +310,10 @@ class Runner:
     async def worker_handle(self, run_id: str) -> Any:
         slot = self._active.get(run_id)
         return None if slot is None else slot.handle
+
+    async def worker_handles(self) -> list[Any]:
+        """The live workers' actor handles (for benchmarks and debugging)."""
+        return [slot.handle for slot in self._workers]
 
     async def last_outcome(self, run_id: str) -> Outcome | None:
         """How the last worker turn with ``run_id`` ended (status, recovery stats); None if none has."""
@@ -312,15 +333,48 @@ class Runner:
         self._schedule()
 
     def _schedule(self) -> None:
-        while self._pending and len(self._active) < self.config.max_workers:
+        """Start pending runs in order while workers have room; a run that must be alone on
+        its worker waits for one without holding back the runs behind it."""
+        waiting_alone: list[str] = []
+        while self._pending:
             run_id = self._pending.popleft()
             if run_id in self._active:
                 continue
-            slot = self._idle.pop() if self._idle else self._new_worker()
+            slot = self._slot_for(run_id, draining=bool(waiting_alone))
+            if slot is None:
+                if run_id in self._alone:
+                    waiting_alone.append(run_id)
+                    continue
+                self._pending.appendleft(run_id)
+                break
+            slot.runs.add(run_id)
+            slot.alone = run_id in self._alone
             self._active[run_id] = slot
             self._start_order.append(run_id)
-            self._peak = max(self._peak, len(self._active) + len(self._idle))
+            self._peak = max(self._peak, len(self._workers))
             asyncio.get_running_loop().create_task(self._drive(run_id, slot))
+        self._pending.extendleft(reversed(waiting_alone))
+
+    def _slot_for(self, run_id: str, *, draining: bool) -> _WorkerSlot | None:
+        """An idle worker, else a new one under the cap, else (unless the run must be alone)
+        the least busy worker with room. ``draining``: a run waits for a worker of its own,
+        so the least busy worker takes nothing new until it is idle."""
+        idle = [slot for slot in self._workers if not slot.runs]
+        if idle:
+            return idle[-1]
+        if len(self._workers) < self.config.max_workers:
+            slot = self._new_worker()
+            self._workers.append(slot)
+            return slot
+        if run_id in self._alone:
+            return None
+        shared = sorted(
+            (s for s in self._workers if not s.alone and len(s.runs) < self.config.runs_per_worker),
+            key=lambda s: len(s.runs),
+        )
+        if draining:
+            shared = shared[1:]  # the least busy one drains
+        return shared[0] if shared else None
 
     def _new_worker(self) -> _WorkerSlot:
         worker_id = f"worker-{uuid.uuid4().hex[:12]}"
@@ -342,22 +396,28 @@ class Runner:
         except Exception as exc:
             failure = f"its worker raised {type(exc).__name__}: {_first_line(exc)}"
         del self._active[run_id]
+        slot.runs.discard(run_id)
+        if not slot.runs:
+            slot.alone = False
         for future in self._turn_waiters.pop(run_id, []):
             if not future.done():
                 future.set_result(None)
         if outcome is not None:
             slot.turns += 1
-            self._idle.append(slot)
+            self._alone.discard(run_id)
             self._after_outcome(outcome)
         else:
             log.warning("run %s: %s", run_id, failure)
-            with contextlib.suppress(Exception):  # it may be gone already
-                ray.kill(slot.handle, no_restart=True)
+            if slot in self._workers:  # the first of its runs to learn of the loss retires it
+                self._workers.remove(slot)
+                with contextlib.suppress(Exception):  # it may be gone already
+                    ray.kill(slot.handle, no_restart=True)
             if slot.turns > 0 and await self._died_idle(run_id, slot):
                 # It died while idle in the pool (killed, node lost) and never touched this run:
                 # not the run's fault, so it does not count against the run's restart limit.
                 self._enqueue(run_id, front=True)
             else:
+                self._alone.add(run_id)
                 await self._restart_or_fail(run_id, failure or "its worker was lost")
         self._schedule()
 
@@ -396,6 +456,7 @@ class Runner:
         self._restart_count += 1
         if len(history) > self.config.restart_limit:
             self._restarts.pop(run_id, None)
+            self._alone.discard(run_id)
             message = (
                 f"run stopped: {reason}; that is {len(history)} worker losses within "
                 f"{self.config.restart_window:g}s, over the restart limit of {self.config.restart_limit}. "

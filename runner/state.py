@@ -12,6 +12,7 @@ apply). Pure: no Ray.
 
 from __future__ import annotations
 
+import heapq
 import random
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field, replace
@@ -193,12 +194,31 @@ class _Data:
 
 
 class WorkflowState:
-    """The fold of one run's event log over its workflow definition."""
+    """The fold of one run's event log over its workflow definition.
+
+    Besides ``_Data`` (what snapshots hold) it keeps indexes derived from it, so that
+    planning costs what changed rather than the size of the workflow. They are built
+    from ``_Data`` when the state is made (so a restored state has them too) and then
+    kept up to date by the fold, only once an event has passed validation:
+
+    - ``_frontier``: unresolved components whose upstreams are all resolved, the only
+      ones planning looks at (a component resolves only after its upstreams did);
+    - ``_open_waits``: the waits in the frontier;
+    - ``_retry_times`` and ``_timer_times``: heaps of retry times and timer due times
+      for ``next_wakeup``; entries that no longer hold are dropped when they reach the top.
+    """
 
     def __init__(self, workflow: Workflow, data: _Data | None = None) -> None:
         self.workflow = workflow
         self._d = data or _Data()
         self._order = {name: i for i, name in enumerate(workflow.nodes)}
+        self._by_order = list(workflow.nodes.values())
+        self._downstream = _downstream(workflow)
+        self._frontier: set[str] = set()
+        self._open_waits: set[str] = set()
+        self._retry_times: list[tuple[float, str, int]] = []  # (retry_at, node, item or -1)
+        self._timer_times: list[tuple[float, str]] = []  # (due_at, node)
+        self._build_indexes()
 
     # ------------------------------------------------------------ building
     @classmethod
@@ -243,6 +263,42 @@ class WorkflowState:
         return (
             f"<WorkflowState {self.workflow.name} run={self._d.run_id!r} cursor={self._d.cursor} status={self.status}>"
         )
+
+    # ------------------------------------------------------------- indexes
+    def _build_indexes(self) -> None:
+        """Derive the planning indexes from ``_Data``."""
+        d = self._d
+        for node in self.workflow.nodes.values():
+            if node.name not in d.results and all(up in d.results for up in node.after):
+                self._enter_frontier(node)
+        for (name, item), rec in d.tasks.items():
+            if rec.status == RETRY and rec.retry_at is not None:
+                self._push_retry(name, item, rec.retry_at)
+        for name, due in d.timers.items():
+            if name not in d.results:
+                heapq.heappush(self._timer_times, (due, name))
+
+    def _enter_frontier(self, node: Node) -> None:
+        self._frontier.add(node.name)
+        if node.kind is NodeKind.WAIT:
+            self._open_waits.add(node.name)
+
+    def _push_retry(self, name: str, item: int | None, retry_at: float) -> None:
+        heapq.heappush(self._retry_times, (retry_at, name, -1 if item is None else item))
+
+    def _resolve(self, name: str, value: Any) -> None:
+        """Record ``name``'s result: it leaves the frontier, and what it unblocks downstream enters it."""
+        results = self._d.results
+        results[name] = value
+        self._frontier.discard(name)
+        self._open_waits.discard(name)
+        for child in self._downstream[name]:
+            if child.name not in results and all(up in results for up in child.after):
+                self._enter_frontier(child)
+
+    def _in_order(self, names: Iterable[str]) -> list[Node]:
+        """The components ``names`` in definition (topological) order."""
+        return [self._by_order[i] for i in sorted(self._order[name] for name in names)]
 
     # ------------------------------------------------------------- reading
     @property
@@ -376,17 +432,30 @@ class WorkflowState:
 
     def waiting_for(self) -> list[str]:
         """Signal names the run is blocked on now."""
-        names = []
-        for node in self.workflow.nodes.values():
-            if node.kind is NodeKind.WAIT and not self.is_resolved(node.name) and self._inputs(node) is not None:
-                names.append(node.signal or "")
-        return names
+        return [node.signal or "" for node in self._in_order(self._open_waits)]
 
     def next_wakeup(self) -> float | None:
         """The earliest time a retry or timer becomes due, if any."""
-        times = [rec.retry_at for rec in self._d.tasks.values() if rec.status == RETRY and rec.retry_at is not None]
-        times += [due for node, due in self._d.timers.items() if not self.is_resolved(node)]
+        times = [due for due in (self._next_retry(), self._next_timer()) if due is not None]
         return min(times) if times else None
+
+    def _next_retry(self) -> float | None:
+        """The earliest ``retry_at`` of a task waiting to retry (stale heap entries are dropped)."""
+        heap = self._retry_times
+        while heap:
+            retry_at, name, item = heap[0]
+            rec = self._d.tasks.get((name, None if item < 0 else item))
+            if rec is not None and rec.status == RETRY and rec.retry_at == retry_at:
+                return retry_at
+            heapq.heappop(heap)
+        return None
+
+    def _next_timer(self) -> float | None:
+        """The earliest due time of a timer whose sleep has not fired (fired ones are dropped)."""
+        heap = self._timer_times
+        while heap and heap[0][1] in self._d.results:
+            heapq.heappop(heap)
+        return heap[0][0] if heap else None
 
     # ---------------------------------------------------------------- fold
     def apply(self, stored: StoredEvent) -> None:
@@ -452,7 +521,7 @@ class WorkflowState:
             if index is None:
                 raise FoldError(f"FactProduced for wait {e.node!r} with no {node.signal!r} signal received")
             self._d.signals.pop(index)
-            self._d.results[e.node] = e.value
+            self._resolve(e.node, e.value)
             return
         self._executable(e.node, e.item)
         rec = self._open_record(e.node, e.item, "FactProduced")
@@ -502,6 +571,7 @@ class WorkflowState:
             status = FAILED
         elif e.retry_at is not None:
             status, rec.retry_at = RETRY, e.retry_at
+            self._push_retry(e.node, e.item, e.retry_at)
         elif node.policy.fallback is not None and not (node.kind is NodeKind.MAP and e.item is None):
             status = FALLBACK
         else:
@@ -525,7 +595,7 @@ class WorkflowState:
         if whole is not None:
             self._set_status((e.node, None), whole, SKIPPED_STATUS)
             whole.value, whole.finished_at = SKIPPED, e.at
-        self._d.results[e.node] = SKIPPED
+        self._resolve(e.node, SKIPPED)
 
     def _on_signal(self, run_id: str, e: SignalReceived) -> None:
         if e.signal_id <= self._d.last_signal_id:
@@ -538,13 +608,14 @@ class WorkflowState:
         if node.kind is not NodeKind.SLEEP or e.node in self._d.timers or self._inputs(node) is None:
             raise FoldError(f"TimerScheduled for {e.node!r}, which is not a sleep ready to start")
         self._d.timers[e.node] = e.due_at
+        heapq.heappush(self._timer_times, (e.due_at, e.node))
 
     def _on_timer_fired(self, run_id: str, e: TimerFired) -> None:
         node = self._node(e.node)
         inputs = self._inputs(node)
         if e.node not in self._d.timers or self.is_resolved(e.node) or inputs is None:
             raise FoldError(f"TimerFired for {e.node!r}, which has no pending timer")
-        self._d.results[e.node] = inputs[0] if inputs else None
+        self._resolve(e.node, inputs[0] if inputs else None)
 
     def _on_suspended(self, run_id: str, e: RunSuspended) -> None:
         self._d.suspended = True
@@ -562,7 +633,7 @@ class WorkflowState:
             raise FoldError(f"FactReused for {e.node!r}, which has already started or whose upstreams are unresolved")
         if node.kind in _EXECUTABLE and node.kind is not NodeKind.MAP:
             self._d.tasks[(e.node, None)] = TaskRecord(status=DONE, value=e.value, finished_at=e.at)
-        self._d.results[e.node] = e.value
+        self._resolve(e.node, e.value)
         self._d.reused.add(e.node)
 
     def _on_cancelled(self, run_id: str, e: RunCancelled) -> None:
@@ -590,8 +661,9 @@ class WorkflowState:
         for key in d.running.difference(in_flight) if len(d.running) else ():
             if key[1] is not None:
                 orphans.setdefault(key[0], []).append(key)
-        for node in self.workflow.nodes.values():
-            if node.kind not in _EXECUTABLE or self.is_resolved(node.name):
+        for name in self._frontier:  # the order does not matter: tasks are sorted below
+            node = self.workflow.nodes[name]
+            if node.kind not in _EXECUTABLE:
                 continue
             inputs = self._inputs(node)
             if inputs is None or (node.after and all(v is SKIPPED for v in inputs)):
@@ -640,20 +712,29 @@ class WorkflowState:
         def resolved(name: str) -> bool:
             return name in overlay or name in d.results
 
-        for node in self.workflow.nodes.values():
+        # the frontier in topological order; what resolves here lets its downstream components in
+        queue = [self._order[name] for name in self._frontier]
+        heapq.heapify(queue)
+
+        def settle(name: str, value: Any) -> None:
+            overlay[name] = value
+            for child in self._downstream[name]:
+                if all(resolved(up) for up in child.after):
+                    heapq.heappush(queue, self._order[child.name])
+
+        while queue:
+            node = self._by_order[heapq.heappop(queue)]
             name = node.name
-            if resolved(name) or not all(resolved(up) for up in node.after):
-                continue
             inputs = tuple(result(up) for up in node.after) if node.after else self._root_inputs(node)
             if node.after and all(v is SKIPPED for v in inputs):
                 events.append(StepSkipped(node=name, reason="all upstream components were skipped", at=now))
-                overlay[name] = SKIPPED
+                settle(name, SKIPPED)
             elif node.kind is NodeKind.WAIT:
                 signal = next((s for s in d.signals if s[1] == node.signal and s[0] not in taken_signals), None)
                 if signal is not None:
                     taken_signals.add(signal[0])
                     events.append(FactProduced(node=name, value=signal[2], at=now))
-                    overlay[name] = signal[2]
+                    settle(name, signal[2])
             elif node.kind is NodeKind.SLEEP:
                 due = d.timers.get(name)
                 if due is None:
@@ -661,7 +742,7 @@ class WorkflowState:
                     events.append(TimerScheduled(node=name, due_at=due, at=now))
                 if due <= now:
                     events.append(TimerFired(node=name, at=now))
-                    overlay[name] = inputs[0] if inputs else None
+                    settle(name, inputs[0] if inputs else None)
             elif node.kind is NodeKind.MAP and name not in d.map_counts and (name, None) not in d.tasks:
                 count = _length(inputs[0])
                 if count is None:
@@ -673,14 +754,14 @@ class WorkflowState:
                     events.append(StepFailed(node=name, attempt=1, error=error, at=now))
                     events += self._final_failure(node, None, error, now)
                     if node.policy.on_failure == "skip":
-                        overlay[name] = SKIPPED
+                        settle(name, SKIPPED)
                     else:
                         return events
                 else:
                     events.append(MapExpanded(node=name, count=count, at=now))
                     if count == 0:
-                        overlay[name] = []
-        if all(resolved(name) for name in self.workflow.nodes):
+                        settle(name, [])
+        if len(d.results) + len(overlay) == len(self._by_order):  # every component resolved
             events.append(RunCompleted(result=self._run_result(result), at=now))
         return events
 
@@ -747,7 +828,7 @@ class WorkflowState:
     def _resolve_task(self, name: str, item: int | None, value: Any) -> None:
         d = self._d
         if item is None:
-            d.results[name] = value
+            self._resolve(name, value)
             return
         rec = d.tasks.pop((name, item))
         d.map_summary[name].add(rec)
@@ -758,7 +839,7 @@ class WorkflowState:
 
     def _finish_map(self, name: str) -> None:
         d = self._d
-        d.results[name] = d.item_values.pop(name)
+        self._resolve(name, d.item_values.pop(name))
         d.items_open.pop(name)
         d.ready_items.pop(name, None)
 
@@ -793,6 +874,15 @@ class WorkflowState:
         if len(sinks) == 1:
             return result(sinks[0])
         return {name: result(name) for name in sinks if result(name) is not SKIPPED}
+
+
+def _downstream(workflow: Workflow) -> dict[str, tuple[Node, ...]]:
+    """Each component's direct downstream components."""
+    children: dict[str, list[Node]] = {name: [] for name in workflow.nodes}
+    for node in workflow.nodes.values():
+        for up in node.after:
+            children[up].append(node)
+    return {name: tuple(nodes) for name, nodes in children.items()}
 
 
 def _label(node: str, item: int | None) -> str:

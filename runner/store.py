@@ -16,7 +16,7 @@ import enum
 import math
 import re
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Protocol, runtime_checkable
 
 from runner.errors import FencedError, IllegalTransition, InvalidArgument, LeaseHeld, RunClosed
@@ -235,6 +235,13 @@ class Store(Protocol):
         """A new fencing token, granted when the lease is free or expired, or with ``force``."""
         ...
 
+    def take_over(self, run_ids: Sequence[str], owner: str, ttl: float) -> list[RunRecord | Exception]:
+        """Hand runs to ``owner`` in one commit: each gets a new lease, forced (the supervisor
+        gives the run away), and a pending run moves to running under it. Per run: its new
+        record (``record.lease`` is the token), the record as it is if the run has ended
+        (no lease), or its own error (RunNotFound, InvalidArgument)."""
+        ...
+
     def renew_lease(self, run_id: str, token: int, ttl: float) -> Lease: ...
 
     def release_lease(self, run_id: str, token: int) -> None: ...
@@ -301,6 +308,12 @@ def check_ttl(ttl: object) -> float:
     return float(ttl)
 
 
+def check_lease_request(owner: object, ttl: object) -> None:
+    if not isinstance(owner, str) or not owner:
+        raise InvalidArgument(f"lease owner must be a non-empty string, got {owner!r}")
+    check_ttl(ttl)
+
+
 def check_cursor(after: object, name: str = "after") -> int:
     if isinstance(after, bool) or not isinstance(after, int) or after < 0:
         raise InvalidArgument(f"{name} must be a whole number >= 0, got {after!r}")
@@ -341,15 +354,39 @@ def check_write(record: RunRecord, lease: int, to: RunStatus | None) -> None:
 
 def grant_lease(record: RunRecord, owner: str, ttl: float, now: float, force: bool) -> Lease:
     """The lease ``acquire_lease`` grants on ``record`` at ``now`` (LeaseHeld if it may not)."""
-    if not isinstance(owner, str) or not owner:
-        raise InvalidArgument(f"lease owner must be a non-empty string, got {owner!r}")
-    check_ttl(ttl)
+    check_lease_request(owner, ttl)
     if record.status in TERMINAL:
         raise RunClosed(record.run_id, record.status.value)
     held = record.lease_owner is not None and record.lease_expires_at is not None and record.lease_expires_at > now
     if held and not force:
         raise LeaseHeld(record.run_id, record.lease_owner or "", record.lease_expires_at or 0.0)
     return Lease(run_id=record.run_id, token=record.lease + 1, owner=owner, expires_at=now + ttl)
+
+
+def taken_over(record: RunRecord, owner: str, ttl: float, now: float) -> RunRecord:
+    """``record`` after ``take_over`` gave it to ``owner`` at ``now`` (unchanged if the run has ended)."""
+    if record.status in TERMINAL:
+        return record
+    lease = grant_lease(record, owner, ttl, now, True)
+    status = RunStatus.RUNNING if record.status is RunStatus.PENDING else record.status
+    return replace(
+        record,
+        lease=lease.token,
+        lease_owner=owner,
+        lease_expires_at=lease.expires_at,
+        status=status,
+        updated_at=now if status is not record.status else record.updated_at,
+    )
+
+
+def lease_of(record: RunRecord) -> Lease:
+    """The lease ``record`` holds now."""
+    return Lease(
+        run_id=record.run_id,
+        token=record.lease,
+        owner=record.lease_owner or "",
+        expires_at=record.lease_expires_at or 0.0,
+    )
 
 
 def error_summary(events: Sequence[Event]) -> str | None:

@@ -24,7 +24,18 @@ import ray
 from adapters import open_store
 from runner.errors import StoreError
 from runner.events import Event, StoredEvent
-from runner.store import AppendRequest, Lease, NewRun, Receipt, RunFilter, RunRecord, RunStatus, Signal, Snapshot
+from runner.store import (
+    AppendRequest,
+    Lease,
+    NewRun,
+    Receipt,
+    RunFilter,
+    RunRecord,
+    RunStatus,
+    Signal,
+    Snapshot,
+    lease_of,
+)
 
 MAX_BATCH = 1024
 OPEN_RETRY_SECONDS = 20.0
@@ -94,10 +105,24 @@ class StoreActor:
 
     # ----------------------------------------------------------- the log
     def append(self, run_id: str, events: Sequence[Event], lease: int, status: RunStatus | None = None) -> Receipt:
-        mine = _Pending(AppendRequest(run_id=run_id, events=tuple(events), lease=lease, status=status))
+        request = AppendRequest(run_id=run_id, events=tuple(events), lease=lease, status=status)
+        result = self._group_commit([_Pending(request)])[0]
+        if isinstance(result, Exception):
+            raise result
+        return result
+
+    def append_batch(self, requests: Sequence[AppendRequest]) -> list[Receipt | Exception]:
+        """Several runs' appends from one caller (a worker batches the runs it drives): each
+        gets its own receipt or error, in order; they commit with whatever else is queued."""
+        return self._group_commit([_Pending(request) for request in requests])
+
+    def _group_commit(self, mine: list[_Pending]) -> list[Receipt | Exception]:
+        if not mine:
+            return []
         with self._cv:
-            self._queue.append(mine)
-            while mine.result is None:
+            self._queue.extend(mine)
+            last = mine[-1]  # commits take the queue in order: the last one done means all are
+            while last.result is None:
                 if self._flushing:
                     self._cv.wait()
                     continue
@@ -112,9 +137,7 @@ class StoreActor:
                     pending.result = result
                 self._flushing = False
                 self._cv.notify_all()
-        if isinstance(mine.result, Exception):
-            raise mine.result
-        return mine.result
+        return [pending.result for pending in mine if pending.result is not None]
 
     def _commit(self, batch: list[_Pending]) -> list[Receipt | Exception]:
         requests = [pending.request for pending in batch]
@@ -145,18 +168,37 @@ class StoreActor:
         """Everything a worker needs to take a run over, in one call: a new lease (forced: the
         Runner gives the run to this owner), the record, the latest snapshot and the first
         events after it; a pending run is moved to running under the new lease."""
-        store = self._store
-        record = store.get_run(run_id)
-        if record.status.is_terminal:  # nothing to take over
-            return Turn(lease=None, record=record, snapshot=None, events=[], complete=True)
-        lease = store.acquire_lease(run_id, owner, ttl, force=True)
-        if record.status is RunStatus.PENDING:
-            record = store.transition(run_id, RunStatus.RUNNING, lease=lease.token)
-        else:
-            record = store.get_run(run_id)
-        snapshot = store.load_snapshot(run_id)
-        events = self.read_events(run_id, snapshot.cursor if snapshot else 0, limit)
-        return Turn(lease=lease, record=record, snapshot=snapshot, events=events, complete=len(events) < limit)
+        turn = self.open_turns([run_id], owner, ttl, limit)[0]
+        if isinstance(turn, Exception):
+            raise turn
+        return turn
+
+    def open_turns(self, run_ids: Sequence[str], owner: str, ttl: float, limit: int = 5_000) -> list[Turn | Exception]:
+        """``open_turn`` for several runs (a worker batches the runs it is given): their leases
+        in one commit; each run gets its own Turn or its own error."""
+        turns: list[Turn | Exception] = []
+        for run_id, taken in zip(run_ids, self._store.take_over(list(run_ids), owner, ttl), strict=True):
+            if isinstance(taken, Exception):
+                turns.append(taken)
+            elif taken.status.is_terminal:  # nothing to take over
+                turns.append(Turn(lease=None, record=taken, snapshot=None, events=[], complete=True))
+            else:
+                try:
+                    snapshot = self._store.load_snapshot(run_id)
+                    events = self.read_events(run_id, snapshot.cursor if snapshot else 0, limit)
+                except Exception as exc:
+                    turns.append(exc)
+                    continue
+                turns.append(
+                    Turn(
+                        lease=lease_of(taken),
+                        record=taken,
+                        snapshot=snapshot,
+                        events=events,
+                        complete=len(events) < limit,
+                    )
+                )
+        return turns
 
     def outcome(self, run_id: str) -> tuple[RunRecord, StoredEvent | None]:
         """The run's record and its last event, in one call."""

@@ -1,4 +1,4 @@
-"""The Worker: owns one run at a time under a lease and drives it in cycles.
+"""The Worker: drives runs, each under its own lease, in cycles.
 
 A cycle: fold what happened into the state, plan (bookkeeping events and
 runnable tasks), append those events in ONE fenced append (a step's result
@@ -11,7 +11,10 @@ fold; steps that were started but never finished are dispatched again.
 On FencedError the worker stops at once: another owner has the run.
 
 ``RunExecutor`` holds the logic for one run; ``Worker`` is the thin Ray
-actor the Runner keeps in its pool and reuses run after run.
+actor the Runner keeps in its pool: it drives several runs at once on one
+event loop (their steps run as Ray tasks elsewhere; the worker only plans
+and records) and is reused run after run. Its runs' appends share Store
+actor calls (:class:`~runner.batching.CallBatcher`), and so do their takeovers.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ import ray
 from ray.exceptions import RayError
 
 from runner import serialization
+from runner.batching import CallBatcher
 from runner.context import installed
 from runner.errors import FencedError, IllegalTransition, SnapshotMismatch, StepTimeout, StoreError
 from runner.events import (
@@ -44,7 +48,7 @@ from runner.events import (
 )
 from runner.execution import run_task, step_context
 from runner.state import Task, TaskKey, WorkflowState
-from runner.store import RunRecord, RunStatus, status_after
+from runner.store import AppendRequest, Receipt, RunRecord, RunStatus, status_after
 from runner.store_actor import Turn
 from runner.workflow import Workflow
 
@@ -165,12 +169,27 @@ def _retrieve(future: asyncio.Future[Any]) -> None:
 
 
 # ------------------------------------------------------------------ executor
+class StoreCalls:
+    """The Store actor calls a worker's runs share: takeovers and appends, each batched."""
+
+    def __init__(self, store: Any, owner: str, config: WorkerConfig) -> None:
+        self.turns: CallBatcher[str, Turn] = CallBatcher(
+            lambda run_ids: store.open_turns.remote(run_ids, owner, config.lease_ttl, READ_CHUNK)
+        )
+        self.appends: CallBatcher[AppendRequest, Receipt] = CallBatcher(
+            lambda requests: store.append_batch.remote(requests)
+        )
+
+
 class RunExecutor:
     """Drives one run from recovery to an outcome. Not thread-safe; one per run turn."""
 
-    def __init__(self, run_id: str, store: Any, owner: str, config: WorkerConfig) -> None:
+    def __init__(
+        self, run_id: str, store: Any, owner: str, config: WorkerConfig, calls: StoreCalls | None = None
+    ) -> None:
         self.run_id = run_id
         self.store = store
+        self.calls = calls or StoreCalls(store, owner, config)
         self.owner = owner
         self.config = config
         self.rng = random.Random()
@@ -202,7 +221,7 @@ class RunExecutor:
     async def recover(self) -> tuple[WorkflowState, RecoveryStats, RunRecord]:
         """Take the run over (one store call: lease, record, snapshot, first events) and fold."""
         started, started_at = time.monotonic(), time.time()
-        turn: Turn = await self.store.open_turn.remote(self.run_id, self.owner, self.config.lease_ttl, READ_CHUNK)
+        turn = await self.calls.turns.call(self.run_id)
         self.lease = 0 if turn.lease is None else turn.lease.token
         record = turn.record
         workflow: Workflow = _definition(record.definition_hash, record.definition)
@@ -287,7 +306,7 @@ class RunExecutor:
                 await self._wait_for_something(None)
                 self._collect_finished()
                 continue
-            tasks = state.runnables(self._in_flight.keys(), now)
+            tasks = state.runnables(self._in_flight, now)  # a dict: its keys, without a view object
             for task in tasks:
                 self._stage(StepStarted(node=task.node, item=task.item, attempt=task.attempt, lease=self.lease, at=now))
             await self._flush()
@@ -408,9 +427,8 @@ class RunExecutor:
         self._pending_facts.clear()
         events, self._buffer = self._buffer, []
         expected_first = state.cursor - len(events) + 1
-        receipt = await self._store_call(
-            self.store.append.remote(self.run_id, events, self.lease, status_after(events))
-        )
+        request = AppendRequest(run_id=self.run_id, events=tuple(events), lease=self.lease, status=status_after(events))
+        receipt = await self._store_call(self.calls.appends.call(request))
         if receipt.first_seq != expected_first or receipt.last_seq != state.cursor:
             raise StoreError(
                 f"run {self.run_id!r}: the store put events at {receipt.first_seq}..{receipt.last_seq}, "
@@ -420,9 +438,9 @@ class RunExecutor:
             await self.store.save_snapshot.remote(self.run_id, state.cursor, state.snapshot())
             self._snapshot_cursor = state.cursor
 
-    async def _store_call(self, ref: Any) -> Any:
+    async def _store_call(self, call: Any) -> Any:
         try:
-            return await ref
+            return await call
         except FencedError as exc:
             self._fenced = exc
             raise
@@ -455,41 +473,49 @@ class RunExecutor:
 
 
 class Worker:
-    """The Ray actor: runs one run at a time, reused by the Runner for the next one."""
+    """The Ray actor: drives up to the Runner's ``runs_per_worker`` runs at once, reused run after run."""
 
     def __init__(self, store: Any, config: WorkerConfig, worker_id: str) -> None:
         self.store = store
         self.config = config
         self.worker_id = worker_id
-        self._current: RunExecutor | None = None
+        self._runs: dict[str, RunExecutor] = {}
+        self._calls = StoreCalls(store, worker_id, config)
         self.runs_done = 0
 
     async def execute(self, run_id: str) -> Outcome:
-        executor = RunExecutor(run_id, self.store, self.worker_id, self.config)
-        self._current = executor
+        if run_id in self._runs:
+            raise RuntimeError(f"worker {self.worker_id} already drives run {run_id!r}")
+        executor = RunExecutor(run_id, self.store, self.worker_id, self.config, calls=self._calls)
+        self._runs[run_id] = executor
         try:
             return await executor.run()
         finally:
-            self._current = None
+            del self._runs[run_id]
             self.runs_done += 1
 
     async def poke(self, run_id: str) -> bool:
-        current = self._current
-        if current is not None and current.run_id == run_id:
-            current.poke()
+        executor = self._runs.get(run_id)
+        if executor is not None:
+            executor.poke()
             return True
         return False
 
     async def request(self, run_id: str, action: str) -> bool:
-        """Pass a cancel or pause request to the run this worker drives; False if it drives another."""
-        current = self._current
-        if current is not None and current.run_id == run_id:
-            current.request(action)
+        """Pass a cancel or pause request to ``run_id``; False if this worker does not drive it."""
+        executor = self._runs.get(run_id)
+        if executor is not None:
+            executor.request(action)
             return True
         return False
 
     async def pid(self) -> int:
         return os.getpid()
 
-    async def current_run(self) -> str | None:
-        return None if self._current is None else self._current.run_id
+    async def current_runs(self) -> list[str]:
+        return list(self._runs)
+
+    async def batching(self) -> dict[str, tuple[int, int]]:
+        """Per kind of Store actor call: (calls made, requests they carried) since the worker started."""
+        turns, appends = self._calls.turns, self._calls.appends
+        return {"open_turns": (turns.calls, turns.requests), "append_batch": (appends.calls, appends.requests)}

@@ -149,3 +149,108 @@ def test_store_urls(tmp_path, monkeypatch):
     assert isinstance(store, DuckDBStore)
     store.close()
     assert (tmp_path / "nested" / "s.duckdb").exists()
+
+
+# The runs row's cursor (last_seq, updated_at) is written lazily for appends that do not
+# change the run's status; these tests pin that nothing ever observes a stale row.
+def _append_steps(store: DuckDBStore, run_id: str, token: int, steps: int) -> None:
+    for i in range(steps):
+        store.append(
+            run_id, [StepStarted(node=f"s{i}", attempt=1, lease=token), FactProduced(node=f"s{i}", value=i)], token
+        )
+
+
+def _row_cursor(store: DuckDBStore, run_id: str) -> int:
+    con = store._con
+    assert con is not None
+    row = con.execute("SELECT last_seq FROM runs WHERE run_id = ?", [run_id]).fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+def test_a_plain_append_defers_the_row_update_but_reads_see_the_cursor(tmp_path):
+    store = DuckDBStore(tmp_path / "store.duckdb")
+    store.create_run(_new_run())
+    lease = store.acquire_lease("r1", "w", 30)
+    _append_steps(store, "r1", lease.token, 3)
+    assert _row_cursor(store, "r1") == 1  # the row was not rewritten: one statement per append
+    assert store.get_run("r1").last_seq == 7
+    assert [r.last_seq for r in store.list_runs()] == [7]
+    _, rows = store.sql("SELECT last_seq FROM runs WHERE run_id = 'r1'")
+    assert rows == [(7,)]
+    store.close()
+
+
+def test_a_status_change_writes_the_row_at_once(tmp_path):
+    from runner.events import RunCompleted
+    from runner.store import RunStatus
+
+    store = DuckDBStore(tmp_path / "store.duckdb")
+    store.create_run(_new_run())
+    lease = store.acquire_lease("r1", "w", 30)
+    store.transition("r1", RunStatus.RUNNING, lease=lease.token)
+    _append_steps(store, "r1", lease.token, 1)
+    store.append("r1", [RunCompleted(result=1)], lease.token, status=RunStatus.COMPLETED)
+    assert _row_cursor(store, "r1") == 4
+    store.close()
+
+
+def test_a_crash_before_the_rows_are_written_is_repaired_on_the_next_open(tmp_path):
+    path = tmp_path / "store.duckdb"
+    store = DuckDBStore(path)
+    store.create_run(_new_run())
+    store.create_run(_new_run("r2"))
+    lease = store.acquire_lease("r1", "w", 30)
+    _append_steps(store, "r1", lease.token, 2)
+    assert store._con is not None
+    store._con.close()  # the process dies: no close(), the cached cursors are lost
+    store._con = None
+
+    reopened = DuckDBStore(path)
+    assert _row_cursor(reopened, "r1") == 5
+    assert reopened.get_run("r1").last_seq == 5
+    assert reopened.get_run("r2").last_seq == 1
+    reopened.append("r1", [StepStarted(node="x", attempt=1, lease=lease.token)], lease.token)
+    assert [e.seq for e in reopened.stream("r1")] == [1, 2, 3, 4, 5, 6]
+    reopened.close()
+
+
+def test_closing_writes_the_deferred_rows(tmp_path):
+    path = tmp_path / "store.duckdb"
+    store = DuckDBStore(path)
+    store.create_run(_new_run())
+    lease = store.acquire_lease("r1", "w", 30)
+    _append_steps(store, "r1", lease.token, 2)
+    store.close()
+    reader = DuckDBStore(path, read_only=True)
+    assert reader.get_run("r1").last_seq == 5
+    reader.close()
+
+
+# Recently written events and "no snapshot yet" are served from memory; they must agree with SQL.
+def test_reads_after_writes_match_the_file(tmp_path, monkeypatch):
+    import adapters.duckdb as duckdb_adapter
+
+    monkeypatch.setattr(duckdb_adapter, "TAIL_EVENTS", 12)  # small: eviction happens in this test
+    store = DuckDBStore(tmp_path / "store.duckdb")
+    store.create_runs([_new_run(f"r{i}") for i in range(3)])
+    leases = {f"r{i}": store.acquire_lease(f"r{i}", "w", 30).token for i in range(3)}
+    for round_ in range(3):
+        for run_id, token in leases.items():
+            _append_steps(store, run_id, token, 1 + round_)
+    assert store._tail_events <= 12
+    store.save_snapshot("r1", 4, b"snap")
+    for run_id in leases:
+        for after in range(0, store.get_run(run_id).last_seq + 1):
+            assert list(store.stream(run_id, after)) == list(store._stream(run_id, after)), (run_id, after)
+    assert store.load_snapshot("r0") is None
+    snapshot = store.load_snapshot("r1")
+    assert snapshot is not None and (snapshot.cursor, snapshot.blob) == (4, b"snap")
+    store.delete("r2")
+    assert "r2" not in store._tails
+    store.close()
+
+    reopened = DuckDBStore(tmp_path / "store.duckdb")  # a fresh process knows nothing: reads go to SQL
+    assert [s.seq for s in reopened.stream("r0")] == list(range(1, 14))
+    assert reopened.load_snapshot("r1") is not None and reopened.load_snapshot("r0") is None
+    reopened.close()

@@ -577,6 +577,36 @@ class StoreContract:
         with writes_nothing(store), pytest.raises(FencedError):
             store.append("r1", [fact("a")], lease.token)
 
+    def test_take_over_hands_runs_to_an_owner_in_one_call(self, store: Store, clock: FakeClock) -> None:
+        store.create_run(new_run("fresh"))
+        held = self.run_with_lease(store, owner="w1")  # r1: running, leased by w1
+        before_done = store.get_run(self.run_in(store, RunStatus.COMPLETED, "done"))
+
+        results = store.take_over(["fresh", "r1", "done", "missing", ""], "w2", TTL)
+
+        fresh, r1, ended, missing, bad = results
+        assert isinstance(fresh, RunRecord) and isinstance(r1, RunRecord)
+        assert (fresh.status, fresh.lease, fresh.lease_owner, fresh.lease_expires_at) == (
+            RunStatus.RUNNING,
+            1,
+            "w2",
+            clock() + TTL,
+        )
+        assert (r1.status, r1.lease, r1.lease_owner) == (RunStatus.RUNNING, held.token + 1, "w2")
+        assert ended == before_done  # an ended run is returned as it is, without a lease
+        assert isinstance(missing, RunNotFound) and isinstance(bad, InvalidArgument)
+        for record in (fresh, r1):
+            assert store.get_run(record.run_id) == record
+        with writes_nothing(store), pytest.raises(FencedError):
+            store.append("r1", [fact("zombie")], held.token)
+        assert store.append("r1", [fact("a")], r1.lease) == Receipt(run_id="r1", first_seq=2, last_seq=2)
+
+    def test_take_over_rejects_a_bad_owner_or_ttl_and_writes_nothing(self, store: Store) -> None:
+        store.create_run(new_run("r1"))
+        for owner, ttl in (("", TTL), ("w1", 0)):
+            with writes_nothing(store), pytest.raises(InvalidArgument):
+                store.take_over(["r1"], owner, ttl)
+
     # ================================================================ stream
     def test_stream_after_a_cursor_returns_exactly_the_later_events(self, store: Store) -> None:
         lease = self.run_with_lease(store)

@@ -32,6 +32,7 @@ from runner.events import (
     StepStarted,
     StoredEvent,
 )
+from runner.runner import RunnerConfig
 from runner.testing.sideeffects import mark as _mark
 from runner.testing.sideeffects import wait_for_file as _wait_for_file
 
@@ -208,7 +209,7 @@ def test_cancel_during_a_long_step(client: runner.Client, tmp_path: Path) -> Non
 
 
 def test_cancel_a_pending_run(make_client: Any, tmp_path: Path) -> None:
-    client = make_client(max_workers=1)
+    client = make_client(config=RunnerConfig(max_workers=1, runs_per_worker=1))
     log, gate = str(tmp_path / "effects.log"), str(tmp_path / "gate")
     busy = client.submit(_gated(log, gate), 1)
     eventually(lambda: "slow" in lines(log), what="the first run to occupy the only worker")

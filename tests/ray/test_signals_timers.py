@@ -113,7 +113,7 @@ def test_a_signal_sent_before_the_wait_is_kept_and_used(client: runner.Client, t
 
 
 def test_a_signal_to_a_pending_run_is_kept(make_client: Any, tmp_path: Path) -> None:
-    client = make_client(max_workers=1)
+    client = make_client(config=RunnerConfig(max_workers=1, runs_per_worker=1))
     log, gate = str(tmp_path / "effects.log"), str(tmp_path / "gate")
     blocker = client.submit(_approval(log, gate), 1)
     eventually(lambda: "prepare" in lines(log), what="the first run to hold the only worker")
