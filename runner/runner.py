@@ -37,7 +37,7 @@ from runner.errors import IllegalTransition, InvalidArgument, RunClosed
 from runner.events import ErrorInfo, RunCancelled, RunFailed, RunPaused, RunSuspended
 from runner.store import NewRun, RunFilter, RunRecord, RunStatus
 from runner.store_actor import RemoteStoreActor
-from runner.worker import Outcome, Worker, WorkerConfig
+from runner.worker import Outcome, StoreAddress, Worker, WorkerConfig
 
 log = logging.getLogger("runner")
 
@@ -117,8 +117,14 @@ class Runner:
     def __init__(self, store_url: str, config: RunnerConfig) -> None:
         self.store_url = store_url
         self.config = config
+        # Named (uniquely per Runner start) so step tasks can look it up instead of carrying a handle.
+        self.store_address = StoreAddress(f"runner-store-{uuid.uuid4().hex[:12]}", ray.get_runtime_context().namespace)
         self.store: Any = RemoteStoreActor.options(
-            num_cpus=0, max_concurrency=STORE_THREADS, max_restarts=-1, resources=_HEAD_NODE
+            name=self.store_address.name,
+            num_cpus=0,
+            max_concurrency=STORE_THREADS,
+            max_restarts=-1,
+            resources=_HEAD_NODE,
         ).remote(store_url)
         self._pending: collections.deque[str] = collections.deque()
         self._active: dict[str, _WorkerSlot] = {}
@@ -381,7 +387,7 @@ class Runner:
         handle = (
             ray.remote(Worker)
             .options(num_cpus=0, max_concurrency=1000, scheduling_strategy="SPREAD")
-            .remote(self.store, self.config.worker, worker_id)
+            .remote(self.store, self.config.worker, worker_id, self.store_address)
         )
         self._workers_started += 1
         return _WorkerSlot(worker_id=worker_id, handle=handle)

@@ -284,6 +284,11 @@ class StoreActor:
     def ping(self) -> str:
         return self.url
 
+    def address(self) -> tuple[str, str]:
+        """This actor's (name, namespace), for callers that look it up by name."""
+        context = ray.get_runtime_context()
+        return context.get_actor_name() or "", context.namespace
+
     def close(self) -> None:
         self._store.close()
 

@@ -24,6 +24,7 @@ import contextlib
 import os
 import random
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -122,9 +123,30 @@ def _definition_ref(definition_hash: str, blob: bytes) -> Any:
     return ref
 
 
-def _resolve(value: Any, store: Any) -> Any:
+@dataclass(frozen=True)
+class StoreAddress:
+    """The Store actor's name: what a step task gets instead of its handle. A handle costs
+    a registration on both sides of every task; most tasks never touch the store, and the
+    ones that do (a large input or result) look it up once per process."""
+
+    name: str
+    namespace: str
+
+    def handle(self) -> Any:
+        if not self.name:
+            raise RuntimeError("this Store actor has no name: create it through the Runner (runner.connect)")
+        handle = _STORE_HANDLES.get(self)
+        if handle is None:
+            handle = _STORE_HANDLES[self] = ray.get_actor(self.name, namespace=self.namespace)
+        return handle
+
+
+_STORE_HANDLES: dict[StoreAddress, Any] = {}
+
+
+def _resolve(value: Any, store: Callable[[], Any]) -> Any:
     if isinstance(value, FactRef):
-        return serialization.loads(ray.get(store.load_fact.remote(value.hash)))
+        return serialization.loads(ray.get(store().load_fact.remote(value.hash)))
     return value
 
 
@@ -132,11 +154,12 @@ def execute_step(
     run_id: str,
     workflow: Workflow,
     task: Task,
-    store: Any,
+    store: Callable[[], Any],
     fact_threshold: int,
     deferred_facts: list[tuple[str, bytes]] | None = None,
 ) -> tuple[str, Any]:
     """Run one task: ("ok", value or FactRef) or ("error", ErrorInfo). Never raises for user errors.
+    ``store`` gives the Store actor's handle, asked for only when a fact is read or saved.
 
     A large result is saved as a fact before the ref is returned, or, given ``deferred_facts``
     (an inline step inside the worker), left there for the worker to save before its next append."""
@@ -149,7 +172,7 @@ def execute_step(
         if blob is not None and deferred_facts is not None:
             deferred_facts.append((stored.hash, blob))
         elif blob is not None:
-            ray.get(store.save_fact.remote(stored.hash, blob))
+            ray.get(store().save_fact.remote(stored.hash, blob))
         return ("ok", stored)
     except Exception as exc:
         return ("error", serialization.error_info(exc))
@@ -157,9 +180,26 @@ def execute_step(
 
 @ray.remote(max_retries=0)
 def _step_task(
-    run_id: str, definition_hash: str, definition: bytes, task: Task, store: Any, fact_threshold: int
+    run_id: str, definition_hash: str, definition: bytes, task: Task, store: StoreAddress, fact_threshold: int
 ) -> tuple[str, Any]:
-    return execute_step(run_id, _definition(definition_hash, definition), task, store, fact_threshold)
+    return execute_step(run_id, _definition(definition_hash, definition), task, store.handle, fact_threshold)
+
+
+def _remote_step(node: Any) -> Any:
+    """``_step_task`` with the node's Ray options (resources), made once per set of options."""
+    options = node.resources.ray_options()
+    if not options:
+        return _step_task
+    key = tuple(sorted((k, repr(v)) for k, v in options.items()))
+    remote = _OPTIONED.get(key)
+    if remote is None:
+        if len(_OPTIONED) > 256:
+            _OPTIONED.clear()
+        remote = _OPTIONED[key] = _step_task.options(**options)
+    return remote
+
+
+_OPTIONED: dict[tuple[tuple[str, str], ...], Any] = {}
 
 
 def _retrieve(future: asyncio.Future[Any]) -> None:
@@ -185,10 +225,17 @@ class RunExecutor:
     """Drives one run from recovery to an outcome. Not thread-safe; one per run turn."""
 
     def __init__(
-        self, run_id: str, store: Any, owner: str, config: WorkerConfig, calls: StoreCalls | None = None
+        self,
+        run_id: str,
+        store: Any,
+        owner: str,
+        config: WorkerConfig,
+        calls: StoreCalls | None = None,
+        address: StoreAddress | None = None,
     ) -> None:
         self.run_id = run_id
         self.store = store
+        self.address = address
         self.calls = calls or StoreCalls(store, owner, config)
         self.owner = owner
         self.config = config
@@ -221,6 +268,8 @@ class RunExecutor:
     async def recover(self) -> tuple[WorkflowState, RecoveryStats, RunRecord]:
         """Take the run over (one store call: lease, record, snapshot, first events) and fold."""
         started, started_at = time.monotonic(), time.time()
+        if self.address is None:
+            self.address = StoreAddress(*await self.store.address.remote())
         turn = await self.calls.turns.call(self.run_id)
         self.lease = 0 if turn.lease is None else turn.lease.token
         record = turn.record
@@ -384,9 +433,13 @@ class RunExecutor:
             kind, payload = self._run_inline(state.workflow, task)
             self._stage_outcome(task, kind, payload, time.time())
             return True
-        options: dict[str, Any] = node.resources.ray_options()
-        ref = _step_task.options(**options).remote(
-            self.run_id, self._definition_hash, self._definition_ref, task, self.store, self.config.fact_threshold
+        ref = _remote_step(node).remote(
+            self.run_id,
+            self._definition_hash,
+            self._definition_ref,
+            task,
+            self.address,
+            self.config.fact_threshold,
         )
         future = asyncio.wrap_future(ref.future())
         timeout = node.policy.timeout
@@ -396,7 +449,12 @@ class RunExecutor:
 
     def _run_inline(self, workflow: Workflow, task: Task) -> tuple[str, Any]:
         return execute_step(
-            self.run_id, workflow, task, self.store, self.config.fact_threshold, deferred_facts=self._pending_facts
+            self.run_id,
+            workflow,
+            task,
+            lambda: self.store,
+            self.config.fact_threshold,
+            deferred_facts=self._pending_facts,
         )
 
     def _node_timeout(self, task: Task) -> float:
@@ -475,10 +533,11 @@ class RunExecutor:
 class Worker:
     """The Ray actor: drives up to the Runner's ``runs_per_worker`` runs at once, reused run after run."""
 
-    def __init__(self, store: Any, config: WorkerConfig, worker_id: str) -> None:
+    def __init__(self, store: Any, config: WorkerConfig, worker_id: str, address: StoreAddress | None = None) -> None:
         self.store = store
         self.config = config
         self.worker_id = worker_id
+        self.address = address
         self._runs: dict[str, RunExecutor] = {}
         self._calls = StoreCalls(store, worker_id, config)
         self.runs_done = 0
@@ -486,7 +545,7 @@ class Worker:
     async def execute(self, run_id: str) -> Outcome:
         if run_id in self._runs:
             raise RuntimeError(f"worker {self.worker_id} already drives run {run_id!r}")
-        executor = RunExecutor(run_id, self.store, self.worker_id, self.config, calls=self._calls)
+        executor = RunExecutor(run_id, self.store, self.worker_id, self.config, calls=self._calls, address=self.address)
         self._runs[run_id] = executor
         try:
             return await executor.run()
