@@ -110,19 +110,6 @@ def _definition(definition_hash: str, blob: bytes) -> Workflow:
     return workflow
 
 
-_DEFINITION_REFS: dict[str, Any] = {}
-
-
-def _definition_ref(definition_hash: str, blob: bytes) -> Any:
-    """One object-store copy of a definition per worker process, shared by all its runs' tasks."""
-    ref = _DEFINITION_REFS.get(definition_hash)
-    if ref is None:
-        if len(_DEFINITION_REFS) > 64:
-            _DEFINITION_REFS.clear()
-        ref = _DEFINITION_REFS[definition_hash] = ray.put(blob)
-    return ref
-
-
 @dataclass(frozen=True)
 class StoreAddress:
     """The Store actor's name: what a step task gets instead of its handle. A handle costs
@@ -180,9 +167,21 @@ def execute_step(
 
 @ray.remote(max_retries=0)
 def _step_task(
-    run_id: str, definition_hash: str, definition: bytes, task: Task, store: StoreAddress, fact_threshold: int
+    run_id: str, definition_hash: str, task: Task, store: StoreAddress, fact_threshold: int
 ) -> tuple[str, Any]:
-    return execute_step(run_id, _definition(definition_hash, definition), task, store.handle, fact_threshold)
+    return execute_step(run_id, _task_definition(run_id, definition_hash, store), task, store.handle, fact_threshold)
+
+
+def _task_definition(run_id: str, definition_hash: str, store: StoreAddress) -> Workflow:
+    """The run's definition, cached per process by hash; on a miss, read once from the run's
+    record. Tasks do not carry it: an object-store argument costs every task a fetch."""
+    workflow = _DEFINITIONS.get(definition_hash)
+    if workflow is not None:
+        return workflow
+    record: RunRecord = ray.get(store.handle().get_run.remote(run_id))
+    if record.definition_hash != definition_hash:
+        raise RuntimeError(f"run {run_id!r} has definition {record.definition_hash}, not {definition_hash}")
+    return _definition(definition_hash, record.definition)
 
 
 def _remote_step(node: Any) -> Any:
@@ -247,7 +246,6 @@ class RunExecutor:
         self._snapshot_cursor = 0
         self._poke = asyncio.Event()
         self._fenced: FencedError | None = None
-        self._definition_ref: Any = None
         self._definition_hash = ""
         self._pending_facts: list[tuple[str, bytes]] = []
         self._requested: str | None = None
@@ -275,7 +273,6 @@ class RunExecutor:
         record = turn.record
         workflow: Workflow = _definition(record.definition_hash, record.definition)
         self._definition_hash = record.definition_hash
-        self._definition_ref = _definition_ref(record.definition_hash, record.definition)
         state = WorkflowState(workflow)
         chunk, complete = turn.events, turn.complete
         if turn.snapshot is not None:
@@ -436,7 +433,6 @@ class RunExecutor:
         ref = _remote_step(node).remote(
             self.run_id,
             self._definition_hash,
-            self._definition_ref,
             task,
             self.address,
             self.config.fact_threshold,
