@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import ray
-from ray.exceptions import RayActorError
+from ray.exceptions import RayActorError, RayTaskError
 
 from runner.errors import IllegalTransition, InvalidArgument, RunClosed
 from runner.events import ErrorInfo, RunCancelled, RunFailed, RunPaused, RunSuspended
@@ -144,6 +144,7 @@ class Runner:
         self._report = RecoveryReport()
         self._redispatched: dict[str, int] = {}
         self._resumed: set[str] = set()
+        self._not_resumed: dict[str, str] = {}
         self._outcomes: collections.OrderedDict[str, Outcome] = collections.OrderedDict()
         self._ready = asyncio.get_event_loop().create_task(self._recover())
         self._timer_task = asyncio.get_event_loop().create_task(self._timer_loop())
@@ -155,7 +156,9 @@ class Runner:
         return self.report_now()
 
     def report_now(self) -> RecoveryReport:
-        return dataclasses.replace(self._report, redispatched=dict(self._redispatched))
+        return dataclasses.replace(
+            self._report, redispatched=dict(self._redispatched), not_resumed=dict(self._not_resumed)
+        )
 
     async def report(self) -> RecoveryReport:
         return self.report_now()
@@ -394,13 +397,16 @@ class Runner:
 
     async def _drive(self, run_id: str, slot: _WorkerSlot) -> None:
         failure: str | None = None
+        raised = False  # the turn ended with an exception, not with the worker's death
         outcome: Outcome | None = None
         try:
             outcome = await slot.handle.execute.remote(run_id)
         except RayActorError as exc:
             failure = f"its worker died ({type(exc).__name__}: {_first_line(exc)})"
         except Exception as exc:
-            failure = f"its worker raised {type(exc).__name__}: {_first_line(exc)}"
+            cause = exc.cause if isinstance(exc, RayTaskError) and exc.cause is not None else exc
+            failure = f"its worker could not drive it: {type(cause).__name__}: {_first_line(cause)}"
+            raised = True
         del self._active[run_id]
         slot.runs.discard(run_id)
         if not slot.runs:
@@ -424,7 +430,7 @@ class Runner:
                 self._enqueue(run_id, front=True)
             else:
                 self._alone.add(run_id)
-                await self._restart_or_fail(run_id, failure or "its worker was lost")
+                await self._restart_or_fail(run_id, failure or "its worker was lost", raised=raised)
         self._schedule()
 
     async def _died_idle(self, run_id: str, slot: _WorkerSlot) -> bool:
@@ -453,7 +459,7 @@ class Runner:
                 self._add_timer(outcome.wake_at, run_id)
         self._signalled_while_active.discard(run_id)
 
-    async def _restart_or_fail(self, run_id: str, reason: str) -> None:
+    async def _restart_or_fail(self, run_id: str, reason: str, *, raised: bool = False) -> None:
         now = time.monotonic()
         history = self._restarts.setdefault(run_id, collections.deque())
         while history and now - history[0] > self.config.restart_window:
@@ -463,11 +469,19 @@ class Runner:
         if len(history) > self.config.restart_limit:
             self._restarts.pop(run_id, None)
             self._alone.discard(run_id)
+            if raised:
+                advice = (
+                    "The worker could not load or fold the run (its code is missing or changed where the "
+                    "workers run, or its history does not fit its definition); fix that and replay the run"
+                )
+            else:
+                advice = (
+                    "A step that kills its process (inline=True code, native crashes, out of memory) "
+                    "is the usual cause; fix it and replay the run"
+                )
             message = (
-                f"run stopped: {reason}; that is {len(history)} worker losses within "
-                f"{self.config.restart_window:g}s, over the restart limit of {self.config.restart_limit}. "
-                "A step that kills its process (inline=True code, native crashes, out of memory) is the usual cause; "
-                "fix it and replay the run"
+                f"run stopped: {reason}; that is {len(history)} failed worker turns within "
+                f"{self.config.restart_window:g}s, over the restart limit of {self.config.restart_limit}. {advice}"
             )
             await self._fail_run(run_id, message)
             return
@@ -482,6 +496,8 @@ class Runner:
             self._enqueue(run_id, front=True)
 
     async def _fail_run(self, run_id: str, message: str) -> None:
+        if run_id in self._resumed:  # found at start-up, and could not be carried on
+            self._not_resumed[run_id] = message
         try:
             lease = await self.store.acquire_lease.remote(run_id, "runner", self.config.worker.lease_ttl, force=True)
             error = ErrorInfo(type="runner.errors.WorkerLost", message=message)
