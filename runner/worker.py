@@ -20,7 +20,9 @@ actor calls (:class:`~runner.batching.CallBatcher`), and so do their takeovers.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
+import heapq
 import os
 import random
 import time
@@ -243,6 +245,8 @@ class RunExecutor:
         self.state: WorkflowState | None = None
         self._buffer: list[Event] = []
         self._in_flight: dict[TaskKey, _InFlight] = {}
+        self._finished: collections.deque[TaskKey] = collections.deque()  # keys, as their tasks finish
+        self._deadlines: list[tuple[float, TaskKey]] = []  # heap of in-flight tasks' deadlines
         self._snapshot_cursor = 0
         self._poke = asyncio.Event()
         self._fenced: FencedError | None = None
@@ -377,36 +381,55 @@ class RunExecutor:
             self._collect_finished()
 
     async def _wait_for_something(self, wake_at: float | None) -> None:
-        deadlines = [f.deadline for f in self._in_flight.values() if f.deadline is not None]
-        if wake_at is not None:
-            deadlines.append(wake_at)
-        timeout = max(0.0, min(deadlines) - time.time()) if deadlines else None
-        poke = asyncio.ensure_future(self._poke.wait())
-        waiting = [f.future for f in self._in_flight.values()] + [poke]
-        try:
-            await asyncio.wait(waiting, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            poke.cancel()
+        """Until a task finishes, a deadline or ``wake_at`` passes, or something pokes the run.
+        Costs the same however many tasks are in flight: each task's own callback wakes it."""
+        if not self._finished:
+            times = [t for t in (self._next_deadline(), wake_at) if t is not None]
+            timeout = max(0.0, min(times) - time.time()) if times else None
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._poke.wait(), timeout)
         self._poke.clear()
 
+    def _on_finished(self, key: TaskKey) -> None:
+        self._finished.append(key)
+        self._poke.set()
+
+    def _next_deadline(self) -> float | None:
+        """The earliest deadline of a task still in flight (entries of finished tasks are dropped)."""
+        heap = self._deadlines
+        while heap:
+            deadline, key = heap[0]
+            flight = self._in_flight.get(key)
+            if flight is not None and flight.deadline == deadline:
+                return deadline
+            heapq.heappop(heap)
+        return None
+
     def _collect_finished(self) -> None:
+        """Stage the outcomes of the tasks that finished, in the order they finished, and time out
+        the ones past their deadline."""
         state = self.state
         assert state is not None
         now = time.time()
-        for key, flight in list(self._in_flight.items()):
-            if flight.future.done():
-                del self._in_flight[key]
-                try:
-                    kind, payload = flight.future.result()
-                except RayError as exc:  # the task's process died or the task was cancelled
-                    kind, payload = "error", serialization.error_info(exc)
-                self._stage_outcome(flight.task, kind, payload, now)
-            elif flight.deadline is not None and flight.deadline <= now:
-                del self._in_flight[key]
-                ray.cancel(flight.ref, force=True)
-                timeout = self._node_timeout(flight.task)
-                error = serialization.error_info(StepTimeout(flight.task.node, timeout))
-                self._stage_outcome(flight.task, "error", error, now)
+        while self._finished:
+            key = self._finished.popleft()
+            flight = self._in_flight.get(key)
+            if flight is None or not flight.future.done():  # an earlier attempt's, timed out or cancelled
+                continue
+            del self._in_flight[key]
+            try:
+                kind, payload = flight.future.result()
+            except RayError as exc:  # the task's process died or the task was cancelled
+                kind, payload = "error", serialization.error_info(exc)
+            self._stage_outcome(flight.task, kind, payload, now)
+        while (deadline := self._next_deadline()) is not None and deadline <= now:
+            _, key = heapq.heappop(self._deadlines)
+            flight = self._in_flight.pop(key)
+            flight.future.add_done_callback(_retrieve)
+            ray.cancel(flight.ref, force=True)
+            timeout = self._node_timeout(flight.task)
+            error = serialization.error_info(StepTimeout(flight.task.node, timeout))
+            self._stage_outcome(flight.task, "error", error, now)
 
     def _stage_outcome(self, task: Task, kind: str, payload: Any, now: float) -> None:
         state = self.state
@@ -440,7 +463,11 @@ class RunExecutor:
         future = asyncio.wrap_future(ref.future())
         timeout = node.policy.timeout
         deadline = time.time() + timeout if timeout else None
-        self._in_flight[task.key] = _InFlight(task=task, future=future, ref=ref, deadline=deadline)
+        key = task.key
+        self._in_flight[key] = _InFlight(task=task, future=future, ref=ref, deadline=deadline)
+        future.add_done_callback(lambda _: self._on_finished(key))
+        if deadline is not None:
+            heapq.heappush(self._deadlines, (deadline, key))
         return False
 
     def _run_inline(self, workflow: Workflow, task: Task) -> tuple[str, Any]:
@@ -463,6 +490,8 @@ class RunExecutor:
                 flight.future.add_done_callback(_retrieve)
                 ray.cancel(flight.ref, force=True)
         self._in_flight.clear()
+        self._finished.clear()
+        self._deadlines.clear()
 
     # -------------------------------------------------------------- writes
     def _stage(self, event: Event) -> None:
