@@ -44,7 +44,7 @@ log = logging.getLogger("runner")
 RUNNER_NAME = "runner"
 _HEAD_NODE = {"node:__internal_head__": 0.001}
 _ALL = 1 << 62
-STORE_THREADS = 64  # the Store actor is threaded: callers waiting on a group commit each hold one
+STORE_CONCURRENCY = 10_000  # calls the async Store actor holds at once (callers waiting on a group commit)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -122,7 +122,7 @@ class Runner:
         self.store: Any = RemoteStoreActor.options(
             name=self.store_address.name,
             num_cpus=0,
-            max_concurrency=STORE_THREADS,
+            max_concurrency=STORE_CONCURRENCY,
             max_restarts=-1,
             resources=_HEAD_NODE,
         ).remote(store_url)

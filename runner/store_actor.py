@@ -1,19 +1,21 @@
 """The Store actor: one Ray actor owns one store adapter, with group commit.
 
-Workers append through this actor. Appends that arrive while a commit is
-in flight wait in a queue; the next commit takes the whole queue as one
-``append_many`` transaction, so many workers' batches cost one commit, and
-each caller still gets its own receipt or its own error (one worker's
-FencedError never fails another's batch). With no load an append is
-committed at once: batching costs no added latency.
+Workers append through this actor. It is an async actor: every call runs
+on its one event loop thread, so adapter calls never contend for a lock
+(a threaded actor measured ~0.7 ms more per call on the 2-core dev
+machine). An append joins a queue and the commit is scheduled for the
+loop's next turn: appends that arrive together, or while a commit blocks
+the loop, go in one ``append_many`` transaction, so many workers' batches
+cost one commit, and each caller still gets its own receipt or its own
+error (one worker's FencedError never fails another's batch). With no load
+an append is committed at once: batching adds no waiting.
 
-All adapter calls run on one thread, in arrival order. The actor is thin:
-the contract lives in the adapter.
+The actor is thin: the contract lives in the adapter.
 """
 
 from __future__ import annotations
 
-import threading
+import asyncio
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -75,69 +77,60 @@ def open_with_retry(url: str, deadline_seconds: float = OPEN_RETRY_SECONDS) -> A
 class _Pending:
     """One caller's append waiting for the commit that carries it."""
 
-    __slots__ = ("request", "result")
+    __slots__ = ("request", "answer")
 
-    def __init__(self, request: AppendRequest) -> None:
+    def __init__(self, request: AppendRequest, answer: asyncio.Future[Receipt | Exception]) -> None:
         self.request = request
-        self.result: Receipt | Exception | None = None
+        self.answer = answer  # resolved with the receipt, or with the error as a value
 
 
 class StoreActor:
-    """Wraps a Store adapter; created by the Runner as a named, threaded Ray actor.
+    """Wraps a Store adapter; created by the Runner as a named, async Ray actor.
 
-    Ray runs each call on one of the actor's threads. Adapter calls are
-    thread-safe (each adapter serialises its own access). Appends use
-    leader/follower group commit: the first caller to find no commit in
-    flight commits everything queued so far, in one ``append_many``; callers
-    that arrive meanwhile wait and are carried by the next commit.
-    """
+    Appends are group-committed: each call queues its requests and waits; the
+    commit, scheduled once per loop turn, takes everything queued so far."""
 
     def __init__(self, url: str) -> None:
         self.url = url
         self._store = open_with_retry(url)
-        self._cv = threading.Condition()
         self._queue: list[_Pending] = []
-        self._flushing = False
+        self._commit_scheduled = False
         self._commits = 0
         self._batches = 0
         self._events = 0
         self._largest = 0
 
     # ----------------------------------------------------------- the log
-    def append(self, run_id: str, events: Sequence[Event], lease: int, status: RunStatus | None = None) -> Receipt:
+    async def append(
+        self, run_id: str, events: Sequence[Event], lease: int, status: RunStatus | None = None
+    ) -> Receipt:
         request = AppendRequest(run_id=run_id, events=tuple(events), lease=lease, status=status)
-        result = self._group_commit([_Pending(request)])[0]
+        result = (await self._group_commit([request]))[0]
         if isinstance(result, Exception):
             raise result
         return result
 
-    def append_batch(self, requests: Sequence[AppendRequest]) -> list[Receipt | Exception]:
+    async def append_batch(self, requests: Sequence[AppendRequest]) -> list[Receipt | Exception]:
         """Several runs' appends from one caller (a worker batches the runs it drives): each
         gets its own receipt or error, in order; they commit with whatever else is queued."""
-        return self._group_commit([_Pending(request) for request in requests])
+        return await self._group_commit(list(requests))
 
-    def _group_commit(self, mine: list[_Pending]) -> list[Receipt | Exception]:
-        if not mine:
-            return []
-        with self._cv:
-            self._queue.extend(mine)
-            last = mine[-1]  # commits take the queue in order: the last one done means all are
-            while last.result is None:
-                if self._flushing:
-                    self._cv.wait()
-                    continue
-                self._flushing = True
-                batch, self._queue = self._queue[:MAX_BATCH], self._queue[MAX_BATCH:]
-                self._cv.release()
-                try:
-                    results = self._commit(batch)
-                finally:
-                    self._cv.acquire()
-                for pending, result in zip(batch, results, strict=True):
-                    pending.result = result
-                self._flushing = False
-                self._cv.notify_all()
-        return [pending.result for pending in mine if pending.result is not None]
+    async def _group_commit(self, requests: list[AppendRequest]) -> list[Receipt | Exception]:
+        loop = asyncio.get_running_loop()
+        mine = [_Pending(request, loop.create_future()) for request in requests]
+        self._queue.extend(mine)
+        if mine and not self._commit_scheduled:
+            self._commit_scheduled = True
+            loop.call_soon(self._commit_queued)  # after the calls that are ready now have queued theirs
+        return [await pending.answer for pending in mine]
+
+    def _commit_queued(self) -> None:
+        self._commit_scheduled = False
+        while self._queue:
+            batch, self._queue = self._queue[:MAX_BATCH], self._queue[MAX_BATCH:]
+            for pending, result in zip(batch, self._commit(batch), strict=True):
+                if not pending.answer.done():
+                    pending.answer.set_result(result)
 
     def _commit(self, batch: list[_Pending]) -> list[Receipt | Exception]:
         requests = [pending.request for pending in batch]
@@ -276,10 +269,9 @@ class StoreActor:
         return result
 
     def stats(self) -> CommitStats:
-        with self._cv:
-            return CommitStats(
-                commits=self._commits, batches=self._batches, events=self._events, largest_commit=self._largest
-            )
+        return CommitStats(
+            commits=self._commits, batches=self._batches, events=self._events, largest_commit=self._largest
+        )
 
     def ping(self) -> str:
         return self.url
