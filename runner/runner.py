@@ -189,30 +189,33 @@ class Runner:
 
     async def wait(self, run_id: str, timeout: float | None) -> RunRecord:
         """The run's record once it has ended, or after ``timeout`` seconds, whichever is first."""
-        record: RunRecord = await self.store.get_run.remote(run_id)
-        if record.status.is_terminal or (timeout is not None and timeout <= 0):
-            return record
-        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._waiters.setdefault(run_id, []).append(future)
-        try:
-            await asyncio.wait_for(asyncio.shield(future), timeout)
-        except asyncio.TimeoutError:
-            pass
-        finally:
-            waiters = self._waiters.get(run_id, [])
-            if future in waiters:
-                waiters.remove(future)
-        final: RunRecord = await self.store.get_run.remote(run_id)
-        return final
+        return (await self.wait_many([run_id], timeout))[0]
 
     async def wait_many(self, run_ids: Sequence[str], timeout: float | None) -> list[RunRecord]:
-        """The runs' records once all have ended, or after ``timeout`` seconds."""
-        deadline = None if timeout is None else time.monotonic() + timeout
-        records: list[RunRecord] = []
+        """The runs' records once all have ended, or after ``timeout`` seconds: two store calls
+        however many runs. Waiters are registered before the first read, so a run that ends
+        in between still wakes them."""
+        loop = asyncio.get_running_loop()
+        futures: dict[str, asyncio.Future[None]] = {}
         for run_id in run_ids:
-            remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
-            records.append(await self.wait(run_id, remaining))
-        return records
+            if run_id not in futures:
+                futures[run_id] = loop.create_future()
+                self._waiters.setdefault(run_id, []).append(futures[run_id])
+        try:
+            records: list[RunRecord] = await self.store.get_runs.remote(list(run_ids))
+            open_runs = {r.run_id for r in records if not r.status.is_terminal}
+            if not open_runs or (timeout is not None and timeout <= 0):
+                return records
+            await asyncio.wait([futures[run_id] for run_id in open_runs], timeout=timeout)
+            final: list[RunRecord] = await self.store.get_runs.remote(list(run_ids))
+            return final
+        finally:
+            for run_id, future in futures.items():
+                waiters = self._waiters.get(run_id, [])
+                if future in waiters:
+                    waiters.remove(future)
+                if not waiters:
+                    self._waiters.pop(run_id, None)
 
     async def signal(self, run_id: str, name: str, payload: Any) -> int:
         """Put a signal in the run's inbox (durable on return) and wake the run if it waits."""

@@ -215,6 +215,10 @@ class StoreActor:
         record: RunRecord = self._store.get_run(run_id)
         return record
 
+    def get_runs(self, run_ids: Sequence[str]) -> list[RunRecord]:
+        """Several runs' records in one call (RunNotFound names the first unknown one)."""
+        return [self._store.get_run(run_id) for run_id in run_ids]
+
     def exists(self, run_id: str) -> bool:
         return bool(self._store.exists(run_id))
 

@@ -78,11 +78,11 @@ def test_a_runner_reports_a_run_it_found_but_could_not_resume(ray_instance: None
     finally:
         kill_runner(client)
 
-    touch(gate)
     client = connect(store=store, namespace=namespace, config=one_slot)
     try:
         report = client.recovery_report()
         assert set(report.resumed) == {blocker.run_id, bad.run_id}
+        touch(gate)  # only now: the old worker, dying with its Runner, must not finish the blocker first
         assert client.get(blocker.run_id).result(timeout=60) == 7
         with pytest.raises(runner.WorkflowFailed):
             client.get(bad.run_id).result(timeout=60)
