@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import concurrent.futures
 import contextlib
 import heapq
 import os
@@ -93,7 +94,7 @@ class Outcome:
 @dataclass
 class _InFlight:
     task: Task
-    future: asyncio.Future[Any]
+    future: concurrent.futures.Future[Any]  # completed on a Ray thread
     ref: Any = None
     deadline: float | None = None
 
@@ -203,12 +204,6 @@ def _remote_step(node: Any) -> Any:
 _OPTIONED: dict[tuple[tuple[str, str], ...], Any] = {}
 
 
-def _retrieve(future: asyncio.Future[Any]) -> None:
-    """Mark a cancelled task's outcome as seen (it is of no interest any more)."""
-    if not future.cancelled():
-        future.exception()
-
-
 # ------------------------------------------------------------------ executor
 class StoreCalls:
     """The Store actor calls a worker's runs share: takeovers and appends, each batched."""
@@ -249,6 +244,8 @@ class RunExecutor:
         self._deadlines: list[tuple[float, TaskKey]] = []  # heap of in-flight tasks' deadlines
         self._snapshot_cursor = 0
         self._poke = asyncio.Event()
+        self._wake_pending = False
+        self._loop = asyncio.get_running_loop()  # made by the Worker actor's coroutine, on its loop
         self._fenced: FencedError | None = None
         self._definition_hash = ""
         self._pending_facts: list[tuple[str, bytes]] = []
@@ -391,7 +388,15 @@ class RunExecutor:
         self._poke.clear()
 
     def _on_finished(self, key: TaskKey) -> None:
+        """A task's done-callback, on a Ray thread: queue its key and wake the loop, once for
+        all the tasks that finish before the loop gets to run."""
         self._finished.append(key)
+        if not self._wake_pending:
+            self._wake_pending = True
+            self._loop.call_soon_threadsafe(self._wake)
+
+    def _wake(self) -> None:
+        self._wake_pending = False
         self._poke.set()
 
     def _next_deadline(self) -> float | None:
@@ -425,7 +430,6 @@ class RunExecutor:
         while (deadline := self._next_deadline()) is not None and deadline <= now:
             _, key = heapq.heappop(self._deadlines)
             flight = self._in_flight.pop(key)
-            flight.future.add_done_callback(_retrieve)
             ray.cancel(flight.ref, force=True)
             timeout = self._node_timeout(flight.task)
             error = serialization.error_info(StepTimeout(flight.task.node, timeout))
@@ -454,13 +458,9 @@ class RunExecutor:
             self._stage_outcome(task, kind, payload, time.time())
             return True
         ref = _remote_step(node).remote(
-            self.run_id,
-            self._definition_hash,
-            task,
-            self.address,
-            self.config.fact_threshold,
+            self.run_id, self._definition_hash, task, self.address, self.config.fact_threshold
         )
-        future = asyncio.wrap_future(ref.future())
+        future = ref.future()  # a plain Future and one callback: an asyncio wrapper per task cost ~0.2 ms
         timeout = node.policy.timeout
         deadline = time.time() + timeout if timeout else None
         key = task.key
@@ -487,7 +487,6 @@ class RunExecutor:
     def _cancel_all(self) -> None:
         for flight in self._in_flight.values():
             if flight.ref is not None:
-                flight.future.add_done_callback(_retrieve)
                 ray.cancel(flight.ref, force=True)
         self._in_flight.clear()
         self._finished.clear()
