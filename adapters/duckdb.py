@@ -117,6 +117,7 @@ _RUN_COLUMNS = (
 )
 _STREAM_CHUNK = 5_000
 TAIL_EVENTS = 100_000  # recently written events kept in memory, over all runs (see _remember)
+ENDED_RECORDS = 10_000  # records of ended runs kept in memory (runs still going are all kept)
 
 
 class DuckDBStore:
@@ -131,8 +132,10 @@ class DuckDBStore:
         self._lock = threading.RLock()
         self._con: duckdb.DuckDBPyConnection | None = None
         # This object is the file's only writer (DuckDB admits one writing process), so run
-        # records are cached here, updated after each commit, and reads of them skip SQL.
+        # records are cached here, updated after each commit, and reads of them skip SQL:
+        # every run that has not ended, and the ENDED_RECORDS most recently ended ones.
         self._cache: dict[str, RunRecord] = {}
+        self._ended: collections.OrderedDict[str, RunRecord] = collections.OrderedDict()
         # Runs whose cursor (last_seq, updated_at) moved without a status change: their row is
         # written lazily (see _write_cursors), which saves an UPDATE on most appends.
         self._stale_rows: set[str] = set()
@@ -194,7 +197,7 @@ class DuckDBStore:
         with self._lock:
             if not self._stale_rows:
                 return
-            records = [self._cache[run_id] for run_id in self._stale_rows if run_id in self._cache]
+            records = [r for r in map(self._known, self._stale_rows) if r is not None]
             with self._transaction() as con:
                 _update_runs(con, records)
             self._stale_rows.clear()
@@ -231,9 +234,24 @@ class DuckDBStore:
                 raise StoreError(f"store {self.path}: {type(exc).__name__}: {exc}") from exc
 
     def _cached(self, record: RunRecord) -> RunRecord:
-        if not self.read_only:
-            self._cache[record.run_id] = record
+        if self.read_only:
+            return record
+        run_id = record.run_id
+        if record.status.is_terminal:  # ended runs are read rarely: keep the latest few
+            self._cache.pop(run_id, None)
+            self._no_snapshot.discard(run_id)
+            self._ended[run_id] = record
+            self._ended.move_to_end(run_id)
+            while len(self._ended) > ENDED_RECORDS:
+                self._ended.popitem(last=False)
+        else:
+            self._ended.pop(run_id, None)
+            self._cache[run_id] = record
         return record
+
+    def _known(self, run_id: str) -> RunRecord | None:
+        """The cached record of ``run_id``, if there is one."""
+        return self._cache.get(run_id) or self._ended.get(run_id)
 
     @contextlib.contextmanager
     def _transaction(self, *, commit: bool = True, one_write: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
@@ -271,6 +289,7 @@ class DuckDBStore:
                     self._con.close()
                 self._con = None
             self._cache.clear()
+            self._ended.clear()
             self._stale_rows.clear()
             self._tails.clear()
             self._tail_events = 0
@@ -356,7 +375,7 @@ class DuckDBStore:
             "OR idempotency_key IN (SELECT unnest(?::VARCHAR[]))",
             [ids, keys],
         ).fetchall()
-        records = [self._cache.get(row[0]) or _record(row) for row in rows]
+        records = [self._known(row[0]) or _record(row) for row in rows]
         by_key = {r.idempotency_key: r for r in records if r.idempotency_key}
         return {r.run_id: r for r in records}, by_key
 
@@ -368,7 +387,7 @@ class DuckDBStore:
     def exists(self, run_id: str) -> bool:
         check_run_id(run_id)
         with self._read() as con:
-            if run_id in self._cache:
+            if self._known(run_id) is not None:
                 return True
             return bool(_scalar(con, "SELECT count(*) FROM runs WHERE run_id = ?", [run_id]))
 
@@ -408,6 +427,7 @@ class DuckDBStore:
             for table in ("events", "snapshots", "signals", "runs"):
                 con.execute(f"DELETE FROM {table} WHERE run_id = ?", [run_id])
         self._cache.pop(run_id, None)
+        self._ended.pop(run_id, None)
         self._stale_rows.discard(run_id)
         self._no_snapshot.discard(run_id)
         self._forget_tail(run_id)
@@ -422,7 +442,11 @@ class DuckDBStore:
             else:
                 check_transition(record, target)
             now = self._clock()
-            con.execute("UPDATE runs SET status = ?, updated_at = ? WHERE run_id = ?", [target.value, now, run_id])
+            con.execute(
+                "UPDATE runs SET status = ?, updated_at = ?, last_seq = ? WHERE run_id = ?",
+                [target.value, now, record.last_seq, run_id],
+            )
+        self._stale_rows.discard(run_id)  # the row is current: an ended run's record may leave the cache
         return self._cached(replace(record, status=target, updated_at=now))
 
     # ------------------------------------------------------------- leases
@@ -690,7 +714,7 @@ class DuckDBStore:
 
     # ------------------------------------------------------------ helpers
     def _record(self, con: duckdb.DuckDBPyConnection, run_id: str) -> RunRecord:
-        cached = self._cache.get(run_id)
+        cached = self._known(run_id)
         if cached is not None:
             return cached
         row = con.execute(f"SELECT {_RUN_COLUMNS} FROM runs WHERE run_id = ?", [run_id]).fetchone()

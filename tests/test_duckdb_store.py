@@ -254,3 +254,29 @@ def test_reads_after_writes_match_the_file(tmp_path, monkeypatch):
     assert [s.seq for s in reopened.stream("r0")] == list(range(1, 14))
     assert reopened.load_snapshot("r1") is not None and reopened.load_snapshot("r0") is None
     reopened.close()
+
+
+def test_records_of_ended_runs_leave_memory_and_are_read_back_exactly(tmp_path, monkeypatch):
+    import adapters.duckdb as duckdb_adapter
+    from runner.events import RunCompleted
+    from runner.store import RunStatus
+
+    monkeypatch.setattr(duckdb_adapter, "ENDED_RECORDS", 3)
+    store = DuckDBStore(tmp_path / "store.duckdb")
+    store.create_runs([_new_run(f"r{i}") for i in range(8)])
+    for i in range(8):
+        token = store.take_over([f"r{i}"], "w", 30)[0].lease  # type: ignore[union-attr]
+        _append_steps(store, f"r{i}", token, 2)  # a lazily written cursor first
+        if i % 2:
+            store.append(f"r{i}", [RunCompleted(result=i)], token, status=RunStatus.COMPLETED)
+        else:
+            store.transition(f"r{i}", RunStatus.CANCELLING, lease=token)
+            store.transition(f"r{i}", RunStatus.CANCELLED)  # ends without an append
+    assert len(store._ended) == 3 and not store._cache and not store._stale_rows
+    assert not store._no_snapshot
+    for i in range(8):
+        record = store.get_run(f"r{i}")  # five of them from the file
+        assert record.last_seq == (6 if i % 2 else 5)
+        assert record.status is (RunStatus.COMPLETED if i % 2 else RunStatus.CANCELLED)
+        assert _row_cursor(store, f"r{i}") == record.last_seq
+    store.close()
