@@ -479,22 +479,7 @@ class DuckDBStore:
                 if new is not record:
                     changed.append(new)
                 results.append(new)
-            if changed:
-                con.execute(
-                    "UPDATE runs SET lease = u.lease, lease_owner = u.owner, lease_expires_at = u.expires_at, "
-                    "status = u.status, updated_at = u.updated_at "
-                    "FROM (SELECT unnest(?::VARCHAR[]) AS run_id, unnest(?::BIGINT[]) AS lease, unnest(?::VARCHAR[]) AS owner, "
-                    "unnest(?::DOUBLE[]) AS expires_at, unnest(?::VARCHAR[]) AS status, unnest(?::DOUBLE[]) AS updated_at) AS u "
-                    "WHERE runs.run_id = u.run_id",
-                    [
-                        [r.run_id for r in changed],
-                        [r.lease for r in changed],
-                        [r.lease_owner for r in changed],
-                        [r.lease_expires_at for r in changed],
-                        [r.status.value for r in changed],
-                        [r.updated_at for r in changed],
-                    ],
-                )
+            _update_runs(con, changed, _LEASE_AND_STATUS)
         for record in changed:
             self._cached(record)
         return results
@@ -530,20 +515,20 @@ class DuckDBStore:
 
     def append_many(self, requests: Sequence[AppendRequest]) -> list[Receipt | Exception]:
         """All accepted batches in one transaction; a rejected one gets its own error."""
-        prepared: list[tuple[AppendRequest, list[tuple[str, str]]] | Exception] = []
+        # each accepted request with its encoded rows and the error text it records (if any)
+        prepared: list[tuple[AppendRequest, list[tuple[str, str]], str | None] | Exception] = []
         for request in requests:
             try:
                 check_run_id(request.run_id)
-                prepared.append((request, [serialization.encode_event(e) for e in check_events(request.events)]))
+                rows = [serialization.encode_event(e) for e in check_events(request.events)]
+                prepared.append((request, rows, error_summary(request.events)))
             except Exception as exc:
                 prepared.append(exc)
         results: list[Receipt | Exception] = []
         # Only batches that change a run's status or error rewrite its row here; other rows
         # catch up lazily. Without row updates the commit is one INSERT, committed on its own.
         changes_rows = any(
-            not isinstance(item, Exception)
-            and (item[0].status is not None or error_summary(item[0].events) is not None)
-            for item in prepared
+            not isinstance(item, Exception) and (item[0].status is not None or item[2] is not None) for item in prepared
         )
         try:
             with self._transaction(one_write=not changes_rows) as con:
@@ -556,7 +541,7 @@ class DuckDBStore:
                     if isinstance(item, Exception):
                         results.append(item)
                         continue
-                    request, rows = item
+                    request, rows, error = item
                     try:
                         record = pending.get(request.run_id) or self._record(con, request.run_id)
                         check_write(record, request.lease, request.status)
@@ -566,7 +551,6 @@ class DuckDBStore:
                     first = record.last_seq + 1
                     _collect_events(event_rows, request.run_id, first, request.events, rows)
                     written.append((request.run_id, first, request.events))
-                    error = error_summary(request.events)
                     if request.status is not None or error is not None:
                         rewrite.add(request.run_id)
                     pending[request.run_id] = replace(
@@ -782,28 +766,38 @@ def _insert_runs(con: duckdb.DuckDBPyConnection, records: list[RunRecord]) -> No
     )
 
 
-def _update_runs(con: duckdb.DuckDBPyConnection, records: list[RunRecord]) -> None:
-    """The appended runs' new cursors and statuses, in one statement however many runs there are."""
+# Columns of ``runs`` that writes after creation change: SQL type and value from a record.
+_RUN_FIELDS: dict[str, tuple[str, Callable[[RunRecord], Any]]] = {
+    "last_seq": ("BIGINT", lambda r: r.last_seq),
+    "status": ("VARCHAR", lambda r: r.status.value),
+    "updated_at": ("DOUBLE", lambda r: r.updated_at),
+    "error": ("VARCHAR", lambda r: r.error),
+    "lease": ("BIGINT", lambda r: r.lease),
+    "lease_owner": ("VARCHAR", lambda r: r.lease_owner),
+    "lease_expires_at": ("DOUBLE", lambda r: r.lease_expires_at),
+}
+_CURSOR_AND_STATUS = ("last_seq", "status", "updated_at", "error")
+_LEASE_AND_STATUS = ("lease", "lease_owner", "lease_expires_at", "status", "updated_at")
+
+
+def _update_runs(
+    con: duckdb.DuckDBPyConnection, records: list[RunRecord], columns: tuple[str, ...] = _CURSOR_AND_STATUS
+) -> None:
+    """Write ``columns`` of the runs' rows from their records, in one statement however many runs there are."""
     if not records:
         return
     if len(records) == 1:
         r = records[0]
         con.execute(
-            "UPDATE runs SET last_seq = ?, status = ?, updated_at = ?, error = ? WHERE run_id = ?",
-            [r.last_seq, r.status.value, r.updated_at, r.error, r.run_id],
+            f"UPDATE runs SET {', '.join(f'{c} = ?' for c in columns)} WHERE run_id = ?",
+            [*(_RUN_FIELDS[c][1](r) for c in columns), r.run_id],
         )
         return
+    unnested = ", ".join(f"unnest(?::{_RUN_FIELDS[c][0]}[]) AS {c}" for c in columns)
     con.execute(
-        "UPDATE runs SET last_seq = u.last_seq, status = u.status, updated_at = u.updated_at, error = u.error "
-        "FROM (SELECT unnest(?::VARCHAR[]) AS run_id, unnest(?::BIGINT[]) AS last_seq, unnest(?::VARCHAR[]) AS status, "
-        "unnest(?::DOUBLE[]) AS updated_at, unnest(?::VARCHAR[]) AS error) AS u WHERE runs.run_id = u.run_id",
-        [
-            [r.run_id for r in records],
-            [r.last_seq for r in records],
-            [r.status.value for r in records],
-            [r.updated_at for r in records],
-            [r.error for r in records],
-        ],
+        f"UPDATE runs SET {', '.join(f'{c} = u.{c}' for c in columns)} "
+        f"FROM (SELECT unnest(?::VARCHAR[]) AS run_id, {unnested}) AS u WHERE runs.run_id = u.run_id",
+        [[r.run_id for r in records], *([_RUN_FIELDS[c][1](r) for r in records] for c in columns)],
     )
 
 

@@ -53,7 +53,7 @@ class CommitStats:
 
 @dataclass(frozen=True, kw_only=True)
 class Turn:
-    """What ``open_turn`` hands a worker. ``complete``: ``events`` reach the end of the log."""
+    """What ``open_turns`` hands a worker for one run. ``complete``: ``events`` reach the end of the log."""
 
     lease: Lease | None  # None: the run has ended, there is nothing to take over
     record: RunRecord
@@ -157,18 +157,11 @@ class StoreActor:
     def last_event(self, run_id: str) -> StoredEvent | None:
         return self.outcome(run_id)[1]
 
-    def open_turn(self, run_id: str, owner: str, ttl: float, limit: int = 5_000) -> Turn:
-        """Everything a worker needs to take a run over, in one call: a new lease (forced: the
-        Runner gives the run to this owner), the record, the latest snapshot and the first
-        events after it; a pending run is moved to running under the new lease."""
-        turn = self.open_turns([run_id], owner, ttl, limit)[0]
-        if isinstance(turn, Exception):
-            raise turn
-        return turn
-
     def open_turns(self, run_ids: Sequence[str], owner: str, ttl: float, limit: int = 5_000) -> list[Turn | Exception]:
-        """``open_turn`` for several runs (a worker batches the runs it is given): their leases
-        in one commit; each run gets its own Turn or its own error."""
+        """Everything a worker needs to take runs over (it batches the runs it is given): a new
+        lease for each, forced (the Runner gives the run to this owner), all in one commit, a
+        pending run moved to running under it; then each run's record, latest snapshot and
+        first events after it. Each run gets its own Turn or its own error."""
         turns: list[Turn | Exception] = []
         for run_id, taken in zip(run_ids, self._store.take_over(list(run_ids), owner, ttl), strict=True):
             if isinstance(taken, Exception):
