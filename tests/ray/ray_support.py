@@ -43,6 +43,25 @@ def kill_runner(client: Client) -> None:
         ray.kill(client.runner, no_restart=True)
 
 
+def alive(pid: int) -> bool:
+    """True while process ``pid`` runs (a zombie has ended too)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split(") ", 1)[1][0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def worker_pid(client: Client, run_id: str) -> int | None:
+    """The process id of the worker driving ``run_id`` now, if one does."""
+    pid: int | None = ray.get(client.runner.worker_pid.remote(run_id))
+    return pid
+
+
 def lines(path: Path | str) -> list[str]:
     """The lines a step appended to a side-effect file (empty if it has none yet)."""
     try:

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from ray_support import assert_gapless, eventually, facts, has_fact, has_started, lines, touch
+from ray_support import alive, assert_gapless, eventually, facts, has_fact, has_started, lines, touch
 
 import runner
 from runner.events import (
@@ -39,18 +39,6 @@ from runner.testing.sideeffects import wait_for_file as _wait_for_file
 pytestmark = pytest.mark.ray
 
 RESULT_TIMEOUT = 60
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    try:  # a zombie has ended too
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().split(") ", 1)[1][0] != "Z"
-    except FileNotFoundError:
-        return False
 
 
 def _kinds(history: list[StoredEvent]) -> list[str]:
@@ -204,7 +192,7 @@ def test_cancel_during_a_long_step(client: runner.Client, tmp_path: Path) -> Non
     eventually(lambda: client.stats().busy_workers == 0, what="the worker to be released")
     # the step's task was cancelled (its process killed), not left to finish behind the cancel
     pid = int(lines(log + ".pid")[0])
-    eventually(lambda: not _alive(pid), what=f"the cancelled step's process {pid} to end")
+    eventually(lambda: not alive(pid), what=f"the cancelled step's process {pid} to end")
     assert "slow_done" not in lines(log)
 
 
@@ -277,11 +265,11 @@ def test_pause_lets_the_running_step_finish_then_resume_completes(client: runner
     pauser.start()
     # pause() waits for the running step: while it is blocked, the run is still running
     pauser.join(timeout=1.0)
-    assert pauser.is_alive() and not paused
+    assert pauser.isalive() and not paused
     assert handle.status() is runner.RunStatus.RUNNING
     touch(gate)
     pauser.join(timeout=RESULT_TIMEOUT)
-    assert not pauser.is_alive()
+    assert not pauser.isalive()
 
     assert paused[0].status is runner.RunStatus.PAUSED
     assert handle.status() is runner.RunStatus.PAUSED

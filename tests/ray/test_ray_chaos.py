@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 import ray
-from ray_support import assert_gapless, eventually, facts, has_fact, has_started, lines, touch
+from ray_support import alive, assert_gapless, eventually, facts, has_fact, has_started, lines, touch, worker_pid
 
 import runner
 from runner.events import FactProduced, RunFailed, StepStarted
@@ -50,22 +50,9 @@ def _gated_chain(log: str, gate: str) -> runner.Workflow:
     return wf
 
 
-def _worker_pid(client: runner.Client, run_id: str) -> int | None:
-    pid: int | None = ray.get(client.runner.worker_pid.remote(run_id))
-    return pid
-
-
 def _last_outcome(client: runner.Client, run_id: str) -> Outcome | None:
     outcome: Outcome | None = ray.get(client.runner.last_outcome.remote(run_id))
     return outcome
-
-
-def _pid_gone(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return True
-    return False
 
 
 # --------------------------------------------------------------- SIGKILL
@@ -74,12 +61,12 @@ def test_sigkilled_worker_is_replaced_and_completed_steps_do_not_rerun(client: r
     handle = client.submit(_gated_chain(log, gate), 1)
     eventually(lambda: lines(log).count("slow") == 1, what="the slow step to start")
     assert has_fact(handle.history(), "b")
-    pid = eventually(lambda: _worker_pid(client, handle.run_id), what="the worker's pid")
+    pid = eventually(lambda: worker_pid(client, handle.run_id), what="the worker's pid")
 
     os.kill(pid, signal.SIGKILL)
-    eventually(lambda: _pid_gone(pid), what="the worker process to die")
+    eventually(lambda: not alive(pid), what="the worker process to die")
     # a new worker (another process) takes the run over and re-dispatches the step that was in flight
-    eventually(lambda: (_worker_pid(client, handle.run_id) or pid) != pid, what="a replacement worker")
+    eventually(lambda: (worker_pid(client, handle.run_id) or pid) != pid, what="a replacement worker")
     touch(gate)
 
     assert handle.result(timeout=90) == ((1 + 1) * 10 + 5) * 2
@@ -190,10 +177,10 @@ def test_recovery_starts_from_the_latest_snapshot(make_client: Any, tmp_path: Pa
     snapshot = ray.get(client.store.load_snapshot.remote(run_id))
     assert snapshot is not None and snapshot.cursor >= 10
     old_lease = max(s.event.lease for s in history if isinstance(s.event, StepStarted))
-    pid = eventually(lambda: _worker_pid(client, run_id), what="the worker's pid")
+    pid = eventually(lambda: worker_pid(client, run_id), what="the worker's pid")
 
     os.kill(pid, signal.SIGKILL)
-    eventually(lambda: _pid_gone(pid), what="the worker process to die")
+    eventually(lambda: not alive(pid), what="the worker process to die")
     touch(gate)
 
     assert handle.result(timeout=90) == CHAIN * 100
@@ -221,14 +208,14 @@ def test_worker_that_died_idle_is_not_charged_to_the_next_run(make_client: Any, 
     log, gate = str(tmp_path / "effects.log"), str(tmp_path / "gate")
     workflow = _gated_chain(log, gate)
     first = client.submit(workflow, 1)
-    pid = eventually(lambda: _worker_pid(client, first.run_id), what="the worker's pid")
+    pid = eventually(lambda: worker_pid(client, first.run_id), what="the worker's pid")
     touch(gate)
     assert first.result(timeout=60) == 50
     eventually(lambda: client.stats().busy_workers == 0, what="the worker to go back to the pool")
     assert client.stats().live_workers == 1  # kept, idle, for the next run
 
     os.kill(pid, signal.SIGKILL)  # the pooled worker dies while it has no run
-    eventually(lambda: _pid_gone(pid), what="the idle worker to die")
+    eventually(lambda: not alive(pid), what="the idle worker to die")
     second = client.submit(workflow, 2)
 
     assert second.result(timeout=60) == 70

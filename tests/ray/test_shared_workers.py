@@ -9,8 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import ray
-from ray_support import assert_gapless, eventually, lines, touch
+from ray_support import assert_gapless, eventually, lines, touch, worker_pid
 
 import runner
 from runner.runner import RunnerConfig
@@ -42,11 +41,6 @@ def _gated(log: str, gate: str) -> runner.Workflow:
     return wf
 
 
-def _worker_pid(client: runner.Client, run_id: str) -> int | None:
-    pid: int | None = ray.get(client.runner.worker_pid.remote(run_id))
-    return pid
-
-
 def test_one_worker_drives_up_to_runs_per_worker_runs_at_once(make_client: Any, tmp_path: Path) -> None:
     client = make_client(config=RunnerConfig(max_workers=1, runs_per_worker=3))
     log, gate = str(tmp_path / "effects.log"), str(tmp_path / "gate")
@@ -55,7 +49,7 @@ def test_one_worker_drives_up_to_runs_per_worker_runs_at_once(make_client: Any, 
     eventually(lambda: lines(log).count("slow") == 3, what="three runs to be in their slow step")
     stats = client.stats()
     assert (stats.live_workers, stats.busy_workers, stats.pending) == (1, 1, 2)
-    pids = {_worker_pid(client, h.run_id) for h in handles[:3]}
+    pids = {worker_pid(client, h.run_id) for h in handles[:3]}
     assert len(pids) == 1 and None not in pids  # the same worker process drives all three
     assert [h.status() for h in handles[3:]] == [runner.RunStatus.PENDING] * 2
 
@@ -73,8 +67,8 @@ def test_a_lost_worker_restarts_each_of_its_runs_on_a_worker_of_its_own(make_cli
     log, gate = str(tmp_path / "effects.log"), str(tmp_path / "gate")
     one, two = client.submit(_gated(log, gate), 1), client.submit(_gated(log, gate), 2)
     eventually(lambda: lines(log).count("slow") == 2, what="both runs to be in their slow step")
-    pid = _worker_pid(client, one.run_id)
-    assert pid is not None and pid == _worker_pid(client, two.run_id)
+    pid = worker_pid(client, one.run_id)
+    assert pid is not None and pid == worker_pid(client, two.run_id)
 
     os.kill(pid, signal.SIGKILL)
 

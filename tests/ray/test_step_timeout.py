@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 
 import pytest
-from ray_support import assert_gapless, eventually, lines
+from ray_support import alive, assert_gapless, eventually, lines
 
 import runner
 from runner.events import FactProduced, StepFailed
@@ -15,14 +15,6 @@ from runner.testing.sideeffects import mark as _mark
 from runner.testing.sideeffects import wait_for_file as _wait_for_file
 
 pytestmark = pytest.mark.ray
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True
 
 
 def test_a_step_over_its_timeout_is_cancelled_and_retried(client: runner.Client, tmp_path: Path) -> None:
@@ -48,4 +40,4 @@ def test_a_step_over_its_timeout_is_cancelled_and_retried(client: runner.Client,
     produced = [e.event for e in history if isinstance(e.event, FactProduced)]
     assert [(e.node, e.attempt, e.value) for e in produced] == [("slow", 2, 15)]
     first_pid = int(next(line for line in lines(log) if line.startswith("attempt-1-")).rsplit("-", 1)[1])
-    eventually(lambda: not _alive(first_pid), what="the timed-out attempt's process to be killed")
+    eventually(lambda: not alive(first_pid), what="the timed-out attempt's process to be killed")
