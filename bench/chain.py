@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from common import Result, close, connect, emit, median, start_ray, stop_ray
+from common import Result, alternating, close, connect, emit, start_ray, stop_ray
 
 RUNS = 200
 REPEATS = 3  # median of three alternating rounds each
@@ -89,15 +89,10 @@ def main() -> Result:
     try:
         plain_run = baseline_runner()
         client, our_run = ours_runner()
-        plains, mines, details = [], [], {}
-        for _ in range(REPEATS):  # alternate, so drift on a noisy machine hits both alike
-            plains.append(plain_run(RUNS))
-            rate, details = our_run(RUNS)
-            mines.append(rate)
+        plain, mine, plains, mines, details = alternating(lambda: plain_run(RUNS), lambda: our_run(RUNS), REPEATS)
         close(client)
     finally:
         stop_ray()
-    plain, mine = median(plains), median(mines)
     details = {
         **details,
         "ours_runs_per_s": [round(m, 1) for m in mines],

@@ -83,6 +83,21 @@ def timed(fn: Callable[[], Any]) -> tuple[float, Any]:
     return time.perf_counter() - start, value
 
 
+def alternating(
+    baseline: Callable[[], float], ours: Callable[[], tuple[float, dict[str, Any]]], repeats: int
+) -> tuple[float, float, list[float], list[float], dict[str, Any]]:
+    """``repeats`` rounds of the baseline then ours, alternating so that drift on a noisy machine
+    hits both alike: (median baseline, median ours, every baseline, every ours, ours' last details)."""
+    plains: list[float] = []
+    mines: list[float] = []
+    details: dict[str, Any] = {}
+    for _ in range(repeats):
+        plains.append(baseline())
+        rate, details = ours()
+        mines.append(rate)
+    return median(plains), median(mines), plains, mines, details
+
+
 def percentile(values: list[float], p: float) -> float:
     ordered = sorted(values)
     k = max(0, min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1))))

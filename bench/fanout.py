@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from common import Result, close, connect, emit, median, start_ray, stop_ray
+from common import Result, alternating, close, connect, emit, start_ray, stop_ray
 
 ITEMS = 1000
 REPEATS = 3  # median of three alternating rounds each
@@ -80,15 +80,10 @@ def main() -> Result:
     try:
         plain_run = baseline_runner()
         client, our_run = ours_runner()
-        plains, mines, details = [], [], {}
-        for _ in range(REPEATS):  # alternate, so drift on a noisy machine hits both alike
-            plains.append(plain_run(ITEMS))
-            rate, details = our_run(ITEMS)
-            mines.append(rate)
+        plain, mine, plains, mines, details = alternating(lambda: plain_run(ITEMS), lambda: our_run(ITEMS), REPEATS)
         close(client)
     finally:
         stop_ray()
-    plain, mine = median(plains), median(mines)
     details = {
         **details,
         "ours_steps_per_s": [round(m) for m in mines],
