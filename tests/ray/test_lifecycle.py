@@ -265,11 +265,11 @@ def test_pause_lets_the_running_step_finish_then_resume_completes(client: runner
     pauser.start()
     # pause() waits for the running step: while it is blocked, the run is still running
     pauser.join(timeout=1.0)
-    assert pauser.isalive() and not paused
+    assert pauser.is_alive() and not paused
     assert handle.status() is runner.RunStatus.RUNNING
     touch(gate)
     pauser.join(timeout=RESULT_TIMEOUT)
-    assert not pauser.isalive()
+    assert not pauser.is_alive()
 
     assert paused[0].status is runner.RunStatus.PAUSED
     assert handle.status() is runner.RunStatus.PAUSED
