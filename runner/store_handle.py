@@ -1,0 +1,141 @@
+"""A typed front for the Store actor's Ray handle.
+
+Every call a worker, the Runner, a step task or a client makes to the Store
+actor goes through :class:`StoreHandle`, so mypy checks the method names,
+the arguments and what comes back. Each method sends the call and returns
+the answer's ``ObjectRef``: ``await`` it inside an actor, ``ray.get`` it
+(through the caller's own error translation) in a driver.
+
+The handle pickles with its actor handle, so it can be passed to workers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from runner.events import Event, StoredEvent
+from runner.store import (
+    AppendRequest,
+    Lease,
+    NewRun,
+    Receipt,
+    RunFilter,
+    RunRecord,
+    RunStatus,
+    Signal,
+    Snapshot,
+)
+
+if TYPE_CHECKING:
+    from ray import ObjectRef
+
+    from runner.store_actor import CommitStats, Turn
+
+
+class StoreHandle:
+    """The Store actor's calls, typed. ``actor``: the Ray actor handle."""
+
+    __slots__ = ("actor",)
+
+    def __init__(self, actor: Any) -> None:
+        self.actor = actor
+
+    def __reduce__(self) -> tuple[type[StoreHandle], tuple[Any]]:
+        return (StoreHandle, (self.actor,))
+
+    # ----------------------------------------------------------- the log
+    def append(
+        self, run_id: str, events: Sequence[Event], lease: int, status: RunStatus | None = None
+    ) -> ObjectRef[Receipt]:
+        return self.actor.append.remote(run_id, list(events), lease, status)
+
+    def append_batch(self, requests: Sequence[AppendRequest]) -> ObjectRef[list[Receipt | Exception]]:
+        return self.actor.append_batch.remote(list(requests))
+
+    def read_events(self, run_id: str, after: int = 0, limit: int = 5_000) -> ObjectRef[list[StoredEvent]]:
+        return self.actor.read_events.remote(run_id, after, limit)
+
+    def last_event(self, run_id: str) -> ObjectRef[StoredEvent | None]:
+        return self.actor.last_event.remote(run_id)
+
+    def open_turns(
+        self, run_ids: Sequence[str], owner: str, ttl: float, limit: int = 5_000
+    ) -> ObjectRef[list[Turn | Exception]]:
+        return self.actor.open_turns.remote(list(run_ids), owner, ttl, limit)
+
+    def outcome(self, run_id: str) -> ObjectRef[tuple[RunRecord, StoredEvent | None]]:
+        return self.actor.outcome.remote(run_id)
+
+    def outcomes(self, run_ids: Sequence[str]) -> ObjectRef[list[tuple[RunRecord, StoredEvent | None]]]:
+        return self.actor.outcomes.remote(list(run_ids))
+
+    # ------------------------------------------------------------- runs
+    def create_run(self, new: NewRun) -> ObjectRef[tuple[RunRecord, bool]]:
+        return self.actor.create_run.remote(new)
+
+    def create_runs(self, news: Sequence[NewRun]) -> ObjectRef[list[tuple[RunRecord, bool]]]:
+        return self.actor.create_runs.remote(list(news))
+
+    def get_run(self, run_id: str) -> ObjectRef[RunRecord]:
+        return self.actor.get_run.remote(run_id)
+
+    def get_runs(self, run_ids: Sequence[str]) -> ObjectRef[list[RunRecord]]:
+        return self.actor.get_runs.remote(list(run_ids))
+
+    def exists(self, run_id: str) -> ObjectRef[bool]:
+        return self.actor.exists.remote(run_id)
+
+    def list_runs(self, run_filter: RunFilter | None = None) -> ObjectRef[list[RunRecord]]:
+        return self.actor.list_runs.remote(run_filter)
+
+    def delete(self, run_id: str) -> ObjectRef[None]:
+        return self.actor.delete.remote(run_id)
+
+    def transition(self, run_id: str, to: RunStatus, lease: int | None = None) -> ObjectRef[RunRecord]:
+        return self.actor.transition.remote(run_id, to, lease)
+
+    def acquire_lease(self, run_id: str, owner: str, ttl: float, force: bool = False) -> ObjectRef[Lease]:
+        return self.actor.acquire_lease.remote(run_id, owner, ttl, force)
+
+    def renew_lease(self, run_id: str, token: int, ttl: float) -> ObjectRef[Lease]:
+        return self.actor.renew_lease.remote(run_id, token, ttl)
+
+    def release_lease(self, run_id: str, token: int) -> ObjectRef[None]:
+        return self.actor.release_lease.remote(run_id, token)
+
+    # ------------------------------------------------ snapshots and facts
+    def save_snapshot(self, run_id: str, cursor: int, blob: bytes) -> ObjectRef[None]:
+        return self.actor.save_snapshot.remote(run_id, cursor, blob)
+
+    def load_snapshot(self, run_id: str) -> ObjectRef[Snapshot | None]:
+        return self.actor.load_snapshot.remote(run_id)
+
+    def save_fact(self, fact_hash: str, blob: bytes) -> ObjectRef[None]:
+        return self.actor.save_fact.remote(fact_hash, blob)
+
+    def load_fact(self, fact_hash: str) -> ObjectRef[bytes]:
+        return self.actor.load_fact.remote(fact_hash)
+
+    # ------------------------------------------------------------ signals
+    def post_signal(self, run_id: str, name: str, payload: object) -> ObjectRef[Signal]:
+        return self.actor.post_signal.remote(run_id, name, payload)
+
+    def signals(self, run_id: str, after: int = 0) -> ObjectRef[list[Signal]]:
+        return self.actor.signals.remote(run_id, after)
+
+    # -------------------------------------------------------------- misc
+    def sql(self, query: str) -> ObjectRef[tuple[list[str], list[tuple[Any, ...]]]]:
+        return self.actor.sql.remote(query)
+
+    def stats(self) -> ObjectRef[CommitStats]:
+        return self.actor.stats.remote()
+
+    def ping(self) -> ObjectRef[str]:
+        return self.actor.ping.remote()
+
+    def address(self) -> ObjectRef[tuple[str, str]]:
+        return self.actor.address.remote()
+
+    def close(self) -> ObjectRef[None]:
+        return self.actor.close.remote()
