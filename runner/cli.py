@@ -24,14 +24,14 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from adapters import DEFAULT_STORE_URL, store_path
+from adapters import DEFAULT_STORE_URL, open_store, store_path
 from runner.errors import (
     DefinitionError,
     IllegalTransition,
@@ -43,9 +43,14 @@ from runner.errors import (
     RunNotFound,
     StoreError,
 )
-from runner.events import SKIPPED, FactRef, RunCancelled, RunFailed, StoredEvent
-from runner.store import RunFilter, RunRecord
+from runner.events import SKIPPED, RunCancelled, RunFailed
+from runner.store import RunFilter, RunStatus
 from runner.workflow import Workflow
+
+if TYPE_CHECKING:
+    from runner.client import Client, RunHandle
+    from runner.ray_calls import StoreCalls
+    from runner.reader import StoreReader
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 _BAD_INPUT = (InvalidArgument, InvalidInput, DefinitionError, RunNotFound, IllegalTransition, RunClosed, ReplayRefused)
@@ -115,91 +120,46 @@ def _one_line(exc: BaseException) -> str:
 
 
 # --------------------------------------------------------------- access
-def _connect(store: str, address: str | None, namespace: str) -> Any:
+def _connect(store: str, address: str | None, namespace: str) -> Client:
     from runner.client import connect
 
     return connect(address, store=store, namespace=namespace)
 
 
-class _Reader:
+def _reader(store: str, address: str | None, namespace: str) -> StoreReader:
     """Reads through the Store actor of a running Runner that holds ``store``, else from the file read-only."""
+    from runner.reader import ActorStoreReader, FileStoreReader
 
-    def __init__(self, store: str, address: str | None, namespace: str) -> None:
-        self._actor = self._find_actor(store, address, namespace)
-        self._direct: Any = None
-        if self._actor is None:
-            path = store_path(store)
-            if path is None:
-                raise InvalidArgument("a memory:// store lives only inside a running Runner; none is running")
-            from adapters.duckdb import DuckDBStore
+    calls = _store_calls(store, address, namespace)
+    if calls is not None:
+        return ActorStoreReader(calls)
+    if store_path(store) is None:
+        raise InvalidArgument("a memory:// store lives only inside a running Runner; none is running")
+    return FileStoreReader(open_store(store, read_only=True))
 
-            self._direct = DuckDBStore(path, read_only=True)
 
-    @staticmethod
-    def _find_actor(store: str, address: str | None, namespace: str) -> Any:
-        import ray
+def _store_calls(store: str, address: str | None, namespace: str) -> StoreCalls | None:
+    """Calls to the Store actor of this namespace's Runner, if one is running and holds ``store``."""
+    import ray
 
-        from runner.client import _absolute_store_url, _get
-        from runner.runner import RUNNER_NAME
+    from runner.client import absolute_store_url
+    from runner.ray_calls import StoreCalls, ray_get, runner_store
+    from runner.runner import RUNNER_NAME
 
-        wanted = _absolute_store_url(store)  # a bad URL is reported before connecting
-        if not ray.is_initialized():
-            try:
-                # "auto" (the default) also honours RAY_ADDRESS; no cluster at all: read the file.
-                ray.init(
-                    address=address or "auto", namespace=namespace, logging_level=logging.ERROR, log_to_driver=False
-                )
-            except ConnectionError:
-                return None
+    wanted = absolute_store_url(store)  # a bad URL is reported before connecting
+    if not ray.is_initialized():
         try:
-            runner_actor = ray.get_actor(RUNNER_NAME, namespace=namespace)
-        except ValueError:
+            # "auto" (the default) also honours RAY_ADDRESS; no cluster at all: read the file.
+            ray.init(address=address or "auto", namespace=namespace, logging_level=logging.ERROR, log_to_driver=False)
+        except ConnectionError:
             return None
-        if _get(runner_actor.store_url_in_use.remote()) != wanted:
-            return None  # that Runner holds another store; the one asked for is not locked by it
-        return _get(runner_actor.store_handle.remote())
-
-    def _call(self, method: str, *args: Any) -> Any:
-        if self._actor is not None:
-            from runner.client import _get
-
-            return _get(getattr(self._actor, method).remote(*args))
-        return getattr(self._direct, method)(*args)
-
-    def get_run(self, run_id: str) -> RunRecord:
-        record: RunRecord = self._call("get_run", run_id)
-        return record
-
-    def list_runs(self, run_filter: RunFilter) -> list[RunRecord]:
-        records: list[RunRecord] = self._call("list_runs", run_filter)
-        return records
-
-    def history(self, run_id: str) -> list[StoredEvent]:
-        self.get_run(run_id)  # RunNotFound for an unknown id, not an empty history
-        if self._actor is not None:
-            events: list[StoredEvent] = []
-            while True:
-                chunk = self._call("read_events", run_id, len(events), 5_000)
-                events.extend(chunk)
-                if len(chunk) < 5_000:
-                    return events
-        return list(self._direct.stream(run_id))
-
-    def load_value(self, value: Any) -> Any:
-        """``value`` with fact references loaded (top level and one level into a dict or list)."""
-        from runner import serialization
-
-        if isinstance(value, FactRef):
-            return serialization.loads(self._call("load_fact", value.hash))
-        if isinstance(value, dict):
-            return {k: self.load_value(v) if isinstance(v, FactRef) else v for k, v in value.items()}
-        if isinstance(value, list):
-            return [self.load_value(v) if isinstance(v, FactRef) else v for v in value]
-        return value
-
-    def sql(self, query: str) -> tuple[list[str], list[tuple[Any, ...]]]:
-        result: tuple[list[str], list[tuple[Any, ...]]] = self._call("sql", query)
-        return result
+    try:
+        runner_actor = ray.get_actor(RUNNER_NAME, namespace=namespace)
+    except ValueError:
+        return None
+    if ray_get(runner_actor.store_url_in_use.remote()) != wanted:
+        return None  # that Runner holds another store; the one asked for is not locked by it
+    return StoreCalls(runner_store(runner_actor))
 
 
 # -------------------------------------------------------------- helpers
@@ -323,15 +283,17 @@ def run(
     out.print(_value(result))
 
 
-def _run_failed(handle: Any, exc: BaseException) -> Exit:
+def _run_failed(handle: RunHandle, exc: BaseException) -> Exit:
     """Exit 1 naming the failed step and its error; --debug shows the step's own traceback."""
-    last = handle.client.call_store("last_event", handle.run_id)
-    event = None if last is None else last.event
+    from runner.reader import RunFailure
+
+    failure = RunFailure.of(*handle.client.reader.outcome(handle.run_id))
+    event = failure.event
     if isinstance(event, RunFailed):
-        where = f" in step {event.node!r}" if event.node else ""
-        return Exit(EXIT_FAILED, f"run {handle.run_id} failed{where}: {event.error}", detail=event.error.traceback)
+        message = f"run {handle.run_id} failed{failure.where}: {event.error}"
+        return Exit(EXIT_FAILED, message, detail=event.error.traceback)
     if isinstance(event, RunCancelled):
-        return Exit(EXIT_FAILED, f"run {handle.run_id} was cancelled ({event.reason or 'cancelled'})")
+        return Exit(EXIT_FAILED, f"run {handle.run_id} was cancelled ({failure.cancel_reason})")
     detail = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
     return Exit(EXIT_FAILED, f"run {handle.run_id} failed: {_one_line(exc)}", detail=detail)
 
@@ -344,7 +306,7 @@ def _submit(
     store: str,
     address: str | None,
     namespace: str,
-) -> tuple[Workflow, Any]:
+) -> tuple[Workflow, RunHandle]:
     """Load TARGET, parse its input (both checked before connecting) and submit: (workflow, handle)."""
     workflow = load_target(target)
     value = parse_json(input_json, "--input")
@@ -352,9 +314,8 @@ def _submit(
     return workflow, client.submit(workflow, value, run_id=run_id, idempotency_key=idempotency_key)
 
 
-def _watch(handle: Any, workflow: Workflow, timeout: float | None) -> None:
-    import ray
-
+def _watch(handle: RunHandle, workflow: Workflow, timeout: float | None) -> None:
+    from runner.ray_calls import ray_get
     from runner.state import WorkflowState
 
     state = WorkflowState(workflow)
@@ -371,7 +332,7 @@ def _watch(handle: Any, workflow: Workflow, timeout: float | None) -> None:
     ) as progress:
         bar = progress.add_task("run", total=total, run=handle.run_id, doing="")
         while True:
-            for stored in handle.client.call_store("read_events", handle.run_id, state.cursor, 5_000):
+            for stored in handle.client.reader.history(handle.run_id, after=state.cursor):
                 state.apply(stored)
             steps = state.steps()
             done = sum(1 for s in steps if s.status in ("done", "skipped"))
@@ -387,7 +348,7 @@ def _watch(handle: Any, workflow: Workflow, timeout: float | None) -> None:
                 raise Exit(
                     EXIT_FAILED, f"run {handle.run_id} still {state.status} after {timeout:g}s; it goes on running"
                 )
-            ray.get(handle.client.runner.wait.remote(handle.run_id, 0.3))  # returns early when the run ends
+            ray_get(handle.client.runner.wait.remote(handle.run_id, 0.3))  # returns early when the run ends
 
 
 @main.command()
@@ -427,7 +388,7 @@ def list_(
 ) -> None:
     """List runs, newest first."""
     run_filter = RunFilter(workflow=workflow, status=status, created_after=since, limit=limit)  # checked first
-    reader = _Reader(store, address, namespace)
+    reader = _reader(store, address, namespace)
     records = reader.list_runs(run_filter)
     rows = [
         (r.run_id, r.workflow, r.status.value, _when(r.created_at), _when(r.updated_at), str(r.last_seq), r.error or "")
@@ -446,8 +407,8 @@ def show(run_id: str, store: str, address: str | None, namespace: str) -> None:
     from runner import serialization
     from runner.state import WorkflowState
 
-    reader = _Reader(store, address, namespace)
-    record = reader.get_run(run_id)
+    reader = _reader(store, address, namespace)
+    record = reader.get_run(run_id)  # RunNotFound for an unknown id, not an empty history
     workflow = serialization.loads(record.definition)
     state = WorkflowState.from_events(workflow, reader.history(run_id))
     out.print(f"run       {record.run_id}")
@@ -458,7 +419,7 @@ def show(run_id: str, store: str, address: str | None, namespace: str) -> None:
         out.print(f"parent    {record.parent_run_id}")
     if record.error:
         out.print(f"error     {record.error}")
-    if state.is_finished and state.status == "completed":
+    if state.is_finished and state.status == RunStatus.COMPLETED:
         out.print(f"result    {_value(reader.load_value(state.result))}")
     rows = [
         (
@@ -484,7 +445,8 @@ def history(run_id: str, as_json: bool, store: str, address: str | None, namespa
     """A run's event log, in order."""
     from runner import serialization
 
-    reader = _Reader(store, address, namespace)
+    reader = _reader(store, address, namespace)
+    reader.get_run(run_id)  # RunNotFound for an unknown id, not an empty history
     events = reader.history(run_id)
     if as_json:
         for stored in events:
@@ -523,26 +485,33 @@ def signal(run_id: str, name: str, payload: str | None, store: str, address: str
     out.print(f"signal {name} #{signal_id} stored for {run_id}")
 
 
-def _control(action: str) -> Callable[..., None]:
-    def command(run_id: str, store: str, address: str | None, namespace: str) -> None:
-        client = _connect(store, address, namespace)
-        if action == "pause":
-            err.print(f"pausing {run_id}: its running steps finish first")
-        record = getattr(client, action)(run_id)
-        # resume answers with the record as it was (paused); the run is queued again
-        out.print(f"{run_id}: {'resumed' if action == 'resume' else record.status.value}")
-
-    command.__name__ = action
-    command.__doc__ = {
-        "cancel": "Cancel a run: running steps are cancelled, the run ends cancelled.",
-        "pause": "Pause a run: no new step starts, its worker is released.",
-        "resume": "Resume a paused run.",
-    }[action]
-    return command
+@main.command()
+@click.argument("run_id")
+@common
+def cancel(run_id: str, store: str, address: str | None, namespace: str) -> None:
+    """Cancel a run: running steps are cancelled, the run ends cancelled."""
+    record = _connect(store, address, namespace).cancel(run_id)
+    out.print(f"{run_id}: {record.status.value}")
 
 
-for _action in ("cancel", "pause", "resume"):
-    main.command(name=_action)(click.argument("run_id")(common(_control(_action))))
+@main.command()
+@click.argument("run_id")
+@common
+def pause(run_id: str, store: str, address: str | None, namespace: str) -> None:
+    """Pause a run: no new step starts, its worker is released."""
+    client = _connect(store, address, namespace)
+    err.print(f"pausing {run_id}: its running steps finish first")
+    record = client.pause(run_id)
+    out.print(f"{run_id}: {record.status.value}")
+
+
+@main.command()
+@click.argument("run_id")
+@common
+def resume(run_id: str, store: str, address: str | None, namespace: str) -> None:
+    """Resume a paused run."""
+    _connect(store, address, namespace).resume(run_id)
+    out.print(f"{run_id}: resumed")  # the answer is the record as it was (paused); the run is queued again
 
 
 @main.command()
@@ -586,7 +555,7 @@ def graph(target: str, store: str, address: str | None, namespace: str) -> None:
 @common
 def sql(query: str, as_json: bool, store: str, address: str | None, namespace: str) -> None:
     """Run a read-only SQL QUERY over the store (tables: docs/sql.md)."""
-    reader = _Reader(store, address, namespace)
+    reader = _reader(store, address, namespace)
     try:
         columns, rows = reader.sql(query)
     except StoreError as exc:

@@ -22,7 +22,6 @@ from typing import Any
 
 import cloudpickle
 import ray
-from ray.exceptions import RayActorError, RayTaskError
 
 from adapters import DEFAULT_STORE_URL, store_path
 from runner import serialization
@@ -32,37 +31,16 @@ from runner.errors import (
     ReplayRefused,
     ResultTimeout,
     RunnerError,
-    RunWasCancelled,
-    WorkflowFailed,
 )
-from runner.events import (
-    SKIPPED,
-    FactRef,
-    FactReused,
-    RunCancelled,
-    RunCompleted,
-    RunFailed,
-    RunSubmitted,
-    StepSkipped,
-    StoredEvent,
-)
+from runner.events import SKIPPED, FactReused, RunSubmitted, StepSkipped, StoredEvent
+from runner.ray_calls import StoreCalls, ray_get, runner_store
+from runner.reader import ActorStoreReader
 from runner.runner import RUNNER_NAME, RecoveryReport, Runner, RunnerConfig, RunnerStats
 from runner.state import StepInfo, WorkflowState
 from runner.store import NewRun, RunFilter, RunRecord, RunStatus, check_run_id, check_signal_name
 from runner.workflow import Workflow
 
 _HEAD_NODE = {"node:__internal_head__": 0.001}
-
-
-def _get(ref: Any) -> Any:
-    """``ray.get`` that raises our own errors as themselves, not wrapped in RayTaskError."""
-    try:
-        return ray.get(ref)
-    except RayTaskError as exc:
-        cause = exc.cause
-        if isinstance(cause, RunnerError):
-            raise cause from None
-        raise
 
 
 def connect(
@@ -83,23 +61,24 @@ def connect(
     """
     if not isinstance(namespace, str) or not namespace:
         raise InvalidArgument(f"namespace must be a non-empty string, got {namespace!r}")
-    store_url = _absolute_store_url(store)
+    store_url = absolute_store_url(store)
     base = config or RunnerConfig()
     if max_workers is not None:
         base = RunnerConfig(**{**base.__dict__, "max_workers": max_workers})
     _init_ray(address, namespace)
     handle = _runner_actor(namespace, store_url, base)
-    in_use = _get(handle.store_url_in_use.remote())
+    in_use = ray_get(handle.store_url_in_use.remote())
     if in_use != store_url:
         raise RunnerError(
             f"the Runner of namespace {namespace!r} already uses store {in_use!r}, not {store_url!r}; "
             "connect with that store, or use another namespace"
         )
-    _get(handle.ready.remote())
+    ray_get(handle.ready.remote())
     return Client(handle, namespace=namespace, store_url=store_url)
 
 
-def _absolute_store_url(url: str) -> str:
+def absolute_store_url(url: str) -> str:
+    """``url`` with a relative DuckDB path resolved against the current directory."""
     path = store_path(url)
     if path is None:
         return url
@@ -223,7 +202,8 @@ class Client:
         self._runner = runner
         self.namespace = namespace
         self.store_url = store_url
-        self._store = _get(runner.store_handle.remote())
+        self._store = StoreCalls(runner_store(runner), find=lambda: runner_store(runner))
+        self.reader = ActorStoreReader(self._store)  # every read of the store goes through it
 
     def __repr__(self) -> str:
         return f"<runner.Client namespace={self.namespace!r} store={self.store_url!r}>"
@@ -278,7 +258,7 @@ class Client:
         new = self.new_run(workflow, input, run_id=run_id, idempotency_key=idempotency_key)
         with _by_value(workflow):  # the input may be of a class from the workflow's module
             ref = self._runner.submit.remote(new)
-        record, _created = _get(ref)
+        record, _created = ray_get(ref)
         return RunHandle(self, record.run_id)
 
     def submit_many(self, workflow: Workflow, inputs: list[Any]) -> list[RunHandle]:
@@ -287,13 +267,13 @@ class Client:
         news = [self.new_run(workflow, item, definition=definition) for item in inputs]
         with _by_value(workflow):
             ref = self._runner.submit_many.remote(news)
-        results = _get(ref)
+        results = ray_get(ref)
         return [RunHandle(self, record.run_id) for record, _ in results]
 
     def get(self, run_id: str) -> RunHandle:
         """A handle on an existing run; RunNotFound if there is none."""
         check_run_id(run_id)
-        self.call_store("get_run", run_id)
+        self.reader.get_run(run_id)
         return RunHandle(self, run_id)
 
     def list_runs(
@@ -305,29 +285,28 @@ class Client:
         limit: int = 100,
     ) -> list[RunRecord]:
         run_filter = RunFilter(workflow=workflow, status=status, created_after=since, limit=limit)
-        records: list[RunRecord] = self.call_store("list_runs", run_filter)
-        return records
+        return self.reader.list_runs(run_filter)
 
     def signal(self, run_id: str, name: str, payload: Any = None) -> int:
         """Send a signal; it is stored before this returns and kept until a wait_for takes it."""
         check_run_id(run_id)
         check_signal_name(name)
-        signal_id: int = _get(self._runner.signal.remote(run_id, name, payload))
+        signal_id: int = ray_get(self._runner.signal.remote(run_id, name, payload))
         return signal_id
 
     def cancel(self, run_id: str) -> RunRecord:
         """Cancel a run (running steps are cancelled); IllegalTransition if it has ended."""
-        record: RunRecord = _get(self._runner.cancel.remote(check_run_id(run_id)))
+        record: RunRecord = ray_get(self._runner.cancel.remote(check_run_id(run_id)))
         return record
 
     def pause(self, run_id: str) -> RunRecord:
         """Pause a running run: running steps finish, no new one starts, its worker is released."""
-        record: RunRecord = _get(self._runner.pause.remote(check_run_id(run_id)))
+        record: RunRecord = ray_get(self._runner.pause.remote(check_run_id(run_id)))
         return record
 
     def resume(self, run_id: str) -> RunRecord:
         """Queue a paused run again."""
-        record: RunRecord = _get(self._runner.resume.remote(check_run_id(run_id)))
+        record: RunRecord = ray_get(self._runner.resume.remote(check_run_id(run_id)))
         return record
 
     def delete(self, run_id: str) -> None:
@@ -335,7 +314,7 @@ class Client:
         record = self.get(run_id).record()
         if not record.status.is_terminal:
             raise IllegalTransition(run_id, record.status.value, "deleted")
-        self.call_store("delete", run_id)
+        self._store.call(lambda store: store.delete(run_id))
 
     def replay(self, run_id: str, *, allow_irreversible: bool = False) -> RunHandle:
         """A new run with the same definition and input; its ``parent_run_id`` is ``run_id``."""
@@ -388,42 +367,29 @@ class Client:
             events=events,
             parent_run_id=parent.run_id,
         )
-        record, _ = _get(self._runner.submit.remote(new))
+        record, _ = ray_get(self._runner.submit.remote(new))
         return RunHandle(self, record.run_id)
 
     def results(self, handles: Sequence[RunHandle], timeout: float | None = None) -> list[Any]:
         """Every run's result, in order, once all have ended (one round trip, not one per run).
         The first failed run raises as ``RunHandle.result`` would; ResultTimeout after ``timeout``."""
         run_ids = [h.run_id for h in handles]
-        records: list[RunRecord] = _get(self._runner.wait_many.remote(run_ids, timeout))
+        records: list[RunRecord] = ray_get(self._runner.wait_many.remote(run_ids, timeout))
         for record in records:
             if not record.status.is_terminal:
                 raise ResultTimeout(record.run_id, timeout or 0.0, record.status.value)
-        return [self.result_of(record, last) for record, last in self.call_store("outcomes", run_ids)]
+        return [self.reader.result_of(record, last) for record, last in self.reader.outcomes(run_ids)]
 
     def result_of(self, record: RunRecord, last: StoredEvent | None) -> Any:
         """The result an ended run's record and last event stand for (or its error, raised)."""
-        event = last.event if last is not None else None
-        if record.status is RunStatus.COMPLETED and isinstance(event, RunCompleted):
-            return self.load_value(event.result)
-        if isinstance(event, RunFailed):
-            original = serialization.exception_of(event.error)
-            where = f" in step {event.node!r}" if event.node else ""
-            if original is not None:
-                if hasattr(original, "add_note"):
-                    original.add_note(f"raised{where} of run {record.run_id!r}")
-                raise original
-            raise WorkflowFailed(record.run_id, f"{event.error}{where}")
-        if isinstance(event, RunCancelled):
-            raise RunWasCancelled(record.run_id, event.reason or "cancelled")
-        raise WorkflowFailed(record.run_id, f"run ended {record.status.value}")
+        return self.reader.result_of(record, last)
 
     def stats(self) -> RunnerStats:
-        stats: RunnerStats = _get(self._runner.stats.remote())
+        stats: RunnerStats = ray_get(self._runner.stats.remote())
         return stats
 
     def recovery_report(self) -> RecoveryReport:
-        report: RecoveryReport = _get(self._runner.report.remote())
+        report: RecoveryReport = ray_get(self._runner.report.remote())
         return report
 
     @property
@@ -431,28 +397,14 @@ class Client:
         """The Runner actor handle (advanced use and tests)."""
         return self._runner
 
-    def call_store(self, method: str, *args: Any) -> Any:
-        """Call the Store actor and wait; if the Runner replaced it (the Runner restarted), ask for the new one once."""
-        try:
-            return _get(getattr(self._store, method).remote(*args))
-        except RayActorError:
-            self._store = _get(self._runner.store_handle.remote())
-            return _get(getattr(self._store, method).remote(*args))
-
     @property
     def store(self) -> Any:
-        """The Store actor handle: every read of a held store goes through it."""
-        return self._store
+        """The Store actor's Ray handle (advanced use; ``StoreHandle(client.store)`` types its calls)."""
+        return self._store.handle.actor
 
     def load_value(self, value: Any) -> Any:
         """``value`` with fact references loaded (top level and one level into a dict or list)."""
-        if isinstance(value, FactRef):
-            return serialization.loads(self.call_store("load_fact", value.hash))
-        if isinstance(value, dict):
-            return {k: self.load_value(v) if isinstance(v, FactRef) else v for k, v in value.items()}
-        if isinstance(value, list):
-            return [self.load_value(v) if isinstance(v, FactRef) else v for v in value]
-        return value
+        return self.reader.load_value(value)
 
 
 class RunHandle:
@@ -466,20 +418,14 @@ class RunHandle:
         return f"<RunHandle {self.run_id}>"
 
     def record(self) -> RunRecord:
-        record: RunRecord = self.client.call_store("get_run", self.run_id)
-        return record
+        return self.client.reader.get_run(self.run_id)
 
     def status(self) -> RunStatus:
         return self.record().status
 
     def history(self) -> list[StoredEvent]:
         """Every event of the run, in order."""
-        events: list[StoredEvent] = []
-        while True:
-            chunk = self.client.call_store("read_events", self.run_id, len(events), 5_000)
-            events.extend(chunk)
-            if len(chunk) < 5_000:
-                return events
+        return self.client.reader.history(self.run_id)
 
     def steps(self) -> list[StepInfo]:
         """Every step's status, attempts and timings, folded from the history."""
@@ -510,7 +456,7 @@ class RunHandle:
         while True:
             remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
             step = 30.0 if remaining is None else min(remaining, 30.0)
-            record: RunRecord = _get(self.client.runner.wait.remote(self.run_id, step))
+            record: RunRecord = ray_get(self.client.runner.wait.remote(self.run_id, step))
             if record.status.is_terminal:
                 return record
             if deadline is not None and time.monotonic() >= deadline:
@@ -520,8 +466,8 @@ class RunHandle:
         """The run's result. A failed run raises the failing step's own exception when it
         can be rebuilt here (else WorkflowFailed); a cancelled run raises RunWasCancelled."""
         self.wait(timeout)
-        record, last = self.client.call_store("outcome", self.run_id)
-        return self.client.result_of(record, last)
+        record, last = self.client.reader.outcome(self.run_id)
+        return self.client.reader.result_of(record, last)
 
 
 def _ancestors(workflow: Workflow, name: str) -> set[str]:

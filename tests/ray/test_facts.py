@@ -40,5 +40,5 @@ def test_a_large_result_is_a_fact_that_downstream_tasks_and_inline_steps_read(ma
     produced = {e.event.node: e.event.value for e in handle.history() if isinstance(e.event, FactProduced)}
     assert isinstance(produced["big"], FactRef) and produced["big"].length == 5_000
     assert produced["total"] == sum(range(5_000))  # small results stay in the log
-    _, rows = client.call_store("sql", f"SELECT count(*) FROM facts WHERE hash = '{produced['big'].hash}'")
+    _, rows = client.reader.sql(f"SELECT count(*) FROM facts WHERE hash = '{produced['big'].hash}'")
     assert rows == [(1,)]

@@ -20,6 +20,7 @@ import runner
 from runner.client import connect
 from runner.events import RunSuspended, SignalReceived, StepStarted, TimerFired, TimerScheduled
 from runner.runner import RunnerConfig
+from runner.store_handle import StoreHandle
 from runner.testing.sideeffects import mark as _mark
 from runner.worker import WorkerConfig
 
@@ -80,7 +81,7 @@ def test_a_suspended_run_gets_a_signal_after_its_runner_restarted(no_ray: None, 
         for handle in (told_after, told_before):
             eventually(lambda h=handle: h.status() is runner.RunStatus.SUSPENDED, what=f"{handle.run_id} to suspend")
         # a signal put straight into the inbox: the Runner is not told, so the run stays suspended
-        client.call_store("post_signal", told_before.run_id, "approve", "from the inbox")
+        ray.get(StoreHandle(client.store).post_signal(told_before.run_id, "approve", "from the inbox"))
         assert told_before.status() is runner.RunStatus.SUSPENDED
 
         old_store_id = client.store._actor_id
