@@ -38,7 +38,7 @@ from runner.workflow import Node, NodeKind, Workflow
 
 if TYPE_CHECKING:
     from runner.client import Client, RunHandle, connect
-    from runner.runner import RunnerConfig
+    from runner.runner_config import RunnerConfig
     from runner.worker import WorkerConfig
 
 __version__ = "0.1.0"
@@ -47,7 +47,7 @@ _LAZY = {
     "connect": "runner.client",
     "Client": "runner.client",
     "RunHandle": "runner.client",
-    "RunnerConfig": "runner.runner",
+    "RunnerConfig": "runner.runner_config",
     "WorkerConfig": "runner.worker",
 }
 

@@ -1,0 +1,64 @@
+"""The Runner's settings and the two reports it gives back: stats and the recovery report."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+
+from runner.errors import InvalidArgument
+from runner.worker import WorkerConfig
+
+
+@dataclass(frozen=True, kw_only=True)
+class RunnerConfig:
+    """Supervision settings. ``max_workers`` (default: the CPU count, at least 2) caps the
+    worker actors alive at once; ``runs_per_worker`` caps the runs one worker drives at once
+    (its steps run as Ray tasks, so a worker only plans and records: many runs share it);
+    ``restart_backoff`` doubles per restart inside the window."""
+
+    max_workers: int = field(default_factory=lambda: max(2, os.cpu_count() or 2))
+    runs_per_worker: int = 32
+    restart_limit: int = 3
+    restart_window: float = 60.0
+    restart_backoff: float = 0.2
+    restart_backoff_max: float = 10.0
+    worker: WorkerConfig = field(default_factory=WorkerConfig)
+
+    def __post_init__(self) -> None:
+        if isinstance(self.max_workers, bool) or not isinstance(self.max_workers, int) or self.max_workers < 1:
+            raise InvalidArgument(f"max_workers must be a whole number >= 1, got {self.max_workers!r}")
+        if (
+            isinstance(self.runs_per_worker, bool)
+            or not isinstance(self.runs_per_worker, int)
+            or self.runs_per_worker < 1
+        ):
+            raise InvalidArgument(f"runs_per_worker must be a whole number >= 1, got {self.runs_per_worker!r}")
+        if not isinstance(self.restart_limit, int) or self.restart_limit < 0:
+            raise InvalidArgument(f"restart_limit must be a whole number >= 0, got {self.restart_limit!r}")
+        for name in ("restart_window", "restart_backoff", "restart_backoff_max"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+                raise InvalidArgument(f"{name} must be a number of seconds >= 0, got {value!r}")
+
+
+@dataclass(frozen=True, kw_only=True)
+class RecoveryReport:
+    """What the Runner found in the store when it started, and what it did about it."""
+
+    resumed: tuple[str, ...] = ()
+    timers: tuple[str, ...] = ()
+    woken: tuple[str, ...] = ()
+    redispatched: dict[str, int] = field(default_factory=dict)
+    leases_taken_over: tuple[str, ...] = ()
+    not_resumed: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, kw_only=True)
+class RunnerStats:
+    live_workers: int
+    peak_workers: int
+    busy_workers: int
+    pending: int
+    restarts: int
+    workers_started: int
+    start_order: tuple[str, ...]
