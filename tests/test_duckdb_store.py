@@ -10,7 +10,7 @@ import sys
 import pytest
 
 from adapters import open_store, store_path
-from adapters.duckdb import MIGRATIONS, DuckDBStore
+from adapters.duckdb import MIGRATIONS, CacheLimits, DuckDBStore
 from runner.errors import InvalidArgument, StoreError
 from runner.events import FactProduced, RunSubmitted, StepStarted
 from runner.store import NewRun
@@ -83,7 +83,7 @@ def test_schema_version_is_recorded_and_migrations_are_numbered(tmp_path):
 def test_a_newer_schema_is_refused_with_advice(tmp_path):
     path = tmp_path / "s.duckdb"
     store = DuckDBStore(path)
-    with store._transaction() as con:
+    with store._db.transaction() as con:
         con.execute("INSERT INTO schema_version VALUES (99, 0)")
     store.close()
     with pytest.raises(StoreError, match="upgrade ray-runner"):
@@ -161,9 +161,8 @@ def _append_steps(store: DuckDBStore, run_id: str, token: int, steps: int) -> No
 
 
 def _row_cursor(store: DuckDBStore, run_id: str) -> int:
-    con = store._con
-    assert con is not None
-    row = con.execute("SELECT last_seq FROM runs WHERE run_id = ?", [run_id]).fetchone()
+    with store._db.read() as con:
+        row = con.execute("SELECT last_seq FROM runs WHERE run_id = ?", [run_id]).fetchone()
     assert row is not None
     return int(row[0])
 
@@ -202,9 +201,7 @@ def test_a_crash_before_the_rows_are_written_is_repaired_on_the_next_open(tmp_pa
     store.create_run(_new_run("r2"))
     lease = store.acquire_lease("r1", "w", 30)
     _append_steps(store, "r1", lease.token, 2)
-    assert store._con is not None
-    store._con.close()  # the process dies: no close(), the cached cursors are lost
-    store._con = None
+    store._db.close()  # the process dies: no store.close(), the cached cursors are lost
 
     reopened = DuckDBStore(path)
     assert _row_cursor(reopened, "r1") == 5
@@ -228,17 +225,15 @@ def test_closing_writes_the_deferred_rows(tmp_path):
 
 
 # Recently written events and "no snapshot yet" are served from memory; they must agree with SQL.
-def test_reads_after_writes_match_the_file(tmp_path, monkeypatch):
-    import adapters.duckdb as duckdb_adapter
-
-    monkeypatch.setattr(duckdb_adapter, "TAIL_EVENTS", 12)  # small: eviction happens in this test
-    store = DuckDBStore(tmp_path / "store.duckdb")
+def test_reads_after_writes_match_the_file(tmp_path):
+    # a small tail: eviction happens in this test
+    store = DuckDBStore(tmp_path / "store.duckdb", cache_limits=CacheLimits(tail_events=12))
     store.create_runs([_new_run(f"r{i}") for i in range(3)])
     leases = {f"r{i}": store.acquire_lease(f"r{i}", "w", 30).token for i in range(3)}
     for round_ in range(3):
         for run_id, token in leases.items():
             _append_steps(store, run_id, token, 1 + round_)
-    assert store._tail_events <= 12
+    assert store._tails.event_count <= 12
     store.save_snapshot("r1", 4, b"snap")
     for run_id in leases:
         for after in range(0, store.get_run(run_id).last_seq + 1):
@@ -256,13 +251,11 @@ def test_reads_after_writes_match_the_file(tmp_path, monkeypatch):
     reopened.close()
 
 
-def test_records_of_ended_runs_leave_memory_and_are_read_back_exactly(tmp_path, monkeypatch):
-    import adapters.duckdb as duckdb_adapter
+def test_records_of_ended_runs_leave_memory_and_are_read_back_exactly(tmp_path):
     from runner.events import RunCompleted
     from runner.store import RunStatus
 
-    monkeypatch.setattr(duckdb_adapter, "ENDED_RECORDS", 3)
-    store = DuckDBStore(tmp_path / "store.duckdb")
+    store = DuckDBStore(tmp_path / "store.duckdb", cache_limits=CacheLimits(ended_records=3))
     store.create_runs([_new_run(f"r{i}") for i in range(8)])
     for i in range(8):
         token = store.take_over([f"r{i}"], "w", 30)[0].lease  # type: ignore[union-attr]
@@ -272,8 +265,9 @@ def test_records_of_ended_runs_leave_memory_and_are_read_back_exactly(tmp_path, 
         else:
             store.transition(f"r{i}", RunStatus.CANCELLING, lease=token)
             store.transition(f"r{i}", RunStatus.CANCELLED)  # ends without an append
-    assert len(store._ended) == 3 and not store._cache and not store._stale_rows
-    assert not store._no_snapshot
+    records = store._records
+    assert records.ended_count == 3 and not records.live_count and not records.stale_count
+    assert not records.no_snapshot_count
     for i in range(8):
         record = store.get_run(f"r{i}")  # five of them from the file
         assert record.last_seq == (6 if i % 2 else 5)

@@ -1,0 +1,43 @@
+"""Where ``duckdb`` errors become ray-runner errors: the one translation in this adapter.
+
+Every statement the store runs is inside :func:`driver_errors` (the connection's
+``read``/``transaction`` blocks and the open), so no other module catches a
+``duckdb.Error``. The translated error names the file and chains the driver's.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from pathlib import Path
+
+import duckdb
+
+from runner.errors import RunnerError, StoreCorrupt, StoreError, StoreLocked
+
+# DuckDB 2.0 reports a file held by another process, and a file that is not a DuckDB
+# database, only as an ``IOException`` whose text says so: the Python exception carries
+# no errno and no structured fields (its ``args`` are the message alone). These phrases
+# are therefore the only text this adapter looks at, and only on an IOException.
+_HELD_BY_ANOTHER_PROCESS = "Could not set lock on file"
+_NOT_A_DUCKDB_FILE = ("not a valid DuckDB database file", "Corrupt database file")
+
+
+def translate(exc: duckdb.Error, path: Path) -> RunnerError:
+    """The ray-runner error for a driver error raised while using the store at ``path``."""
+    if isinstance(exc, duckdb.IOException):
+        text = str(exc)
+        if _HELD_BY_ANOTHER_PROCESS in text:
+            return StoreLocked(str(path), text)
+        if any(phrase in text for phrase in _NOT_A_DUCKDB_FILE):
+            return StoreCorrupt(str(path), text)
+    return StoreError(f"store {path}: {type(exc).__name__}: {exc}")
+
+
+@contextlib.contextmanager
+def driver_errors(path: Path) -> Iterator[None]:
+    """Raise the translation of any ``duckdb.Error`` the block raises, with the driver's chained."""
+    try:
+        yield
+    except duckdb.Error as exc:
+        raise translate(exc, path) from exc
