@@ -6,12 +6,15 @@ import os
 import stat
 import subprocess
 import sys
+import threading
+import time
 
+import duckdb
 import pytest
 
 from adapters import open_store, store_path
 from adapters.duckdb import MIGRATIONS, CacheLimits, DuckDBStore
-from runner.errors import InvalidArgument, StoreError
+from runner.errors import InvalidArgument, StoreCorrupt, StoreError, StoreLocked
 from runner.events import FactProduced, RunSubmitted, StepStarted
 from runner.store import NewRun
 
@@ -57,6 +60,16 @@ def test_a_file_that_is_not_duckdb_gives_store_error_naming_the_path(tmp_path, c
         DuckDBStore(path)
     assert str(path) in str(info.value)
     assert info.value.__cause__ is not None  # the driver's error is chained
+    assert isinstance(info.value, StoreCorrupt) and info.value.path == str(path)
+    assert "not a readable DuckDB database" in str(info.value)
+
+
+def test_a_broken_file_whose_path_says_lock_is_corrupt_not_locked(tmp_path):
+    path = tmp_path / "locks" / "block.duckdb"
+    path.parent.mkdir()
+    path.write_bytes(b"x" * 10_000)
+    with pytest.raises(StoreCorrupt):
+        DuckDBStore(path)
 
 
 def test_a_duckdb_file_of_another_program_is_refused(tmp_path):
@@ -110,18 +123,81 @@ def test_a_second_process_gets_a_clear_error_while_the_file_is_held(tmp_path):
     code = (
         "import sys\n"
         "from adapters.duckdb import DuckDBStore\n"
-        "from runner.errors import StoreError\n"
+        "from runner.errors import StoreError, StoreLocked\n"
         "try:\n"
         f"    DuckDBStore({str(path)!r})\n"
         "except StoreError as exc:\n"
         "    print(exc)\n"
-        "    sys.exit(3)\n"
+        "    sys.exit(3 if isinstance(exc, StoreLocked) and exc.__cause__ is not None else 4)\n"
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     store.close()
     assert proc.returncode == 3, proc.stderr
     assert "in use by another process" in proc.stdout
     assert str(path) in proc.stdout
+
+
+class _Holder:
+    """Another process that holds a store file open until released."""
+
+    def __init__(self, path: os.PathLike[str]) -> None:
+        code = (
+            "import sys\n"
+            "from adapters.duckdb import DuckDBStore\n"
+            f"store = DuckDBStore({str(path)!r})\n"
+            "print('ready', flush=True)\n"
+            "sys.stdin.read()\n"
+            "store.close()\n"
+        )
+        self.proc = subprocess.Popen(
+            [sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+        )
+        assert self.proc.stdout is not None and self.proc.stdout.readline().strip() == "ready"
+
+    def release(self) -> None:
+        assert self.proc.stdin is not None
+        self.proc.stdin.close()
+        assert self.proc.wait(timeout=60) == 0
+
+
+def test_a_held_file_is_store_locked_for_writers_and_readers(tmp_path):
+    path = tmp_path / "held.duckdb"
+    holder = _Holder(path)
+    try:
+        for read_only in (False, True):
+            with pytest.raises(StoreLocked) as info:
+                DuckDBStore(path, read_only=read_only)
+            assert info.value.path == str(path)
+            assert "in use by another process" in str(info.value)
+            assert isinstance(info.value.__cause__, duckdb.IOException)
+    finally:
+        holder.release()
+    DuckDBStore(path).close()  # free again
+
+
+def test_open_with_retry_waits_while_the_file_is_held_and_not_otherwise(tmp_path):
+    from runner.store_actor import open_with_retry
+
+    path = tmp_path / "held.duckdb"
+    url = f"duckdb:///{path}"
+    holder = _Holder(path)
+    try:
+        with pytest.raises(StoreLocked):
+            open_with_retry(url, deadline_seconds=0)
+        opened: list[object] = []
+        waiting = threading.Thread(target=lambda: opened.append(open_with_retry(url, deadline_seconds=60)))
+        waiting.start()
+    finally:
+        holder.release()
+    waiting.join(timeout=60)
+    assert len(opened) == 1 and isinstance(opened[0], DuckDBStore)
+    opened[0].close()
+    broken = tmp_path / "broken.duckdb"
+    broken.write_bytes(b"not a database" * 100)
+    started = time.monotonic()
+    with pytest.raises(StoreCorrupt):  # not a lock: no waiting
+        open_with_retry(f"duckdb:///{broken}", deadline_seconds=60)
+    assert time.monotonic() - started < 30
 
 
 def test_sql_is_read_only_and_reads_the_history(tmp_path):
