@@ -19,6 +19,15 @@ import duckdb
 from adapters.duckdb.errors import driver_errors, translate
 from runner.errors import StoreError
 
+# Settings of the whole database (every connection and cursor to it), fixed at open. The
+# store reads and writes only its own file, which DuckDB allows with external access off;
+# users' queries (users_sql.py) must not reach anything else, nor turn these back on.
+DATABASE_CONFIG: dict[str, str | bool] = {
+    "enable_external_access": False,
+    "python_enable_replacements": False,
+    "lock_configuration": True,
+}
+
 
 class Connection:
     """One DuckDB connection to the store's file, guarded by a lock."""
@@ -28,6 +37,7 @@ class Connection:
         self.read_only = read_only
         self.lock = threading.RLock()  # callers hold it around a commit and the cache updates after it
         self._con: duckdb.DuckDBPyConnection | None = _open(path, read_only)
+        self._users_cursor: duckdb.DuckDBPyConnection | None = None  # see users_query
 
     @contextlib.contextmanager
     def read(self) -> Iterator[duckdb.DuckDBPyConnection]:
@@ -65,16 +75,24 @@ class Connection:
                 raise
 
     @contextlib.contextmanager
-    def rolled_back(self) -> Iterator[duckdb.DuckDBPyConnection]:
-        """A transaction that is always rolled back."""
-        with self.lock, driver_errors(self.path):
+    def users_query(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A cursor of its own for a user's query, in a READ ONLY transaction that is rolled back.
+
+        Driver errors are translated as the query's (see ``errors.translate``)."""
+        with self.lock:
             con = self._open_connection()
-            con.execute("BEGIN TRANSACTION")
+            if self._users_cursor is None:
+                self._users_cursor = con.cursor()
+            cursor = self._users_cursor
             try:
-                yield con
-            finally:
-                with contextlib.suppress(duckdb.Error):
-                    con.execute("ROLLBACK")
+                cursor.execute("BEGIN TRANSACTION READ ONLY")
+                try:
+                    yield cursor
+                finally:
+                    with contextlib.suppress(duckdb.Error):
+                        cursor.execute("ROLLBACK")
+            except duckdb.Error as exc:
+                raise translate(exc, self.path, users_query=True) from exc
 
     @property
     def closed(self) -> bool:
@@ -82,6 +100,10 @@ class Connection:
 
     def close(self) -> None:
         with self.lock:
+            if self._users_cursor is not None:
+                with contextlib.suppress(duckdb.Error):
+                    self._users_cursor.close()
+                self._users_cursor = None
             if self._con is not None:
                 with contextlib.suppress(duckdb.Error):
                     self._con.close()
@@ -100,7 +122,7 @@ def _open(path: Path, read_only: bool) -> duckdb.DuckDBPyConnection:
         path.parent.mkdir(mode=0o700, parents=True)
     created = not path.exists()
     with driver_errors(path):
-        con = duckdb.connect(str(path), read_only=read_only)
+        con = duckdb.connect(str(path), read_only=read_only, config=dict(DATABASE_CONFIG))
     if created:
         with contextlib.suppress(OSError):
             os.chmod(path, 0o600)

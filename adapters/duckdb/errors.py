@@ -13,7 +13,8 @@ from pathlib import Path
 
 import duckdb
 
-from runner.errors import RunnerError, StoreCorrupt, StoreError, StoreLocked
+from adapters.duckdb import users_sql
+from runner.errors import InvalidArgument, RunnerError, StoreCorrupt, StoreError, StoreLocked
 
 # DuckDB 2.0 reports a file held by another process, and a file that is not a DuckDB
 # database, only as an ``IOException`` whose text says so: the Python exception carries
@@ -23,8 +24,28 @@ _HELD_BY_ANOTHER_PROCESS = "Could not set lock on file"
 _NOT_A_DUCKDB_FILE = ("not a valid DuckDB database file", "Corrupt database file")
 
 
-def translate(exc: duckdb.Error, path: Path) -> RunnerError:
-    """The ray-runner error for a driver error raised while using the store at ``path``."""
+# Errors of the store itself, even while it runs a user's query; any other error raised
+# by a user's query is that query's fault.
+_STORE_FAILURES = (
+    duckdb.IOException,
+    duckdb.FatalException,
+    duckdb.InternalException,
+    duckdb.OutOfMemoryException,
+    duckdb.ConnectionException,
+)
+# What DuckDB raises when a user's query reaches for what users_sql.py's controls deny:
+# a file or extension (external access is off) or a write (the transaction is read-only).
+_DENIED = (duckdb.PermissionException, duckdb.TransactionException)
+
+
+def translate(exc: duckdb.Error, path: Path, *, users_query: bool = False) -> RunnerError:
+    """The ray-runner error for a driver error raised while using the store at ``path``.
+
+    ``users_query``: the error was raised by a query a user sent (``DuckDBStore.sql``)."""
+    if users_query and not isinstance(exc, _STORE_FAILURES):
+        if isinstance(exc, _DENIED):
+            return users_sql.refused(f"DuckDB refused it: {exc}")
+        return InvalidArgument(f"the query failed: {exc}")
     if isinstance(exc, duckdb.IOException):
         text = str(exc)
         if _HELD_BY_ANOTHER_PROCESS in text:

@@ -17,7 +17,7 @@ from typing import Any
 
 import duckdb
 
-from adapters.duckdb import schema, statements
+from adapters.duckdb import schema, statements, users_sql
 from adapters.duckdb.caches import CacheLimits, RecordCache, TailCache
 from adapters.duckdb.connection import Connection
 from runner import serialization
@@ -96,21 +96,16 @@ class DuckDBStore:
         self.close()
 
     def sql(self, query: str, params: Sequence[Any] = ()) -> tuple[list[str], list[tuple[Any, ...]]]:
-        """Run a read-only query (column names, rows); the CLI's ``runner sql`` uses this."""
+        """Run one read-only query over the store's tables: (column names, rows); the CLI's ``runner sql``.
+
+        Anything else (writes, files, ATTACH, settings, several statements) is refused with
+        InvalidArgument, by DuckDB's own controls (see users_sql.py)."""
         if not isinstance(query, str) or not query.strip():
             raise InvalidArgument("sql needs a query string")
         if not self.read_only:
             self._write_stale_rows()
-        with self._db.rolled_back() as con:  # rolled back: a query cannot change the store
-            # ... unless it ends that transaction itself: "COMMIT; DELETE FROM runs" would write.
-            if any(s.type == duckdb.StatementType.TRANSACTION for s in con.extract_statements(query)):
-                raise InvalidArgument(
-                    "sql runs read-only queries; transaction statements (BEGIN, COMMIT, ...) are refused"
-                )
-            cursor = con.execute(query, list(params))
-            columns = [d[0] for d in cursor.description or ()]
-            rows = cursor.fetchall()
-        return columns, rows
+        with self._db.users_query() as cursor:
+            return users_sql.run(cursor, query, params)
 
     # ------------------------------------------------------------------ runs
     def create_run(self, new: NewRun) -> tuple[RunRecord, bool]:
