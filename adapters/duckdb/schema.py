@@ -73,6 +73,15 @@ MIGRATIONS: list[Migration] = [
             )""",
         ),
     ),
+    # Identity enforced by the file, not only by the code: one row per run id, and one run
+    # per idempotency key (NULL keys are not compared, so runs without one are unaffected).
+    Migration(
+        2,
+        (
+            "ALTER TABLE runs ADD PRIMARY KEY (run_id)",
+            "CREATE UNIQUE INDEX runs_idempotency_key ON runs (idempotency_key)",
+        ),
+    ),
 ]
 LATEST = MIGRATIONS[-1].version
 
