@@ -64,6 +64,26 @@ def test_a_file_that_is_not_duckdb_gives_store_error_naming_the_path(tmp_path, c
     assert "not a readable DuckDB database" in str(info.value)
 
 
+def test_a_store_with_damaged_blocks_is_store_corrupt(tmp_path):
+    path = tmp_path / "damaged.duckdb"
+    store = DuckDBStore(path)
+    store.create_runs([_new_run(f"r{i}") for i in range(20_000)])
+    store.close()
+    size = path.stat().st_size
+    with open(path, "r+b") as f:  # scribble over part of every data block after the headers
+        for offset in range(12_288 + 5_000, size, 262_144):
+            f.seek(offset)
+            f.write(b"\xff" * 64)
+    with pytest.raises(StoreCorrupt) as info:
+        reopened = DuckDBStore(path)  # the open or the first full read meets a bad checksum
+        try:
+            reopened.sql("SELECT count(*), max(octet_length(definition)), max(workflow) FROM runs")
+            reopened.sql("SELECT count(*), max(payload) FROM events")
+        finally:
+            reopened.close()
+    assert info.value.path == str(path) and "checksum" in info.value.detail
+
+
 def test_a_broken_file_whose_path_says_lock_is_corrupt_not_locked(tmp_path):
     path = tmp_path / "locks" / "block.duckdb"
     path.parent.mkdir()

@@ -1,8 +1,9 @@
 """Where ``duckdb`` errors become ray-runner errors: the one translation in this adapter.
 
-Every statement the store runs is inside :func:`driver_errors` (the connection's
-``read``/``transaction`` blocks and the open), so no other module catches a
-``duckdb.Error``. The translated error names the file and chains the driver's.
+:func:`translate` decides; the open (through :func:`driver_errors`) and the
+connection's read, transaction and users' query blocks hand it every
+``duckdb.Error``, so no other module looks at one. The translated error names
+the file and chains the driver's.
 """
 
 from __future__ import annotations
@@ -17,9 +18,10 @@ from adapters.duckdb import users_sql
 from runner.errors import InvalidArgument, RunnerError, StoreCorrupt, StoreError, StoreLocked
 
 # DuckDB 2.0 reports a file held by another process, and a file that is not a DuckDB
-# database, only as an ``IOException`` whose text says so: the Python exception carries
-# no errno and no structured fields (its ``args`` are the message alone). These phrases
-# are therefore the only text this adapter looks at, and only on an IOException.
+# database, only as an ``IOException`` whose text says so, and a damaged block (checksum
+# mismatch) as a bare ``duckdb.Error``: the Python exceptions carry no errno and no
+# structured fields (their ``args`` are the message alone). These phrases are therefore
+# the only text this adapter looks at, and only on those two exception types.
 _HELD_BY_ANOTHER_PROCESS = "Could not set lock on file"
 _NOT_A_DUCKDB_FILE = ("not a valid DuckDB database file", "Corrupt database file")
 
@@ -42,16 +44,16 @@ def translate(exc: duckdb.Error, path: Path, *, users_query: bool = False) -> Ru
     """The ray-runner error for a driver error raised while using the store at ``path``.
 
     ``users_query``: the error was raised by a query a user sent (``DuckDBStore.sql``)."""
-    if users_query and not isinstance(exc, _STORE_FAILURES):
-        if isinstance(exc, _DENIED):
-            return users_sql.refused(f"DuckDB refused it: {exc}")
-        return InvalidArgument(f"the query failed: {exc}")
-    if isinstance(exc, duckdb.IOException):
+    if isinstance(exc, duckdb.IOException) or type(exc) is duckdb.Error:
         text = str(exc)
         if _HELD_BY_ANOTHER_PROCESS in text:
             return StoreLocked(str(path), text)
         if any(phrase in text for phrase in _NOT_A_DUCKDB_FILE):
             return StoreCorrupt(str(path), text)
+    if users_query and not isinstance(exc, _STORE_FAILURES):
+        if isinstance(exc, _DENIED):
+            return users_sql.refused(f"DuckDB refused it: {exc}")
+        return InvalidArgument(f"the query failed: {exc}")
     return StoreError(f"store {path}: {type(exc).__name__}: {exc}")
 
 
