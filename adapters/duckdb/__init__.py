@@ -14,6 +14,7 @@ The modules, one job each:
 - ``store``: :class:`DuckDBStore`, the contract's methods;
 - ``connection``: the one connection to the file, its lock, reads and transactions;
 - ``errors``: the one place where ``duckdb`` errors become ray-runner errors;
+- ``users_sql``: the read-only SQL users run (``runner sql``) and what keeps it read-only;
 - ``schema``: the tables, as numbered migrations recorded in ``schema_version``;
 - ``statements``: the bulk SQL the store runs, rows to records;
 - ``caches``: what a writable store remembers so that most reads skip SQL.
