@@ -51,6 +51,36 @@ class StoreError(RunnerError):
     """The store could not do what was asked; the adapter's error is chained."""
 
 
+class StoreLocked(StoreError):
+    """The store's file is held by another process (DuckDB admits one writing process per file)."""
+
+    def __init__(self, path: str, detail: str) -> None:
+        self.path = path
+        self.detail = detail
+        super().__init__(
+            f"store file {path} is in use by another process ({detail}). DuckDB lets one process open a file "
+            "for writing: go through the cluster that holds it (connect to its address), or stop that process first"
+        )
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.path, self.detail))
+
+
+class StoreCorrupt(StoreError):
+    """The store's file is not a database the adapter can read (another format, truncated, damaged)."""
+
+    def __init__(self, path: str, detail: str) -> None:
+        self.path = path
+        self.detail = detail
+        super().__init__(
+            f"store file {path} is not a readable DuckDB database ({detail}); "
+            "point the store at another file or move this one away"
+        )
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.path, self.detail))
+
+
 class RunNotFound(StoreError, KeyError):
     """No run with this id exists in the store."""
 

@@ -24,7 +24,7 @@ from typing import Any
 import ray
 
 from adapters import open_store
-from runner.errors import StoreError
+from runner.errors import StoreError, StoreLocked
 from runner.events import Event, StoredEvent
 from runner.store import (
     AppendRequest,
@@ -68,8 +68,8 @@ def open_with_retry(url: str, deadline_seconds: float = OPEN_RETRY_SECONDS) -> A
     while True:
         try:
             return open_store(url)
-        except StoreError as exc:
-            if "in use by another process" not in str(exc) or time.monotonic() > deadline:
+        except StoreLocked:
+            if time.monotonic() > deadline:
                 raise
             time.sleep(0.2)
 

@@ -6,12 +6,15 @@ import os
 import stat
 import subprocess
 import sys
+import threading
+import time
 
+import duckdb
 import pytest
 
 from adapters import open_store, store_path
-from adapters.duckdb import MIGRATIONS, DuckDBStore
-from runner.errors import InvalidArgument, StoreError
+from adapters.duckdb import MIGRATIONS, CacheLimits, DuckDBStore
+from runner.errors import InvalidArgument, StoreCorrupt, StoreError, StoreLocked
 from runner.events import FactProduced, RunSubmitted, StepStarted
 from runner.store import NewRun
 
@@ -57,6 +60,36 @@ def test_a_file_that_is_not_duckdb_gives_store_error_naming_the_path(tmp_path, c
         DuckDBStore(path)
     assert str(path) in str(info.value)
     assert info.value.__cause__ is not None  # the driver's error is chained
+    assert isinstance(info.value, StoreCorrupt) and info.value.path == str(path)
+    assert "not a readable DuckDB database" in str(info.value)
+
+
+def test_a_store_with_damaged_blocks_is_store_corrupt(tmp_path):
+    path = tmp_path / "damaged.duckdb"
+    store = DuckDBStore(path)
+    store.create_runs([_new_run(f"r{i}") for i in range(20_000)])
+    store.close()
+    size = path.stat().st_size
+    with open(path, "r+b") as f:  # scribble over part of every data block after the headers
+        for offset in range(12_288 + 5_000, size, 262_144):
+            f.seek(offset)
+            f.write(b"\xff" * 64)
+    with pytest.raises(StoreCorrupt) as info:
+        reopened = DuckDBStore(path)  # the open or the first full read meets a bad checksum
+        try:
+            reopened.sql("SELECT count(*), max(octet_length(definition)), max(workflow) FROM runs")
+            reopened.sql("SELECT count(*), max(payload) FROM events")
+        finally:
+            reopened.close()
+    assert info.value.path == str(path) and "checksum" in info.value.detail
+
+
+def test_a_broken_file_whose_path_says_lock_is_corrupt_not_locked(tmp_path):
+    path = tmp_path / "locks" / "block.duckdb"
+    path.parent.mkdir()
+    path.write_bytes(b"x" * 10_000)
+    with pytest.raises(StoreCorrupt):
+        DuckDBStore(path)
 
 
 def test_a_duckdb_file_of_another_program_is_refused(tmp_path):
@@ -83,7 +116,7 @@ def test_schema_version_is_recorded_and_migrations_are_numbered(tmp_path):
 def test_a_newer_schema_is_refused_with_advice(tmp_path):
     path = tmp_path / "s.duckdb"
     store = DuckDBStore(path)
-    with store._transaction() as con:
+    with store._db.transaction() as con:
         con.execute("INSERT INTO schema_version VALUES (99, 0)")
     store.close()
     with pytest.raises(StoreError, match="upgrade ray-runner"):
@@ -110,12 +143,12 @@ def test_a_second_process_gets_a_clear_error_while_the_file_is_held(tmp_path):
     code = (
         "import sys\n"
         "from adapters.duckdb import DuckDBStore\n"
-        "from runner.errors import StoreError\n"
+        "from runner.errors import StoreError, StoreLocked\n"
         "try:\n"
         f"    DuckDBStore({str(path)!r})\n"
         "except StoreError as exc:\n"
         "    print(exc)\n"
-        "    sys.exit(3)\n"
+        "    sys.exit(3 if isinstance(exc, StoreLocked) and exc.__cause__ is not None else 4)\n"
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     store.close()
@@ -124,13 +157,77 @@ def test_a_second_process_gets_a_clear_error_while_the_file_is_held(tmp_path):
     assert str(path) in proc.stdout
 
 
+class _Holder:
+    """Another process that holds a store file open until released."""
+
+    def __init__(self, path: os.PathLike[str]) -> None:
+        code = (
+            "import sys\n"
+            "from adapters.duckdb import DuckDBStore\n"
+            f"store = DuckDBStore({str(path)!r})\n"
+            "print('ready', flush=True)\n"
+            "sys.stdin.read()\n"
+            "store.close()\n"
+        )
+        self.proc = subprocess.Popen(
+            [sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+        )
+        assert self.proc.stdout is not None and self.proc.stdout.readline().strip() == "ready"
+
+    def release(self) -> None:
+        assert self.proc.stdin is not None
+        self.proc.stdin.close()
+        assert self.proc.wait(timeout=60) == 0
+
+
+def test_a_held_file_is_store_locked_for_writers_and_readers(tmp_path):
+    path = tmp_path / "held.duckdb"
+    holder = _Holder(path)
+    try:
+        for read_only in (False, True):
+            with pytest.raises(StoreLocked) as info:
+                DuckDBStore(path, read_only=read_only)
+            assert info.value.path == str(path)
+            assert "in use by another process" in str(info.value)
+            assert isinstance(info.value.__cause__, duckdb.IOException)
+    finally:
+        holder.release()
+    DuckDBStore(path).close()  # free again
+
+
+def test_open_with_retry_waits_while_the_file_is_held_and_not_otherwise(tmp_path):
+    from runner.store_actor import open_with_retry
+
+    path = tmp_path / "held.duckdb"
+    url = f"duckdb:///{path}"
+    holder = _Holder(path)
+    try:
+        with pytest.raises(StoreLocked):
+            open_with_retry(url, deadline_seconds=0)
+        opened: list[object] = []
+        waiting = threading.Thread(target=lambda: opened.append(open_with_retry(url, deadline_seconds=60)))
+        waiting.start()
+    finally:
+        holder.release()
+    waiting.join(timeout=60)
+    assert len(opened) == 1 and isinstance(opened[0], DuckDBStore)
+    opened[0].close()
+    broken = tmp_path / "broken.duckdb"
+    broken.write_bytes(b"not a database" * 100)
+    started = time.monotonic()
+    with pytest.raises(StoreCorrupt):  # not a lock: no waiting
+        open_with_retry(f"duckdb:///{broken}", deadline_seconds=60)
+    assert time.monotonic() - started < 30
+
+
 def test_sql_is_read_only_and_reads_the_history(tmp_path):
     store = DuckDBStore(tmp_path / "s.duckdb")
     store.create_run(_new_run("r1"))
     columns, rows = store.sql("SELECT run_id, seq, kind FROM events ORDER BY seq")
     assert columns == ["run_id", "seq", "kind"]
     assert rows == [("r1", 1, "RunSubmitted")]
-    store.sql("DELETE FROM events")  # rolled back
+    with pytest.raises(InvalidArgument, match="read-only"):
+        store.sql("DELETE FROM events")  # refused (tests/test_duckdb_sql.py has the rest)
     assert len(list(store.stream("r1"))) == 1
     with pytest.raises(InvalidArgument):
         store.sql("  ")
@@ -161,9 +258,8 @@ def _append_steps(store: DuckDBStore, run_id: str, token: int, steps: int) -> No
 
 
 def _row_cursor(store: DuckDBStore, run_id: str) -> int:
-    con = store._con
-    assert con is not None
-    row = con.execute("SELECT last_seq FROM runs WHERE run_id = ?", [run_id]).fetchone()
+    with store._db.read() as con:
+        row = con.execute("SELECT last_seq FROM runs WHERE run_id = ?", [run_id]).fetchone()
     assert row is not None
     return int(row[0])
 
@@ -202,9 +298,7 @@ def test_a_crash_before_the_rows_are_written_is_repaired_on_the_next_open(tmp_pa
     store.create_run(_new_run("r2"))
     lease = store.acquire_lease("r1", "w", 30)
     _append_steps(store, "r1", lease.token, 2)
-    assert store._con is not None
-    store._con.close()  # the process dies: no close(), the cached cursors are lost
-    store._con = None
+    store._db.close()  # the process dies: no store.close(), the cached cursors are lost
 
     reopened = DuckDBStore(path)
     assert _row_cursor(reopened, "r1") == 5
@@ -228,17 +322,15 @@ def test_closing_writes_the_deferred_rows(tmp_path):
 
 
 # Recently written events and "no snapshot yet" are served from memory; they must agree with SQL.
-def test_reads_after_writes_match_the_file(tmp_path, monkeypatch):
-    import adapters.duckdb as duckdb_adapter
-
-    monkeypatch.setattr(duckdb_adapter, "TAIL_EVENTS", 12)  # small: eviction happens in this test
-    store = DuckDBStore(tmp_path / "store.duckdb")
+def test_reads_after_writes_match_the_file(tmp_path):
+    # a small tail: eviction happens in this test
+    store = DuckDBStore(tmp_path / "store.duckdb", cache_limits=CacheLimits(tail_events=12))
     store.create_runs([_new_run(f"r{i}") for i in range(3)])
     leases = {f"r{i}": store.acquire_lease(f"r{i}", "w", 30).token for i in range(3)}
     for round_ in range(3):
         for run_id, token in leases.items():
             _append_steps(store, run_id, token, 1 + round_)
-    assert store._tail_events <= 12
+    assert store._tails.event_count <= 12
     store.save_snapshot("r1", 4, b"snap")
     for run_id in leases:
         for after in range(0, store.get_run(run_id).last_seq + 1):
@@ -256,13 +348,11 @@ def test_reads_after_writes_match_the_file(tmp_path, monkeypatch):
     reopened.close()
 
 
-def test_records_of_ended_runs_leave_memory_and_are_read_back_exactly(tmp_path, monkeypatch):
-    import adapters.duckdb as duckdb_adapter
+def test_records_of_ended_runs_leave_memory_and_are_read_back_exactly(tmp_path):
     from runner.events import RunCompleted
     from runner.store import RunStatus
 
-    monkeypatch.setattr(duckdb_adapter, "ENDED_RECORDS", 3)
-    store = DuckDBStore(tmp_path / "store.duckdb")
+    store = DuckDBStore(tmp_path / "store.duckdb", cache_limits=CacheLimits(ended_records=3))
     store.create_runs([_new_run(f"r{i}") for i in range(8)])
     for i in range(8):
         token = store.take_over([f"r{i}"], "w", 30)[0].lease  # type: ignore[union-attr]
@@ -272,8 +362,9 @@ def test_records_of_ended_runs_leave_memory_and_are_read_back_exactly(tmp_path, 
         else:
             store.transition(f"r{i}", RunStatus.CANCELLING, lease=token)
             store.transition(f"r{i}", RunStatus.CANCELLED)  # ends without an append
-    assert len(store._ended) == 3 and not store._cache and not store._stale_rows
-    assert not store._no_snapshot
+    records = store._records
+    assert records.ended_count == 3 and not records.live_count and not records.stale_count
+    assert not records.no_snapshot_count
     for i in range(8):
         record = store.get_run(f"r{i}")  # five of them from the file
         assert record.last_seq == (6 if i % 2 else 5)

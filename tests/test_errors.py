@@ -41,6 +41,8 @@ SAMPLES: dict[str, Any] = {
     "node": "charge",
     "timeout": 2.5,
     "steps": ["charge"],
+    "path": "/data/store.duckdb",
+    "detail": "IO Error: the driver's own words",
 }
 # ResultTimeout reads its status as "still running"
 SAMPLES_BY_CLASS: dict[str, dict[str, Any]] = {"ResultTimeout": {"status": "running"}}
@@ -60,6 +62,8 @@ ADVICE: dict[str, str] = {
     "ResultTimeout": "call result() again later or cancel it",
     "ReplayRefused": "pass allow_irreversible=True",
     "RunWasCancelled": "replay it to run it again",
+    "StoreLocked": "go through the cluster that holds it",
+    "StoreCorrupt": "point the store at another file or move this one away",
 }
 
 

@@ -1,0 +1,148 @@
+"""The SQL the store runs, and the conversion between rows and records.
+
+Bulk writes pass whole columns as list parameters and ``unnest`` them, so a
+statement costs the same for one row or thousands: DuckDB takes ~100x more
+rows/s this way than row by row.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import duckdb
+
+from runner.events import Event
+from runner.store import RunRecord, RunStatus
+
+RUN_COLUMNS = (
+    "run_id, workflow, status, definition, definition_hash, created_at, updated_at, last_seq, "
+    "lease, lease_owner, lease_expires_at, idempotency_key, parent_run_id, error"
+)
+SELECT_RUN = f"SELECT {RUN_COLUMNS} FROM runs WHERE run_id = ?"
+STREAM_CHUNK = 5_000
+SELECT_EVENTS = "SELECT seq, kind, payload FROM events WHERE run_id = ? AND seq > ? ORDER BY seq LIMIT ?"
+
+
+def scalar(con: duckdb.DuckDBPyConnection, query: str, params: Sequence[Any] = ()) -> Any:
+    row = con.execute(query, list(params)).fetchone()
+    return None if row is None else row[0]
+
+
+def record_of(row: tuple[Any, ...]) -> RunRecord:
+    """The record of a ``runs`` row selected as :data:`RUN_COLUMNS`."""
+    return RunRecord(
+        run_id=row[0],
+        workflow=row[1],
+        status=RunStatus(row[2]),
+        definition=bytes(row[3]),
+        definition_hash=row[4],
+        created_at=row[5],
+        updated_at=row[6],
+        last_seq=row[7],
+        lease=row[8],
+        lease_owner=row[9],
+        lease_expires_at=row[10],
+        idempotency_key=row[11],
+        parent_run_id=row[12],
+        error=row[13],
+    )
+
+
+class EventRows:
+    """Rows for ``events``, gathered column by column and inserted in one statement."""
+
+    __slots__ = ("columns",)
+
+    def __init__(self) -> None:
+        # run_id, seq, kind, node, recorded_at, payload
+        self.columns: list[list[Any]] = [[], [], [], [], [], []]
+
+    def add(self, run_id: str, first: int, events: Sequence[Event], encoded: Sequence[tuple[str, str]]) -> None:
+        """``events`` of ``run_id`` numbered from ``first``; ``encoded``: their (kind, payload)."""
+        run_ids, seqs, kinds, nodes, times, payloads = self.columns
+        for offset, (event, (kind, payload)) in enumerate(zip(events, encoded, strict=False)):
+            run_ids.append(run_id)
+            seqs.append(first + offset)
+            kinds.append(kind)
+            nodes.append(getattr(event, "node", None))
+            times.append(event.at)
+            payloads.append(payload)
+
+    def insert(self, con: duckdb.DuckDBPyConnection) -> None:
+        if not self.columns[0]:
+            return
+        con.execute(
+            "INSERT INTO events SELECT unnest(?::VARCHAR[]), unnest(?::BIGINT[]), unnest(?::VARCHAR[]), "
+            "unnest(?::VARCHAR[]), unnest(?::DOUBLE[]), unnest(?::VARCHAR[])",
+            self.columns,
+        )
+
+
+def insert_runs(con: duckdb.DuckDBPyConnection, records: Sequence[RunRecord]) -> None:
+    """New run rows, in one statement however many there are."""
+    if not records:
+        return
+    con.execute(
+        f"INSERT INTO runs ({RUN_COLUMNS}) SELECT unnest(?::VARCHAR[]), unnest(?::VARCHAR[]), unnest(?::VARCHAR[]), "
+        "unnest(?::BLOB[]), unnest(?::VARCHAR[]), unnest(?::DOUBLE[]), unnest(?::DOUBLE[]), unnest(?::BIGINT[]), "
+        "0, NULL, NULL, unnest(?::VARCHAR[]), unnest(?::VARCHAR[]), NULL",
+        [
+            [r.run_id for r in records],
+            [r.workflow for r in records],
+            [r.status.value for r in records],
+            [r.definition for r in records],
+            [r.definition_hash for r in records],
+            [r.created_at for r in records],
+            [r.updated_at for r in records],
+            [r.last_seq for r in records],
+            [r.idempotency_key for r in records],
+            [r.parent_run_id for r in records],
+        ],
+    )
+
+
+def select_existing(
+    con: duckdb.DuckDBPyConnection, run_ids: Sequence[str], keys: Sequence[str]
+) -> list[tuple[Any, ...]]:
+    """The rows of runs whose id is in ``run_ids`` or whose idempotency key is in ``keys``."""
+    return con.execute(
+        f"SELECT {RUN_COLUMNS} FROM runs WHERE run_id IN (SELECT unnest(?::VARCHAR[])) "
+        "OR idempotency_key IN (SELECT unnest(?::VARCHAR[]))",
+        [list(run_ids), list(keys)],
+    ).fetchall()
+
+
+# Columns of ``runs`` that writes after creation change: SQL type and value from a record.
+_RUN_FIELDS: dict[str, tuple[str, Callable[[RunRecord], Any]]] = {
+    "last_seq": ("BIGINT", lambda r: r.last_seq),
+    "status": ("VARCHAR", lambda r: r.status.value),
+    "updated_at": ("DOUBLE", lambda r: r.updated_at),
+    "error": ("VARCHAR", lambda r: r.error),
+    "lease": ("BIGINT", lambda r: r.lease),
+    "lease_owner": ("VARCHAR", lambda r: r.lease_owner),
+    "lease_expires_at": ("DOUBLE", lambda r: r.lease_expires_at),
+}
+CURSOR_AND_STATUS = ("last_seq", "status", "updated_at", "error")
+LEASE_AND_STATUS = ("lease", "lease_owner", "lease_expires_at", "status", "updated_at")
+
+
+def update_runs(
+    con: duckdb.DuckDBPyConnection, records: Sequence[RunRecord], columns: tuple[str, ...] = CURSOR_AND_STATUS
+) -> None:
+    """Write ``columns`` of the runs' rows from their records, in one statement however many runs there are."""
+    if not records:
+        return
+    if len(records) == 1:
+        r = records[0]
+        con.execute(
+            f"UPDATE runs SET {', '.join(f'{c} = ?' for c in columns)} WHERE run_id = ?",
+            [*(_RUN_FIELDS[c][1](r) for c in columns), r.run_id],
+        )
+        return
+    unnested = ", ".join(f"unnest(?::{_RUN_FIELDS[c][0]}[]) AS {c}" for c in columns)
+    con.execute(
+        f"UPDATE runs SET {', '.join(f'{c} = u.{c}' for c in columns)} "
+        f"FROM (SELECT unnest(?::VARCHAR[]) AS run_id, {unnested}) AS u WHERE runs.run_id = u.run_id",
+        [[r.run_id for r in records], *([_RUN_FIELDS[c][1](r) for r in records] for c in columns)],
+    )
