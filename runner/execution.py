@@ -12,7 +12,7 @@ from typing import Any
 
 from runner import serialization
 from runner.context import StepContext
-from runner.state import NOT_TAKEN, Task
+from runner.planning import NOT_TAKEN, Task
 from runner.workflow import Node, NodeKind
 
 
