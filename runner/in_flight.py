@@ -16,7 +16,7 @@ import concurrent.futures
 import heapq
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING
 
 import ray
 from ray.exceptions import RayError
@@ -27,12 +27,15 @@ from runner.execution import StepResult
 from runner.planning import Task
 from runner.run_data import TaskKey
 
+if TYPE_CHECKING:
+    from ray import ObjectRef
+
 
 @dataclass(slots=True)
 class _Flight:
     task: Task
-    ref: Any  # the Ray ObjectRef of the task's StepResult
-    future: concurrent.futures.Future[Any]  # completed on a Ray thread
+    ref: ObjectRef[StepResult]
+    future: concurrent.futures.Future[StepResult]  # completed on a Ray thread
     timeout: float | None
     deadline: float | None
 
@@ -61,7 +64,7 @@ class InFlight:
         """Whether some task finished and waits to be collected."""
         return bool(self._finished)
 
-    def add(self, task: Task, ref: Any, timeout: float | None, now: float) -> None:
+    def add(self, task: Task, ref: ObjectRef[StepResult], timeout: float | None, now: float) -> None:
         """Track ``task``, dispatched as ``ref``; ``timeout`` seconds from ``now`` it times out."""
         future = ref.future()  # a plain Future and one callback: an asyncio wrapper per task cost ~0.2 ms
         deadline = now + timeout if timeout else None
@@ -93,7 +96,7 @@ class InFlight:
                 continue
             del self._flights[key]
             try:
-                result: StepResult = flight.future.result()
+                result = flight.future.result()
             except RayError as exc:  # the task's process died or the task was cancelled
                 result = StepResult(error=serialization.error_info(exc))
             results.append((flight.task, result))

@@ -2,8 +2,8 @@
 
 ``WorkflowState`` is a cache of the event log: the same log always folds to
 the same state, and a snapshot taken at cursor c plus the events after c
-folds to exactly the state of the full log. It puts four parts together,
-each in its own module:
+folds to exactly the state of the full log. It is a front over these
+parts, each in its own module:
 
 - :mod:`runner.run_data`: what the fold knows (what a snapshot holds);
 - :mod:`runner.fold`: events into that data, validated one by one;
