@@ -1,19 +1,37 @@
 """Executing one task: the only place a step's user code is called.
 
 The worker (in a Ray task or inline) and the in-process test runtime both
-call :func:`run_task`, so a step behaves the same everywhere. Inputs arrive
-resolved: fact references already loaded. No Ray here.
+call :func:`run_task`, so a step behaves the same everywhere, and both hand
+its outcome on as a :class:`StepResult`. Inputs arrive resolved: fact
+references already loaded. No Ray here.
 """
 
 from __future__ import annotations
 
 import hashlib
+from dataclasses import dataclass
 from typing import Any
 
 from runner import serialization
 from runner.context import StepContext
-from runner.state import NOT_TAKEN, Task
+from runner.events import ErrorInfo
+from runner.planning import NOT_TAKEN, Task
 from runner.workflow import Node, NodeKind
+
+
+@dataclass(frozen=True, slots=True)
+class StepResult:
+    """A task's outcome: its ``value`` (possibly a FactRef, or NOT_TAKEN), or the ``error`` it failed with."""
+
+    value: Any = None
+    error: ErrorInfo | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+    def __reduce__(self) -> tuple[type[StepResult], tuple[Any, ErrorInfo | None]]:
+        return (StepResult, (self.value, self.error))  # every task's result crosses processes: keep it lean
 
 
 def run_task(node: Node, task: Task, inputs: tuple[Any, ...]) -> Any:

@@ -16,10 +16,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from runner import serialization
 from runner.errors import FoldError, NonRetryableError, SnapshotMismatch
 from runner.events import RunCancelled, RunPaused, RunResumed, RunSuspended, StoredEvent
 from runner.policy import BACKOFFS
-from runner.state import NOT_TAKEN, Task, WorkflowState
+from runner.state import NOT_TAKEN, SNAPSHOT_FORMAT, Task, WorkflowState
 from runner.testing.inprocess import InProcessRun
 from runner.workflow import NodeKind, Workflow
 
@@ -186,6 +187,41 @@ def test_a_snapshot_for_another_definition_raises_snapshot_mismatch():
         WorkflowState.restore(second, snapshot)
     assert isinstance(SnapshotMismatch("x"), FoldError)  # callers catching FoldError catch it too
     assert WorkflowState.restore(first, snapshot) == run.state
+
+
+@pytest.mark.parametrize("version", [SNAPSHOT_FORMAT + 1, 0, "2"])
+def test_a_snapshot_of_another_format_raises_snapshot_mismatch(version):
+    first, _ = two_definitions()
+    run = InProcessRun(first, 1)
+    run.run()
+    _, definition_hash, data = serialization.loads(run.state.snapshot())
+    blob = serialization.dumps((version, definition_hash, data))
+    with pytest.raises(
+        SnapshotMismatch,
+        match=rf"snapshot is of format {version}, this version reads format {SNAPSHOT_FORMAT}; fold the full log instead",
+    ):
+        WorkflowState.restore(first, blob)
+    with pytest.raises(SnapshotMismatch):
+        WorkflowState.from_events(first, run.log[1:], snapshot=blob)
+    assert WorkflowState.from_events(first, run.log) == run.state  # what recovery does instead
+
+
+def test_a_snapshot_without_a_format_number_raises_snapshot_mismatch():
+    """The unversioned ``(definition hash, data)`` pairs of earlier versions are not read."""
+    first, _ = two_definitions()
+    run = InProcessRun(first, 1)
+    run.run()
+    _, definition_hash, data = serialization.loads(run.state.snapshot())
+    with pytest.raises(SnapshotMismatch, match="snapshot is of format without a number"):
+        WorkflowState.restore(first, serialization.dumps((definition_hash, data)))
+
+
+def test_a_snapshot_records_its_format_and_definition():
+    first, _ = two_definitions()
+    run = InProcessRun(first, 1)
+    run.run()
+    version, definition_hash, _ = serialization.loads(run.state.snapshot())
+    assert (version, definition_hash) == (SNAPSHOT_FORMAT, first.definition_hash())
 
 
 @pytest.mark.parametrize("blob", [b"", b"not a pickle", b"\x80\x05N."])

@@ -39,18 +39,9 @@ from runner.events import (
     TimerScheduled,
     number,
 )
-from runner.state import (
-    _EXECUTABLE,
-    FALLBACK,
-    RETRY,
-    RUNNING,
-    WAITING,
-    Task,
-    TaskKey,
-    TaskRecord,
-    WorkflowState,
-    _length,
-)
+from runner.planning import Task, list_length, run_result
+from runner.run_data import EXECUTABLE_KINDS, TaskKey, TaskRecord, TaskStatus
+from runner.state import WorkflowState
 from runner.testing.inprocess import InProcessRun
 from runner.workflow import Node, NodeKind, Workflow
 
@@ -59,7 +50,7 @@ RUN = "run-1"
 
 # ------------------------------------------------------- brute-force references
 def ref_inputs(state: WorkflowState, node: Node) -> tuple[Any, ...] | None:
-    d = state._d
+    d = state._data
     if not node.after:
         return (d.input,) if node.takes_input else ()
     if not all(up in d.results for up in node.after):
@@ -68,7 +59,7 @@ def ref_inputs(state: WorkflowState, node: Node) -> tuple[Any, ...] | None:
 
 
 def ref_frontier(state: WorkflowState) -> set[str]:
-    d = state._d
+    d = state._data
     return {
         name
         for name, node in state.workflow.nodes.items()
@@ -85,14 +76,14 @@ def ref_waiting_for(state: WorkflowState) -> list[str]:
 
 
 def ref_next_wakeup(state: WorkflowState) -> float | None:
-    d = state._d
-    times = [rec.retry_at for rec in d.tasks.values() if rec.status == RETRY and rec.retry_at is not None]
+    d = state._data
+    times = [rec.retry_at for rec in d.tasks.values() if rec.status == TaskStatus.RETRY and rec.retry_at is not None]
     times += [due for node, due in d.timers.items() if node not in d.results]
     return min(times) if times else None
 
 
 def ref_runnables(state: WorkflowState, in_flight: Collection[TaskKey] = (), now: float | None = None) -> list[Task]:
-    d = state._d
+    d = state._data
     if d.outcome or d.paused or not d.submitted:
         return []
     tasks: list[Task] = []
@@ -101,7 +92,7 @@ def ref_runnables(state: WorkflowState, in_flight: Collection[TaskKey] = (), now
         if key[1] is not None:
             orphans.setdefault(key[0], []).append(key)
     for node in state.workflow.nodes.values():
-        if node.kind not in _EXECUTABLE or node.name in d.results:
+        if node.kind not in EXECUTABLE_KINDS or node.name in d.results:
             continue
         inputs = ref_inputs(state, node)
         if inputs is None or (node.after and all(v is SKIPPED for v in inputs)):
@@ -117,13 +108,13 @@ def ref_runnables(state: WorkflowState, in_flight: Collection[TaskKey] = (), now
             if key in in_flight:
                 continue
             rec = d.tasks.get(key) or TaskRecord()
-            if rec.status == WAITING:
+            if rec.status == TaskStatus.WAITING:
                 tasks.append(Task(node=key[0], item=key[1], attempt=1, inputs=inputs))
-            elif rec.status == RUNNING:
+            elif rec.status == TaskStatus.RUNNING:
                 tasks.append(Task(node=key[0], item=key[1], attempt=rec.attempt, inputs=inputs))
-            elif rec.status == RETRY and (now is None or (rec.retry_at or 0) <= now):
+            elif rec.status == TaskStatus.RETRY and (now is None or (rec.retry_at or 0) <= now):
                 tasks.append(Task(node=key[0], item=key[1], attempt=rec.attempt + 1, inputs=inputs))
-            elif rec.status == FALLBACK:
+            elif rec.status == TaskStatus.FALLBACK:
                 tasks.append(Task(node=key[0], item=key[1], attempt=rec.attempt, inputs=inputs, fallback=True))
     order = list(state.workflow.nodes)
     tasks.sort(key=lambda t: (-state.workflow.nodes[t.node].policy.priority, order.index(t.node), t.item or 0))
@@ -131,7 +122,7 @@ def ref_runnables(state: WorkflowState, in_flight: Collection[TaskKey] = (), now
 
 
 def ref_advance(state: WorkflowState, now: float) -> list[Event]:
-    d = state._d
+    d = state._data
     if d.outcome or d.paused or not d.submitted:
         return []
     events: list[Event] = []
@@ -168,7 +159,7 @@ def ref_advance(state: WorkflowState, now: float) -> list[Event]:
                 events.append(TimerFired(node=name, at=now))
                 overlay[name] = inputs[0] if inputs else None
         elif node.kind is NodeKind.MAP and name not in d.map_counts and (name, None) not in d.tasks:
-            count = _length(inputs[0])
+            count = list_length(inputs[0])
             if count is None:
                 error = ErrorInfo(
                     type="TypeError",
@@ -187,14 +178,14 @@ def ref_advance(state: WorkflowState, now: float) -> list[Event]:
                 if count == 0:
                     overlay[name] = []
     if all(resolved(name) for name in state.workflow.nodes):
-        events.append(RunCompleted(result=state._run_result(result), at=now))
+        events.append(RunCompleted(result=run_result(state.workflow, result), at=now))
     return events
 
 
 def assert_plans_like_the_reference(
     state: WorkflowState, nows: Collection[float], in_flights: Collection[Collection[TaskKey]] = ((),)
 ) -> None:
-    assert state._frontier == ref_frontier(state)
+    assert state._index.frontier == ref_frontier(state)
     assert state.waiting_for() == ref_waiting_for(state)
     assert state.next_wakeup() == ref_next_wakeup(state)
     assert state.next_wakeup() == ref_next_wakeup(state)  # dropping stale heap entries changes nothing
@@ -510,10 +501,15 @@ PREFIX: list[Event] = [
 )
 def test_a_refused_event_leaves_the_indexes_as_they_were(bad: Event):
     state = WorkflowState.from_events(STRICT, number(RUN, PREFIX))
-    before = (set(state._frontier), set(state._open_waits), state.next_wakeup(), state.runnables(now=5.0))
+    before = (set(state._index.frontier), set(state._index.open_waits), state.next_wakeup(), state.runnables(now=5.0))
     with pytest.raises(FoldError):
         state.apply(StoredEvent(run_id=RUN, seq=len(PREFIX) + 1, event=bad))
-    assert (set(state._frontier), set(state._open_waits), state.next_wakeup(), state.runnables(now=5.0)) == before
+    assert (
+        set(state._index.frontier),
+        set(state._index.open_waits),
+        state.next_wakeup(),
+        state.runnables(now=5.0),
+    ) == before
     assert_plans_like_the_reference(state, (0.0, 5.0, 20.0))
 
 
@@ -532,11 +528,11 @@ def test_restoring_mid_run_rebuilds_the_indexes():
     run.step(odd_items_fail_once)  # expanded, every item ran once
     restored = WorkflowState.restore(wf, run.state.snapshot())
     assert restored == run.state
-    assert restored._frontier == run.state._frontier == {"m"}
+    assert restored._index.frontier == run.state._index.frontier == {"m"}
     assert restored.next_wakeup() == run.state.next_wakeup() == 1.0
     assert_plans_like_the_reference(restored, (0.0, 1.0))
     run.state = restored  # the rest of the run folds into the restored state
     run.run(odd_items_fail_once)
     assert run.state.status == "completed" and run.state.results()["m"] == [0, 1, 2, 3, 4]
-    assert run.state.next_wakeup() is None and run.state._frontier == set()
+    assert run.state.next_wakeup() is None and run.state._index.frontier == set()
     assert run.state == WorkflowState.from_events(wf, run.log)

@@ -1,9 +1,10 @@
 """An in-process, synchronous runtime: plan, execute, apply without Ray.
 
 ``drive`` runs a workflow to the end (or until it waits for a signal) with a
-fake clock, producing the same events the Ray worker would. Tests of the
-core and of user workflows use it; it is also how property tests generate
-realistic event logs.
+fake clock, producing the same events the Ray worker would: it plans each
+cycle with the worker's :func:`~runner.cycle.plan_cycle`, then starts and runs
+the cycle's tasks one by one. Tests of the core and of user workflows use it;
+it is also how property tests generate realistic event logs.
 """
 
 from __future__ import annotations
@@ -13,12 +14,16 @@ from collections.abc import Callable
 from typing import Any
 
 from runner import serialization
-from runner.events import Event, RunSubmitted, StepStarted, StoredEvent
-from runner.execution import run_task
-from runner.state import Task, WorkflowState
+from runner.cycle import outcome_events, plan_cycle, started_event
+from runner.events import Event, RunSubmitted, SignalReceived, StoredEvent
+from runner.execution import StepResult, run_task
+from runner.planning import Task
+from runner.state import WorkflowState
 from runner.workflow import Workflow
 
 Interceptor = Callable[[Task], Any]
+
+LEASE = 1
 
 
 class InProcessRun:
@@ -31,38 +36,36 @@ class InProcessRun:
         self.now = now
         self.rng = random.Random(seed)
         self.state = WorkflowState(workflow)
-        self.log: list[StoredEvent] = []
         self.run_id = run_id
-        self.record(
-            RunSubmitted(workflow=workflow.name, input=input, definition_hash=workflow.definition_hash(), at=now)
+        submitted = RunSubmitted(
+            workflow=workflow.name, input=input, definition_hash=workflow.definition_hash(), at=now
         )
+        first = StoredEvent(run_id=run_id, seq=1, event=submitted)
+        self.state.apply(first)
+        self.log: list[StoredEvent] = [first]
 
     def record(self, event: Event) -> None:
-        stored = StoredEvent(run_id=self.run_id, seq=len(self.log) + 1, event=event)
-        self.state.apply(stored)
-        self.log.append(stored)
+        self.log.append(self.state.record(event))
 
     def step(self, intercept: Interceptor | None = None) -> bool:
         """One cycle: bookkeeping, then every runnable task once. False when nothing happened."""
-        progressed = False
-        for event in self.state.advance(self.now):
-            self.record(event)
-            progressed = True
-        for task in self.state.runnables(now=self.now):
+        plan = plan_cycle(self.state, self.now)
+        self.log += plan.events
+        for task in plan.tasks:
             if self.state.is_finished:
                 break
-            self.record(StepStarted(node=task.node, item=task.item, attempt=task.attempt, lease=1, at=self.now))
-            node = self.workflow.nodes[task.node]
-            try:
-                value = intercept(task) if intercept is not None else run_task(node, task, task.inputs)
-            except Exception as exc:
-                events = self.state.failure_events(task, serialization.error_info(exc), self.now, self.rng)
-            else:
-                events = self.state.success_events(task, value, self.now)
-            for event in events:
+            self.record(started_event(task, LEASE, self.now))
+            for event in outcome_events(self.state, task, self._execute(task, intercept), self.now, self.rng):
                 self.record(event)
-            progressed = True
-        return progressed
+        return bool(plan.events or plan.tasks)
+
+    def _execute(self, task: Task, intercept: Interceptor | None) -> StepResult:
+        node = self.workflow.nodes[task.node]
+        try:
+            value = intercept(task) if intercept is not None else run_task(node, task, task.inputs)
+        except Exception as exc:
+            return StepResult(error=serialization.error_info(exc))
+        return StepResult(value=value)
 
     def run(self, intercept: Interceptor | None = None, max_cycles: int = 10_000) -> WorkflowState:
         """Cycle until the run ends or waits for a signal; jumps the clock to due retries and timers."""
@@ -78,8 +81,6 @@ class InProcessRun:
         raise RuntimeError(f"run did not settle in {max_cycles} cycles")
 
     def signal(self, signal_id: int, name: str, payload: Any) -> None:
-        from runner.events import SignalReceived
-
         self.record(SignalReceived(signal_id=signal_id, name=name, payload=payload, at=self.now))
 
 

@@ -1,0 +1,341 @@
+"""The fold: one stored event at a time into a run's :class:`~runner.run_data.RunData`.
+
+Every event is checked against the log so far before anything changes: an
+event that cannot follow (a gap in the sequence, a step started before its
+upstreams resolved, a result for a task that is not running ...) raises
+:class:`~runner.errors.FoldError` and leaves the data as it was. Once it
+passes, its handler updates the data and the :class:`PlanningIndex`.
+The same log always folds to the same data. Pure: no Ray, no I/O.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from runner.errors import FoldError
+from runner.events import (
+    SKIPPED,
+    FactProduced,
+    FactReused,
+    MapExpanded,
+    RunCancelled,
+    RunCompleted,
+    RunFailed,
+    RunPaused,
+    RunResumed,
+    RunSubmitted,
+    RunSuspended,
+    SignalReceived,
+    StepFailed,
+    StepSkipped,
+    StepStarted,
+    StoredEvent,
+    TimerFired,
+    TimerScheduled,
+)
+from runner.planning_index import PlanningIndex
+from runner.run_data import (
+    EXECUTABLE_KINDS,
+    OPEN,
+    READY_STATUSES,
+    MapSummary,
+    RunData,
+    TaskKey,
+    TaskRecord,
+    TaskStatus,
+    label,
+)
+from runner.store import RunStatus
+from runner.workflow import Node, NodeKind, Workflow
+
+WAITING, RUNNING, RETRY, FALLBACK = TaskStatus.WAITING, TaskStatus.RUNNING, TaskStatus.RETRY, TaskStatus.FALLBACK
+DONE, SKIPPED_STATUS, FAILED = TaskStatus.DONE, TaskStatus.SKIPPED, TaskStatus.FAILED
+
+
+class Fold:
+    """Folds events into ``data`` over ``workflow``, keeping ``index`` in step."""
+
+    def __init__(self, workflow: Workflow, data: RunData, index: PlanningIndex) -> None:
+        self.workflow = workflow
+        self._d = data
+        self._index = index
+
+    def apply(self, stored: StoredEvent) -> None:
+        """Fold one stored event; FoldError if it cannot follow the log so far."""
+        d = self._d
+        if stored.seq != d.cursor + 1:
+            raise FoldError(f"event seq {stored.seq} does not follow cursor {d.cursor}: the log has a gap or repeat")
+        if d.run_id and stored.run_id != d.run_id:
+            raise FoldError(f"event of run {stored.run_id!r} folded into run {d.run_id!r}")
+        event = stored.event
+        if not d.submitted and not isinstance(event, RunSubmitted):
+            raise FoldError(f"the log must start with RunSubmitted, not {type(event).__name__}")
+        if d.outcome is not None:
+            raise FoldError(f"{type(event).__name__} after the run ended ({d.outcome})")
+        handler = _HANDLERS.get(type(event))
+        if handler is None:
+            raise FoldError(f"unknown event type {type(event).__name__}")
+        handler(self, stored.run_id, event)
+        d.cursor = stored.seq
+
+    # ------------------------------------------------------------ handlers
+    def _on_submitted(self, run_id: str, e: RunSubmitted) -> None:
+        d = self._d
+        if d.submitted:
+            raise FoldError("RunSubmitted twice in one log")
+        if e.workflow != self.workflow.name:
+            raise FoldError(f"log is for workflow {e.workflow!r}, not {self.workflow.name!r}")
+        d.submitted = True
+        d.run_id = run_id
+        d.input = e.input
+        d.definition_hash = e.definition_hash
+        d.parent_run_id = e.parent_run_id
+
+    def _on_started(self, run_id: str, e: StepStarted) -> None:
+        node = self._executable(e.node, e.item)
+        if self._d.inputs(node) is None:
+            raise FoldError(f"StepStarted for {e.node!r} before its upstream components resolved")
+        if e.item is None and e.node in self._d.results:
+            raise FoldError(f"StepStarted for {e.node!r} which already has a result")
+        rec = self._open_record(e.node, e.item, "StepStarted")
+        if rec.status is FALLBACK:  # the fallback of the last attempt starts; it stays FALLBACK until its outcome
+            if e.attempt != rec.attempt:
+                raise FoldError(
+                    f"StepStarted attempt {e.attempt} for the fallback of {label(e.node, e.item)}, "
+                    f"whose last attempt was {rec.attempt}"
+                )
+            rec.started_at = e.at
+            return
+        if rec.status not in (WAITING, RETRY, RUNNING):
+            raise FoldError(f"StepStarted for {label(e.node, e.item)} which is already {rec.status}")
+        if e.attempt < max(rec.attempt, 1):
+            raise FoldError(f"StepStarted attempt {e.attempt} for {label(e.node, e.item)} after attempt {rec.attempt}")
+        self._d.tasks[(e.node, e.item)] = rec
+        self._set_status((e.node, e.item), rec, RUNNING)
+        rec.attempt, rec.retry_at, rec.started_at = e.attempt, None, e.at
+        if rec.first_started_at is None:
+            rec.first_started_at = e.at
+
+    def _on_fact(self, run_id: str, e: FactProduced) -> None:
+        node = self._node(e.node)
+        if node.kind is NodeKind.WAIT:
+            if e.node in self._d.results or self._d.inputs(node) is None:
+                raise FoldError(f"FactProduced for wait {e.node!r} which is not waiting")
+            index = next((i for i, s in enumerate(self._d.signals) if s[1] == node.signal), None)
+            if index is None:
+                raise FoldError(f"FactProduced for wait {e.node!r} with no {node.signal!r} signal received")
+            self._d.signals.pop(index)
+            self._resolve(e.node, e.value)
+            return
+        self._executable(e.node, e.item)
+        rec = self._open_record(e.node, e.item, "FactProduced")
+        expected = FALLBACK if e.fallback else RUNNING
+        if rec.status is not expected:
+            raise FoldError(f"FactProduced for {label(e.node, e.item)} which is {rec.status}, not {expected}")
+        self._set_status((e.node, e.item), rec, DONE)
+        rec.value, rec.finished_at = e.value, e.at
+        self._resolve_task(e.node, e.item, e.value)
+
+    def _on_expanded(self, run_id: str, e: MapExpanded) -> None:
+        node = self._node(e.node)
+        d = self._d
+        if node.kind is not NodeKind.MAP or e.node in d.map_counts or e.node in d.results:
+            raise FoldError(f"MapExpanded for {e.node!r}, which is not an unexpanded map")
+        if e.count < 0:
+            raise FoldError(f"MapExpanded with negative count {e.count}")
+        if d.inputs(node) is None:
+            raise FoldError(f"MapExpanded for {e.node!r} before its upstream component resolved")
+        d.map_counts[e.node] = e.count
+        d.tasks.pop((e.node, None), None)
+        for i in range(e.count):
+            d.tasks[(e.node, i)] = TaskRecord()
+        d.ready_items[e.node] = set(range(e.count))
+        d.item_values[e.node] = [OPEN] * e.count
+        d.items_open[e.node] = e.count
+        d.map_summary[e.node] = MapSummary()
+        if e.count == 0:
+            self._finish_map(e.node)
+
+    def _on_failed(self, run_id: str, e: StepFailed) -> None:
+        node = self._node(e.node)
+        d = self._d
+        key = (e.node, e.item)
+        if node.kind is NodeKind.MAP and e.item is None:
+            if e.node in d.map_counts:  # a map whose input was not a list fails before expanding
+                raise FoldError(f"StepFailed for map {e.node!r} as a whole after it expanded")
+            if d.inputs(node) is None:
+                raise FoldError(f"StepFailed for map {e.node!r} before its upstream component resolved")
+            rec = d.tasks.setdefault(key, TaskRecord(status=RUNNING, attempt=1))
+        else:
+            self._executable(e.node, e.item)
+            rec = self._open_record(e.node, e.item, "StepFailed")
+        if rec.status is not RUNNING and rec.status is not FALLBACK:
+            raise FoldError(f"StepFailed for {label(e.node, e.item)} which is {rec.status}, not running")
+        rec.error, rec.finished_at = e.error, e.at
+        if rec.status is FALLBACK:
+            status = FAILED
+        elif e.retry_at is not None:
+            status, rec.retry_at = RETRY, e.retry_at
+            self._index.push_retry(e.node, e.item, e.retry_at)
+        elif node.policy.fallback is not None and not (node.kind is NodeKind.MAP and e.item is None):
+            status = FALLBACK
+        else:
+            status = FAILED
+        self._set_status(key, rec, status)
+
+    def _on_skipped(self, run_id: str, e: StepSkipped) -> None:
+        node = self._node(e.node)
+        d = self._d
+        if e.item is not None:
+            self._executable(e.node, e.item)
+            rec = self._open_record(e.node, e.item, "StepSkipped")
+            self._set_status((e.node, e.item), rec, SKIPPED_STATUS)
+            rec.value, rec.finished_at = SKIPPED, e.at
+            self._resolve_task(e.node, e.item, SKIPPED)
+            return
+        if e.node in d.results:
+            raise FoldError(f"StepSkipped for {e.node!r} which already has a result")
+        if d.inputs(node) is None:
+            raise FoldError(f"StepSkipped for {e.node!r} before its upstream components resolved")
+        whole = d.tasks.get((e.node, None))
+        if whole is not None:
+            self._set_status((e.node, None), whole, SKIPPED_STATUS)
+            whole.value, whole.finished_at = SKIPPED, e.at
+        self._resolve(e.node, SKIPPED)
+
+    def _on_signal(self, run_id: str, e: SignalReceived) -> None:
+        d = self._d
+        if e.signal_id <= d.last_signal_id:
+            raise FoldError(f"signal {e.signal_id} received again (last was {d.last_signal_id})")
+        d.signals.append((e.signal_id, e.name, e.payload))
+        d.last_signal_id = e.signal_id
+
+    def _on_timer_scheduled(self, run_id: str, e: TimerScheduled) -> None:
+        node = self._node(e.node)
+        if node.kind is not NodeKind.SLEEP or e.node in self._d.timers or self._d.inputs(node) is None:
+            raise FoldError(f"TimerScheduled for {e.node!r}, which is not a sleep ready to start")
+        self._d.timers[e.node] = e.due_at
+        self._index.push_timer(e.node, e.due_at)
+
+    def _on_timer_fired(self, run_id: str, e: TimerFired) -> None:
+        node = self._node(e.node)
+        inputs = self._d.inputs(node)
+        if e.node not in self._d.timers or e.node in self._d.results or inputs is None:
+            raise FoldError(f"TimerFired for {e.node!r}, which has no pending timer")
+        self._resolve(e.node, inputs[0] if inputs else None)
+
+    def _on_suspended(self, run_id: str, e: RunSuspended) -> None:
+        self._d.suspended = True
+
+    def _on_resumed(self, run_id: str, e: RunResumed) -> None:
+        self._d.suspended = False
+        self._d.paused = False
+
+    def _on_paused(self, run_id: str, e: RunPaused) -> None:
+        self._d.paused = True
+
+    def _on_reused(self, run_id: str, e: FactReused) -> None:
+        node = self._node(e.node)
+        d = self._d
+        if e.node in d.results or d.inputs(node) is None or (e.node, None) in d.tasks:
+            raise FoldError(f"FactReused for {e.node!r}, which has already started or whose upstreams are unresolved")
+        if node.kind in EXECUTABLE_KINDS and node.kind is not NodeKind.MAP:
+            d.tasks[(e.node, None)] = TaskRecord(status=DONE, value=e.value, finished_at=e.at)
+        self._resolve(e.node, e.value)
+        d.reused.add(e.node)
+
+    def _on_cancelled(self, run_id: str, e: RunCancelled) -> None:
+        self._d.outcome = RunStatus.CANCELLED
+
+    def _on_completed(self, run_id: str, e: RunCompleted) -> None:
+        self._d.outcome, self._d.result = RunStatus.COMPLETED, e.result
+
+    def _on_run_failed(self, run_id: str, e: RunFailed) -> None:
+        self._d.outcome, self._d.error, self._d.failed_node = RunStatus.FAILED, e.error, e.node
+
+    # ------------------------------------------------------------- helpers
+    def _node(self, name: str) -> Node:
+        node = self.workflow.nodes.get(name)
+        if node is None:
+            raise FoldError(f"event names component {name!r}, which workflow {self.workflow.name!r} does not have")
+        return node
+
+    def _executable(self, name: str, item: int | None) -> Node:
+        node = self._node(name)
+        if node.kind not in EXECUTABLE_KINDS:
+            raise FoldError(f"{node.kind.value} {name!r} is not executed as a task")
+        if node.kind is NodeKind.MAP:
+            count = self._d.map_counts.get(name)
+            if item is None or count is None or not 0 <= item < count:
+                raise FoldError(f"{label(name, item)} is not an item of expanded map {name!r}")
+        elif item is not None:
+            raise FoldError(f"{node.kind.value} {name!r} has no items, got item {item}")
+        return node
+
+    def _open_record(self, name: str, item: int | None, what: str) -> TaskRecord:
+        """The record of an unresolved task (a step not started yet gets a fresh one)."""
+        rec = self._d.tasks.get((name, item))
+        if rec is not None:
+            return rec
+        if item is not None:  # items have records from MapExpanded until they resolve
+            raise FoldError(f"{what} for {label(name, item)} which already has a result")
+        return TaskRecord()
+
+    def _set_status(self, key: TaskKey, rec: TaskRecord, status: TaskStatus) -> None:
+        """Change a task's status, keeping the running set and the ready-items index in step."""
+        d = self._d
+        if rec.status is RUNNING:
+            d.running.discard(key)
+        rec.status = status
+        if status is RUNNING:
+            d.running.add(key)
+        name, item = key
+        if item is not None and name in d.ready_items:
+            if status in READY_STATUSES:
+                d.ready_items[name].add(item)
+            else:
+                d.ready_items[name].discard(item)
+
+    def _resolve(self, name: str, value: Any) -> None:
+        """Record ``name``'s result and let the index unblock what is downstream."""
+        self._d.results[name] = value
+        self._index.resolved(name)
+
+    def _resolve_task(self, name: str, item: int | None, value: Any) -> None:
+        d = self._d
+        if item is None:
+            self._resolve(name, value)
+            return
+        rec = d.tasks.pop((name, item))
+        d.map_summary[name].add(rec)
+        d.item_values[name][item] = value
+        d.items_open[name] -= 1
+        if d.items_open[name] == 0:
+            self._finish_map(name)
+
+    def _finish_map(self, name: str) -> None:
+        d = self._d
+        self._resolve(name, d.item_values.pop(name))
+        d.items_open.pop(name)
+        d.ready_items.pop(name, None)
+
+
+_HANDLERS: dict[type, Callable[[Fold, str, Any], None]] = {
+    RunSubmitted: Fold._on_submitted,
+    StepStarted: Fold._on_started,
+    FactProduced: Fold._on_fact,
+    MapExpanded: Fold._on_expanded,
+    StepFailed: Fold._on_failed,
+    StepSkipped: Fold._on_skipped,
+    SignalReceived: Fold._on_signal,
+    TimerScheduled: Fold._on_timer_scheduled,
+    TimerFired: Fold._on_timer_fired,
+    RunSuspended: Fold._on_suspended,
+    RunResumed: Fold._on_resumed,
+    RunPaused: Fold._on_paused,
+    RunCancelled: Fold._on_cancelled,
+    FactReused: Fold._on_reused,
+    RunCompleted: Fold._on_completed,
+    RunFailed: Fold._on_run_failed,
+}

@@ -1,0 +1,249 @@
+"""Planning: what follows from a run's log as it stands.
+
+A :class:`Planner` reads the fold's data and index and answers three
+questions, without changing anything:
+
+- ``runnables``: which tasks may start now;
+- ``advance``: which bookkeeping events follow (skips, signals consumed,
+  timers scheduled or fired, maps expanded, the run's completion);
+- ``success_events`` / ``failure_events``: which events record a task's
+  outcome (a result, a retry under the step's policy, a fallback, a skip or
+  the run's failure).
+
+It never runs user code and never does I/O. Pure: no Ray.
+"""
+
+from __future__ import annotations
+
+import heapq
+import random
+from collections.abc import Callable, Collection
+from dataclasses import dataclass
+from typing import Any
+
+from runner.events import (
+    SKIPPED,
+    ErrorInfo,
+    Event,
+    FactProduced,
+    FactRef,
+    MapExpanded,
+    RunCompleted,
+    RunFailed,
+    StepFailed,
+    StepSkipped,
+    TimerFired,
+    TimerScheduled,
+)
+from runner.planning_index import PlanningIndex
+from runner.run_data import EXECUTABLE_KINDS, RunData, TaskKey, TaskRecord, TaskStatus
+from runner.workflow import Node, NodeKind, Workflow
+
+
+class _NotTaken:
+    """Returned by a rule's task when its condition was false."""
+
+    def __repr__(self) -> str:
+        return "NOT_TAKEN"
+
+    def __reduce__(self) -> str:
+        return "NOT_TAKEN"
+
+
+NOT_TAKEN = _NotTaken()
+
+
+@dataclass(frozen=True, kw_only=True)
+class Task:
+    """One thing to execute: ``fn(*inputs)`` of ``node`` (item ``item`` of a map)."""
+
+    node: str
+    attempt: int
+    inputs: tuple[Any, ...]
+    item: int | None = None
+    fallback: bool = False
+
+    @property
+    def key(self) -> TaskKey:
+        return (self.node, self.item)
+
+
+class Planner:
+    """Plans one run over ``workflow`` from the fold's ``data`` and ``index`` (read only)."""
+
+    def __init__(self, workflow: Workflow, data: RunData, index: PlanningIndex) -> None:
+        self.workflow = workflow
+        self._d = data
+        self._index = index
+
+    def runnables(self, in_flight: Collection[TaskKey] = (), now: float | None = None) -> list[Task]:
+        """Tasks that may start now, highest priority first.
+
+        A task recorded as started but not in ``in_flight`` is returned again
+        (its worker died): a step runs at least once. Retries are returned once
+        ``now`` reaches their ``retry_at`` (``now=None``: ignore the clock).
+        """
+        d = self._d
+        if d.outcome is not None or d.paused or not d.submitted:
+            return []
+        nodes = self.workflow.nodes
+        tasks: list[Task] = []
+        orphans: dict[str, list[TaskKey]] = {}  # map items started by a worker that is gone
+        for key in d.running.difference(in_flight) if len(d.running) else ():
+            if key[1] is not None:
+                orphans.setdefault(key[0], []).append(key)
+        for name in self._index.frontier:  # the order does not matter: tasks are sorted below
+            node = nodes[name]
+            if node.kind not in EXECUTABLE_KINDS:
+                continue
+            inputs = d.inputs(node)
+            if inputs is None or (node.after and all(v is SKIPPED for v in inputs)):
+                continue
+            if node.kind is NodeKind.MAP:
+                if node.name not in d.map_counts:
+                    continue
+                keys: list[TaskKey] = [(node.name, i) for i in sorted(d.ready_items.get(node.name, ()))]
+                keys += orphans.get(node.name, [])
+            else:
+                keys = [(node.name, None)]
+            for key in keys:
+                if key in in_flight:
+                    continue
+                rec = d.tasks.get(key) or TaskRecord()
+                status = rec.status
+                if status is TaskStatus.WAITING:
+                    tasks.append(Task(node=key[0], item=key[1], attempt=1, inputs=inputs))
+                elif status is TaskStatus.RUNNING:
+                    tasks.append(Task(node=key[0], item=key[1], attempt=rec.attempt, inputs=inputs))
+                elif status is TaskStatus.RETRY and (now is None or (rec.retry_at or 0) <= now):
+                    tasks.append(Task(node=key[0], item=key[1], attempt=rec.attempt + 1, inputs=inputs))
+                elif status is TaskStatus.FALLBACK:
+                    tasks.append(Task(node=key[0], item=key[1], attempt=rec.attempt, inputs=inputs, fallback=True))
+        order = self._index.order
+        tasks.sort(key=lambda t: (-nodes[t.node].policy.priority, order[t.node], t.item or 0))
+        return tasks
+
+    def advance(self, now: float) -> list[Event]:
+        """Bookkeeping events that follow from the log as it stands, in order.
+
+        Skips whose upstreams were all skipped, waits whose signal is here,
+        timers to schedule or fire, maps to expand, and finally RunCompleted.
+        Apply them (after appending) and call again until it returns nothing
+        new; one call already follows chains, since nodes are in topological order.
+        """
+        d = self._d
+        if d.outcome is not None or d.paused or not d.submitted:
+            return []
+        index = self._index
+        events: list[Event] = []
+        overlay: dict[str, Any] = {}
+        taken_signals: set[int] = set()
+
+        def result(name: str) -> Any:
+            return overlay[name] if name in overlay else d.results[name]
+
+        def resolved(name: str) -> bool:
+            return name in overlay or name in d.results
+
+        # the frontier in topological order; what resolves here lets its downstream components in
+        queue = [index.order[name] for name in index.frontier]
+        heapq.heapify(queue)
+
+        def settle(name: str, value: Any) -> None:
+            overlay[name] = value
+            for child in index.downstream[name]:
+                if all(resolved(up) for up in child.after):
+                    heapq.heappush(queue, index.order[child.name])
+
+        while queue:
+            node = index.by_order[heapq.heappop(queue)]
+            name = node.name
+            inputs = tuple(result(up) for up in node.after) if node.after else d.root_inputs(node)
+            if node.after and all(v is SKIPPED for v in inputs):
+                events.append(StepSkipped(node=name, reason="all upstream components were skipped", at=now))
+                settle(name, SKIPPED)
+            elif node.kind is NodeKind.WAIT:
+                signal = next((s for s in d.signals if s[1] == node.signal and s[0] not in taken_signals), None)
+                if signal is not None:
+                    taken_signals.add(signal[0])
+                    events.append(FactProduced(node=name, value=signal[2], at=now))
+                    settle(name, signal[2])
+            elif node.kind is NodeKind.SLEEP:
+                due = d.timers.get(name)
+                if due is None:
+                    due = now + (node.seconds or 0.0)
+                    events.append(TimerScheduled(node=name, due_at=due, at=now))
+                if due <= now:
+                    events.append(TimerFired(node=name, at=now))
+                    settle(name, inputs[0] if inputs else None)
+            elif node.kind is NodeKind.MAP and name not in d.map_counts and (name, None) not in d.tasks:
+                count = list_length(inputs[0])
+                if count is None:
+                    error = ErrorInfo(
+                        type="TypeError",
+                        message=f"map {name!r} needs a list or tuple from {node.after[0]!r}, got {type(inputs[0]).__name__}",
+                        non_retryable=True,
+                    )
+                    events.append(StepFailed(node=name, attempt=1, error=error, at=now))
+                    events += _final_failure(node, None, error, now)
+                    if node.policy.on_failure == "skip":
+                        settle(name, SKIPPED)
+                    else:
+                        return events
+                else:
+                    events.append(MapExpanded(node=name, count=count, at=now))
+                    if count == 0:
+                        settle(name, [])
+        if len(d.results) + len(overlay) == len(index.by_order):  # every component resolved
+            events.append(RunCompleted(result=run_result(self.workflow, result), at=now))
+        return events
+
+    def success_events(self, task: Task, value: Any, now: float) -> list[Event]:
+        """Events recording that ``task`` returned ``value`` (NOT_TAKEN: a rule that did not fire)."""
+        if value is NOT_TAKEN:
+            return [StepSkipped(node=task.node, item=task.item, reason="rule condition was false", at=now)]
+        return [
+            FactProduced(
+                node=task.node, item=task.item, value=value, attempt=task.attempt, fallback=task.fallback, at=now
+            )
+        ]
+
+    def failure_events(self, task: Task, error: ErrorInfo, now: float, rng: random.Random | None = None) -> list[Event]:
+        """Events recording that ``task`` failed: a retry, a fallback to run, a skip or the run's failure."""
+        node = self.workflow.nodes[task.node]
+        policy = node.policy
+        if not task.fallback and not error.non_retryable and task.attempt < policy.max_attempts:
+            retry_at = now + policy.retry_delay(task.attempt, rng)
+            return [
+                StepFailed(node=task.node, item=task.item, attempt=task.attempt, error=error, retry_at=retry_at, at=now)
+            ]
+        events: list[Event] = [StepFailed(node=task.node, item=task.item, attempt=task.attempt, error=error, at=now)]
+        if policy.fallback is not None and not task.fallback:
+            return events  # runnables() offers the fallback next
+        return events + _final_failure(node, task.item, error, now)
+
+
+def _final_failure(node: Node, item: int | None, error: ErrorInfo, now: float) -> list[Event]:
+    """After a component's last failure: skip it (``on_failure="skip"``) or fail the run."""
+    if node.policy.on_failure == "skip":
+        return [StepSkipped(node=node.name, item=item, reason=f"failed: {error}", at=now)]
+    return [RunFailed(error=error, node=node.name, at=now)]
+
+
+def run_result(workflow: Workflow, result: Callable[[str], Any]) -> Any:
+    """The run's result from its components' results: the output's, the only sink's, or every sink's by name."""
+    if workflow.output is not None:
+        return result(workflow.output)
+    sinks = workflow.sinks()
+    if len(sinks) == 1:
+        return result(sinks[0])
+    return {name: result(name) for name in sinks if result(name) is not SKIPPED}
+
+
+def list_length(value: Any) -> int | None:
+    """How many items a map fans out over: the length of a list, tuple or stored list (None: not a list)."""
+    if isinstance(value, FactRef):
+        return value.length
+    if isinstance(value, (list, tuple)):
+        return len(value)
+    return None

@@ -1,0 +1,132 @@
+"""A step as a Ray task: what runs on the cluster for each task a worker dispatches.
+
+The worker sends a task the run id, the definition's hash, the task and the
+Store actor's *address* (not its handle, nor the definition: both cost every
+task a registration or a fetch). The task finds the definition in a
+per-process cache (on a miss it reads it once from the run's record), loads
+fact references among its inputs, runs the step under its context, saves a
+large result as a fact, and returns a :class:`~runner.execution.StepResult`.
+A step's own exception is a failed StepResult, never a raised error.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import ray
+
+from runner import serialization
+from runner.context import installed
+from runner.events import FactRef
+from runner.execution import StepResult, run_task, step_context
+from runner.planning import Task
+from runner.store import RunRecord
+from runner.store_handle import StoreHandle
+from runner.workflow import Node, Workflow
+
+# ------------------------------------------------------- per-process caches
+_DEFINITIONS: dict[str, Workflow] = {}
+
+
+def definition(definition_hash: str, blob: bytes) -> Workflow:
+    """The workflow pickled in ``blob``, unpickled once per process and hash."""
+    workflow = _DEFINITIONS.get(definition_hash)
+    if workflow is None:
+        if len(_DEFINITIONS) > 64:
+            _DEFINITIONS.clear()
+        workflow = serialization.loads(blob)
+        _DEFINITIONS[definition_hash] = workflow
+    return workflow
+
+
+@dataclass(frozen=True)
+class StoreAddress:
+    """The Store actor's name: what a step task gets instead of its handle. A handle costs
+    a registration on both sides of every task; most tasks never touch the store, and the
+    ones that do (a large input or result) look it up once per process."""
+
+    name: str
+    namespace: str
+
+    def handle(self) -> StoreHandle:
+        if not self.name:
+            raise RuntimeError("this Store actor has no name: create it through the Runner (runner.connect)")
+        handle = _STORE_HANDLES.get(self)
+        if handle is None:
+            handle = _STORE_HANDLES[self] = StoreHandle(ray.get_actor(self.name, namespace=self.namespace))
+        return handle
+
+
+_STORE_HANDLES: dict[StoreAddress, StoreHandle] = {}
+
+
+# ------------------------------------------------------------- running one
+def execute_step(
+    run_id: str,
+    workflow: Workflow,
+    task: Task,
+    store: Callable[[], StoreHandle],
+    fact_threshold: int,
+    deferred_facts: list[tuple[str, bytes]] | None = None,
+) -> StepResult:
+    """Run one task: its value (or FactRef) or the error it failed with. Never raises for user errors.
+    ``store`` gives the Store actor's handle, asked for only when a fact is read or saved.
+
+    A large result is saved as a fact before the ref is returned, or, given ``deferred_facts``
+    (an inline step inside the worker), left there for the worker to save before its next append."""
+    node = workflow.nodes[task.node]
+    try:
+        inputs = tuple(_loaded(v, store) for v in task.inputs)
+        with installed(step_context(run_id, task)):
+            value = run_task(node, task, inputs)
+        stored, blob = serialization.externalize(value, fact_threshold)
+        if blob is not None and deferred_facts is not None:
+            deferred_facts.append((stored.hash, blob))
+        elif blob is not None:
+            ray.get(store().save_fact(stored.hash, blob))
+        return StepResult(value=stored)
+    except Exception as exc:
+        return StepResult(error=serialization.error_info(exc))
+
+
+def _loaded(value: Any, store: Callable[[], StoreHandle]) -> Any:
+    if isinstance(value, FactRef):
+        return serialization.loads(ray.get(store().load_fact(value.hash)))
+    return value
+
+
+@ray.remote(max_retries=0)
+def _step_task(run_id: str, definition_hash: str, task: Task, store: StoreAddress, fact_threshold: int) -> StepResult:
+    return execute_step(run_id, _task_definition(run_id, definition_hash, store), task, store.handle, fact_threshold)
+
+
+def _task_definition(run_id: str, definition_hash: str, store: StoreAddress) -> Workflow:
+    """The run's definition, cached per process by hash; on a miss, read once from the run's
+    record. Tasks do not carry it: an object-store argument costs every task a fetch."""
+    workflow = _DEFINITIONS.get(definition_hash)
+    if workflow is not None:
+        return workflow
+    record: RunRecord = ray.get(store.handle().get_run(run_id))
+    if record.definition_hash != definition_hash:
+        raise RuntimeError(f"run {run_id!r} has definition {record.definition_hash}, not {definition_hash}")
+    return definition(definition_hash, record.definition)
+
+
+def remote_step(node: Node) -> Any:
+    """The Ray remote function that runs ``node``'s tasks, with its Ray options (resources);
+    made once per set of options. Call ``.remote(run_id, definition_hash, task, address, fact_threshold)``."""
+    options = node.resources.ray_options()
+    if not options:
+        return _step_task
+    key = tuple(sorted((k, repr(v)) for k, v in options.items()))
+    remote = _OPTIONED.get(key)
+    if remote is None:
+        if len(_OPTIONED) > 256:
+            _OPTIONED.clear()
+        remote = _OPTIONED[key] = _step_task.options(**options)
+    return remote
+
+
+_OPTIONED: dict[tuple[tuple[str, str], ...], Any] = {}
