@@ -15,9 +15,10 @@ Arming reaches every Ray process through the file system:
   ``runtime_env={"env_vars": faults.environment(directory)}``.
 - :func:`arm` writes a small arming into that directory: the point, an
   optional run id (the point then fires only for that run), the action and
-  how many times it may fire. Each allowed firing is one token file; a
-  process that fires claims a token with ``os.rename``, which only one
-  process can win, so two processes never both take the last one.
+  how many times it may fire (or, ``times=None``, until disarmed). Each
+  allowed firing is one token file; a process that fires claims a token
+  with ``os.rename``, which only one process can win, so two processes
+  never both take the last one.
 - :func:`fired` / :func:`wait_fired` read the firings (which process, which
   run, when); :func:`release` opens the gates of :attr:`Action.GATE`
   firings; :func:`disarm` takes armings back.
@@ -25,7 +26,7 @@ Arming reaches every Ray process through the file system:
 Layout of the directory::
 
     armed/<point>/<arm id>.json            the arming (run id, action, error to raise)
-    armed/<point>/<arm id>.<n>.token       one per firing still allowed
+    armed/<point>/<arm id>.<n>.token       one per firing still allowed (none if unlimited)
     fired/<point>/<arm id>.<n>.json        one per firing (pid, run ids, time)
     fired/<point>/<arm id>.<n>.released    a GATE firing's gate, opened
 
@@ -114,6 +115,7 @@ class _Arming:
     run_id: str | None
     action: Action
     error: BaseException | None
+    unlimited: bool  # fires until disarmed: no tokens
 
 
 def _directory_from_env() -> Path | None:
@@ -186,13 +188,14 @@ def _fire(root: Path, point: FaultPoint, run_ids: tuple[str, ...]) -> tuple[_Arm
     for spec in specs:
         arm_id = spec[: -len(".json")]
         mine = [token for token in tokens if token.startswith(arm_id + ".")]
-        if not mine:
-            continue
         arming = _read_arming(folder / spec)
         if arming is None or (arming.run_id is not None and arming.run_id not in run_ids):
             continue
         fired_dir = root / "fired" / point.value
         fired_dir.mkdir(parents=True, exist_ok=True)
+        if arming.unlimited:
+            stem = f"{arm_id}.{time.time_ns()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+            return arming, _record_firing(fired_dir / (stem + ".json"), point, arming, run_ids)
         for token in mine:
             stem = token[: -len(".token")]
             claimed = fired_dir / (stem + ".claimed")
@@ -200,21 +203,23 @@ def _fire(root: Path, point: FaultPoint, run_ids: tuple[str, ...]) -> tuple[_Arm
                 os.rename(folder / token, claimed)  # atomic: one process wins each token
             except FileNotFoundError:
                 continue  # another process took it
-            record = fired_dir / (stem + ".json")
-            _write_json(
-                record,
-                {
-                    "point": point.value,
-                    "action": arming.action.value,
-                    "arm_id": arm_id,
-                    "pid": os.getpid(),
-                    "run_ids": list(run_ids),
-                    "at": time.time(),
-                },
-            )
+            record = _record_firing(fired_dir / (stem + ".json"), point, arming, run_ids)
             claimed.unlink(missing_ok=True)
             return arming, record
     return None
+
+
+def _record_firing(record: Path, point: FaultPoint, arming: _Arming, run_ids: tuple[str, ...]) -> Path:
+    data: dict[str, object] = {
+        "point": point.value,
+        "action": arming.action.value,
+        "arm_id": arming.arm_id,
+        "pid": os.getpid(),
+        "run_ids": list(run_ids),
+        "at": time.time(),
+    }
+    _write_json(record, data)
+    return record
 
 
 def _act_now(firing: tuple[_Arming, Path]) -> None:
@@ -246,20 +251,21 @@ def arm(
     point: FaultPoint,
     action: Action,
     run_id: str | None = None,
-    times: int = 1,
+    times: int | None = 1,
     error: BaseException | None = None,
 ) -> str:
     """Arm ``point``: the next ``times`` processes to reach it (for ``run_id`` only, if given)
-    do ``action``. ``error``: what RAISE raises (default :func:`disk_full`). The arming's id."""
+    do ``action``; ``times=None``: every one, until :func:`disarm` (a disk that stays full).
+    ``error``: what RAISE raises (default :func:`disk_full`). The arming's id."""
     point, action = FaultPoint(point), Action(action)
-    if isinstance(times, bool) or not isinstance(times, int) or times < 1:
-        raise ValueError(f"times must be a whole number >= 1, got {times!r}")
+    if times is not None and (isinstance(times, bool) or not isinstance(times, int) or times < 1):
+        raise ValueError(f"times must be a whole number >= 1 or None (until disarmed), got {times!r}")
     if error is not None and action is not Action.RAISE:
         raise ValueError(f"error= only goes with Action.RAISE, not {action.value}")
     folder = Path(directory) / "armed" / point.value
     folder.mkdir(parents=True, exist_ok=True)
     arm_id = f"{time.time_ns():020d}-{uuid.uuid4().hex[:8]}"  # sorts in arming order
-    for n in range(times):  # the tokens first: a process that sees the arming sees all its tokens
+    for n in range(times or 0):  # the tokens first: a process that sees the arming sees all its tokens
         (folder / f"{arm_id}.{n:06d}.token").touch()
     _write_json(
         folder / f"{arm_id}.json",
@@ -267,6 +273,7 @@ def arm(
             "run_id": run_id,
             "action": action.value,
             "error": None if error is None else base64.b64encode(pickle.dumps(error)).decode(),
+            "unlimited": times is None,
         },
     )
     return arm_id
@@ -361,4 +368,5 @@ def _read_arming(path: Path) -> _Arming | None:
         run_id=data.get("run_id"),
         action=Action(data["action"]),
         error=pickle.loads(base64.b64decode(error)) if error else None,
+        unlimited=bool(data.get("unlimited")),
     )

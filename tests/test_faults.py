@@ -106,6 +106,17 @@ def test_disarm_takes_back_what_has_not_fired(fault_dir: Path) -> None:
     assert len(faults.fired(fault_dir, POINT)) == 1
 
 
+def test_an_unlimited_arming_fires_until_disarmed(fault_dir: Path) -> None:
+    faults.arm(fault_dir, POINT, Action.RAISE, times=None)
+    for _ in range(5):
+        with pytest.raises(OSError):
+            faults.hit(POINT, "run-1")
+    assert len(faults.fired(fault_dir, POINT)) == 5
+    assert faults.disarm(fault_dir, POINT) == 0  # no counted firings were left, just the arming
+    faults.hit(POINT, "run-1")
+    assert len(faults.fired(fault_dir, POINT)) == 5
+
+
 def test_arm_refuses_nonsense(fault_dir: Path) -> None:
     with pytest.raises(ValueError):
         faults.arm(fault_dir, POINT, Action.RAISE, times=0)
