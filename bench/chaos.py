@@ -252,7 +252,7 @@ class FaultRow:
         worst = "never" if never else (f"{max(measured):.1f} s" if measured else "–")
         errors = [e for r in t for e in r.run_errors] + [e for r in t for e in r.api_errors]
         first = errors[0] if errors else ("hung" if lost_hung else "")
-        notes = sorted({n for r in t for n in r.notes})
+        notes = [n for r in t for n in r.notes]
         if self.skipped:
             notes.append(self.skipped)
         return [
@@ -359,6 +359,7 @@ def _run_fault(row: FaultRow, env: LocalRay | ClusterRay, args: argparse.Namespa
             trial = TrialResult(runs=6, hung=6, notes=[_short(f"trial not run: {_short(exc)}")])
             env.stop()
             env.start()
+        trial.notes = [f"trial {index + 1}: {note}" for note in trial.notes]
         row.trials.append(trial)
         print(f"    {trial}", flush=True)
         if trial.hung and not args.keep_going and index + 1 < args.repeats:
