@@ -28,6 +28,7 @@ test: lint typecheck
 	$(PY) -m pytest -q -m "not slow"
 
 chaos: $(STAMP)
+	$(PY) bench/chaos.py
 	$(PY) -m pytest -q -m slow
 
 bench: $(STAMP)

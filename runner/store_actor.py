@@ -24,8 +24,10 @@ from typing import Any
 import ray
 
 from adapters import open_store
+from runner import faults
 from runner.errors import StoreError, StoreLocked
 from runner.events import Event, StoredEvent
+from runner.faults import FaultPoint
 from runner.store import (
     AppendRequest,
     Lease,
@@ -135,7 +137,10 @@ class StoreActor:
     def _commit(self, batch: list[_Pending]) -> list[Receipt | Exception]:
         requests = [pending.request for pending in batch]
         try:
+            faults.hit_any(FaultPoint.STORE_COMMIT, (r.run_id for r in requests))  # e.g. a full disk
             results = self._store.append_many(requests)
+            # committed, not yet answered: a crash here loses the replies, never the events
+            faults.hit_any(FaultPoint.STORE_COMMITTED, (r.run_id for r in requests))
         except Exception as exc:  # the adapter itself failed: every caller learns it
             results = [exc] * len(batch)
         size = sum(len(r.events) for r in requests)
