@@ -54,8 +54,8 @@ def ray_get(ref: ObjectRef[T]) -> T:
         if isinstance(cause, RayError):  # the callee lost an actor it called: it restarts
             raise _unavailable(cause) from exc
         raise RunnerError(
-            f"the Runner failed unexpectedly: {type(cause).__name__}: {_first_line(cause)}; "
-            "this is a bug in ray-runner, please report it with the traceback chained here"
+            f"the Runner could not carry out this call ({type(cause).__name__}: {_first_line(cause)}); "
+            "the chained error has its traceback: if it is not about your code or input, report it as a bug"
         ) from exc
     except RayError as exc:  # the actor called died, is restarting, or cannot be reached
         raise _unavailable(exc) from exc

@@ -173,7 +173,8 @@ class Runner:
         slot = self.pool.slot_of(run_id)
         if slot is not None:
             self._signalled_while_active.add(run_id)
-            await slot.handle.poke.remote(run_id)
+            with contextlib.suppress(RayActorError):  # its worker died: the run restarts and reads its inbox
+                await slot.handle.poke.remote(run_id)
         else:
             record = await self.store.get_run(run_id)
             if record.status is RunStatus.SUSPENDED:
