@@ -69,7 +69,7 @@ def test_a_store_that_cannot_be_opened_raises_its_own_error_and_leaves_nothing(
     namespaces: list[str], tmp_path: Path
 ) -> None:
     good = "duckdb:///" + str(tmp_path / "good.duckdb")
-    for bad, error in _bad_paths(tmp_path):
+    for number, (bad, error) in enumerate(_bad_paths(tmp_path)):
         namespace = _namespace()
         namespaces.append(namespace)
         with pytest.raises(error) as caught:
@@ -79,7 +79,9 @@ def test_a_store_that_cannot_be_opened_raises_its_own_error_and_leaves_nothing(
         assert not _registered(namespace)  # no Runner (nor its Store actor) left behind
 
         client = connect(store=good, namespace=namespace)  # the right path, same process, same namespace
-        assert client.submit(_add_one(), 1).result(timeout=60) == 2
+        assert client.store_path == tmp_path / "good.duckdb"
+        if number == 0:
+            assert client.submit(_add_one(), 1).result(timeout=60) == 2
         ray.kill(client.runner, no_restart=True)
 
 
