@@ -121,8 +121,10 @@ def test_the_store_actor_killed_under_running_runs_and_a_waiting_client(client: 
     waiting.append(calls.run(lambda: together.extend(client.results(handles, timeout=RESULT_TIMEOUT))))
 
     store = client.store
+    address = ray.get(StoreHandle(store).address())
     sigkill_actor(store)
     wait_restarted(store, 1)
+    assert ray.get(StoreHandle(store).address()) == address  # the same actor, by the same name, in a new process
     # reads go on against the restarted actor while the runs are still in flight
     assert all(h.status() is runner.RunStatus.RUNNING for h in handles)
     touch(gate)
@@ -185,3 +187,23 @@ def test_the_runner_killed_during_submits_results_and_other_calls(client: runner
     assert [(e.name, e.payload) for e in received] == [("approve", "yes")]
     inbox = ray.get(StoreHandle(client.store).signals(waiting.run_id))
     assert collections.Counter(s.name for s in inbox) == {"approve": 1}
+
+
+def test_a_runner_stopped_for_good_is_reported_in_our_own_error(client: runner.Client) -> None:
+    handle = client.submit(_quick(), 1)
+    assert handle.result(timeout=RESULT_TIMEOUT) == 3
+    ray.kill(client.runner, no_restart=True)
+
+    calls: list[Callable[[], Any]] = [
+        client.stats,
+        handle.status,
+        lambda: handle.result(timeout=RESULT_TIMEOUT),
+        lambda: client.signal(handle.run_id, "go"),
+        lambda: client.submit(_quick(), 2),
+        lambda: client.cancel(handle.run_id),
+    ]
+    for call in calls:
+        with pytest.raises(runner.RunnerUnavailable) as caught:
+            call()
+        assert not isinstance(caught.value, RayError)
+        assert "runner.connect()" in str(caught.value)
