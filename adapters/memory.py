@@ -26,7 +26,9 @@ from runner.store import (
     Signal,
     Snapshot,
     as_status,
+    check_append_cursor,
     check_cursor,
+    check_dedupe_key,
     check_events,
     check_fact,
     check_lease_request,
@@ -55,6 +57,10 @@ class InMemoryStore:
         self._snapshots: dict[str, Snapshot] = {}
         self._facts: dict[str, bytes] = {}
         self._signals: dict[str, list[tuple[int, str, str, float]]] = {}
+        self._request_ids: dict[
+            str, dict[int, str]
+        ] = {}  # per run: the seq of an append's last event -> its request id
+        self._signal_keys: dict[str, dict[str, int]] = {}  # per run: dedupe key -> signal id
         self._closed = False
 
     # ------------------------------------------------------------------ runs
@@ -92,6 +98,8 @@ class InMemoryStore:
                     self._keys[new.idempotency_key] = new.run_id
                 self._events[new.run_id] = list(rows)
                 self._signals[new.run_id] = []
+                self._request_ids[new.run_id] = {}
+                self._signal_keys[new.run_id] = {}
                 out.append((record, True))
             return out
 
@@ -135,6 +143,8 @@ class InMemoryStore:
             self._events.pop(run_id, None)
             self._snapshots.pop(run_id, None)
             self._signals.pop(run_id, None)
+            self._request_ids.pop(run_id, None)
+            self._signal_keys.pop(run_id, None)
 
     def transition(self, run_id: str, to: RunStatus, *, lease: int | None = None) -> RunRecord:
         check_run_id(run_id)
@@ -200,11 +210,26 @@ class InMemoryStore:
             self._runs[run_id] = replace(record, lease_owner=None, lease_expires_at=None)
 
     # --------------------------------------------------------------- the log
-    def append(self, run_id: str, events: Sequence[Event], lease: int, *, status: RunStatus | None = None) -> Receipt:
+    def append(
+        self,
+        run_id: str,
+        events: Sequence[Event],
+        lease: int,
+        *,
+        status: RunStatus | None = None,
+        after_seq: int | None = None,
+        request_id: str | None = None,
+    ) -> Receipt:
         check_run_id(run_id)
-        result = self.append_many(
-            [AppendRequest(run_id=run_id, events=check_events(events), lease=lease, status=status)]
-        )[0]
+        request = AppendRequest(
+            run_id=run_id,
+            events=check_events(events),
+            lease=lease,
+            status=status,
+            after_seq=after_seq,
+            request_id=request_id,
+        )
+        result = self.append_many([request])[0]
         if isinstance(result, Exception):
             raise result
         return result
@@ -227,12 +252,18 @@ class InMemoryStore:
                 request, rows = item
                 try:
                     record = self._record(request.run_id)
+                    earlier = check_append_cursor(request, record, self._request_ids[request.run_id].get)
+                    if earlier is not None:  # a retry of a committed append: nothing to write
+                        results.append(earlier)
+                        continue
                     check_write(record, request.lease, request.status)
                 except (StoreError, InvalidArgument) as exc:
                     results.append(exc)
                     continue
                 first = record.last_seq + 1
                 self._events[request.run_id].extend(rows)
+                if request.request_id is not None:
+                    self._request_ids[request.run_id][record.last_seq + len(rows)] = request.request_id
                 error = error_summary(request.events)
                 self._runs[request.run_id] = replace(
                     record,
@@ -294,19 +325,27 @@ class InMemoryStore:
                 raise FactNotFound(fact_hash) from None
 
     # --------------------------------------------------------------- signals
-    def post_signal(self, run_id: str, name: str, payload: object) -> Signal:
+    def post_signal(self, run_id: str, name: str, payload: object, *, dedupe_key: str | None = None) -> Signal:
         check_run_id(run_id)
         check_signal_name(name)
+        check_dedupe_key(dedupe_key)
         encoded = serialization.json_value(payload)
         with self._lock:
             self._check_open()
             record = self._record(run_id)
+            inbox = self._signals[run_id]
+            keys = self._signal_keys[run_id]
+            if dedupe_key is not None and dedupe_key in keys:  # sent before: the stored one
+                stored_id, stored_name, stored_payload, stored_at = inbox[keys[dedupe_key] - 1]
+                stored = serialization.from_json_value(stored_payload)
+                return Signal(run_id=run_id, signal_id=stored_id, name=stored_name, payload=stored, sent_at=stored_at)
             if record.status.is_terminal:
                 raise RunClosed(run_id, record.status.value)
-            inbox = self._signals[run_id]
             signal_id = len(inbox) + 1
             sent_at = self._clock()
             inbox.append((signal_id, name, encoded, sent_at))
+            if dedupe_key is not None:
+                keys[dedupe_key] = signal_id
         return Signal(run_id=run_id, signal_id=signal_id, name=name, payload=payload, sent_at=sent_at)
 
     def signals(self, run_id: str, after: int = 0) -> list[Signal]:

@@ -9,6 +9,8 @@ from typing import TYPE_CHECKING, Any
 
 from runner.context import StepContext, context
 from runner.errors import (
+    AppendConflict,
+    ConfigMismatch,
     DefinitionError,
     FactNotFound,
     FencedError,
@@ -22,6 +24,7 @@ from runner.errors import (
     ResultTimeout,
     RunClosed,
     RunnerError,
+    RunnerUnavailable,
     RunNotFound,
     RunWasCancelled,
     SnapshotMismatch,
@@ -29,6 +32,7 @@ from runner.errors import (
     StoreCorrupt,
     StoreError,
     StoreLocked,
+    StorePathInvalid,
     WorkerLost,
     WorkflowFailed,
 )
@@ -67,12 +71,14 @@ def __getattr__(name: str) -> Any:
 
 __all__ = [
     "SKIPPED",
+    "AppendConflict",
     "Client",
     "RunHandle",
     "StepContext",
     "StepInfo",
     "connect",
     "context",
+    "ConfigMismatch",
     "DefinitionError",
     "FactNotFound",
     "FactRef",
@@ -97,12 +103,14 @@ __all__ = [
     "RunStatus",
     "RunnerConfig",
     "RunnerError",
+    "RunnerUnavailable",
     "SnapshotMismatch",
     "StepTimeout",
     "Store",
     "StoreCorrupt",
     "StoreError",
     "StoreLocked",
+    "StorePathInvalid",
     "WorkerLost",
     "Workflow",
     "WorkflowFailed",

@@ -143,7 +143,7 @@ def _store_calls(store: str, address: str | None, namespace: str) -> StoreCalls 
     import ray
 
     from runner.client import absolute_store_url
-    from runner.ray_calls import StoreCalls, ray_get, runner_store
+    from runner.ray_calls import RunnerCalls, StoreCalls, find_runner, runner_store
     from runner.runner import RUNNER_NAME
 
     wanted = absolute_store_url(store)  # a bad URL is reported before connecting
@@ -157,9 +157,10 @@ def _store_calls(store: str, address: str | None, namespace: str) -> StoreCalls 
         runner_actor = ray.get_actor(RUNNER_NAME, namespace=namespace)
     except ValueError:
         return None
-    if ray_get(runner_actor.store_url_in_use.remote()) != wanted:
+    runner = RunnerCalls(runner_actor, lambda: find_runner(RUNNER_NAME, namespace))
+    if runner.call(lambda r: r.store_url_in_use.remote()) != wanted:
         return None  # that Runner holds another store; the one asked for is not locked by it
-    return StoreCalls(runner_store(runner_actor))
+    return StoreCalls(runner_store(runner), find=lambda: runner_store(runner))
 
 
 # -------------------------------------------------------------- helpers
@@ -315,7 +316,6 @@ def _submit(
 
 
 def _watch(handle: RunHandle, workflow: Workflow, timeout: float | None) -> None:
-    from runner.ray_calls import ray_get
     from runner.state import WorkflowState
 
     state = WorkflowState(workflow)
@@ -348,7 +348,7 @@ def _watch(handle: RunHandle, workflow: Workflow, timeout: float | None) -> None
                 raise Exit(
                     EXIT_FAILED, f"run {handle.run_id} still {state.status} after {timeout:g}s; it goes on running"
                 )
-            ray_get(handle.client.runner.wait.remote(handle.run_id, 0.3))  # returns early when the run ends
+            handle.client.wait_records([handle.run_id], 0.3)  # returns early when the run ends
 
 
 @main.command()

@@ -26,16 +26,21 @@ import ray
 from adapters import DEFAULT_STORE_URL, store_path
 from runner import serialization
 from runner.errors import (
+    ConfigMismatch,
     IllegalTransition,
     InvalidArgument,
     ReplayRefused,
     ResultTimeout,
     RunnerError,
+    RunnerUnavailable,
+    RunNotFound,
+    StoreError,
 )
 from runner.events import SKIPPED, FactReused, RunSubmitted, StepSkipped, StoredEvent
-from runner.ray_calls import StoreCalls, ray_get, runner_store
+from runner.ray_calls import RunnerCalls, StoreCalls, find_runner, runner_store
 from runner.reader import ActorStoreReader
 from runner.runner import RUNNER_NAME, RecoveryReport, Runner, RunnerConfig, RunnerStats
+from runner.runner_config import config_differences
 from runner.state import StepInfo, WorkflowState
 from runner.store import NewRun, RunFilter, RunRecord, RunStatus, check_run_id, check_signal_name
 from runner.workflow import Workflow
@@ -58,6 +63,12 @@ def connect(
     ``max_workers`` caps the worker actors the Runner keeps alive (default:
     the machine's CPU count, at least 2). ``config`` sets every supervision
     option; ``max_workers`` overrides its field when both are given.
+
+    A Runner already running in the namespace is used as it is: ConfigMismatch
+    if ``config`` or ``max_workers`` asks for other settings (give neither to
+    take the running Runner's). A store that cannot be opened raises the
+    adapter's error (StoreCorrupt, StorePathInvalid, ...) and leaves no Runner
+    behind, so the next ``connect()`` starts afresh.
     """
     if not isinstance(namespace, str) or not namespace:
         raise InvalidArgument(f"namespace must be a non-empty string, got {namespace!r}")
@@ -66,15 +77,57 @@ def connect(
     if max_workers is not None:
         base = RunnerConfig(**{**base.__dict__, "max_workers": max_workers})
     _init_ray(address, namespace)
-    handle = _runner_actor(namespace, store_url, base)
-    in_use = ray_get(handle.store_url_in_use.remote())
+    calls = RunnerCalls(_runner_actor(namespace, store_url, base), lambda: find_runner(RUNNER_NAME, namespace))
+    in_use = calls.call(lambda r: r.store_url_in_use.remote())
+    if in_use != store_url and _could_not_open_its_store(calls):
+        _remove_runner(calls, namespace)  # left behind by a connect() that died: start ours
+        calls = RunnerCalls(_runner_actor(namespace, store_url, base), lambda: find_runner(RUNNER_NAME, namespace))
+        in_use = calls.call(lambda r: r.store_url_in_use.remote())
     if in_use != store_url:
         raise RunnerError(
             f"the Runner of namespace {namespace!r} already uses store {in_use!r}, not {store_url!r}; "
             "connect with that store, or use another namespace"
         )
-    ray_get(handle.ready.remote())
-    return Client(handle, namespace=namespace, store_url=store_url)
+    if config is not None or max_workers is not None:
+        running: RunnerConfig = calls.call(lambda r: r.config_in_use.remote())
+        names = None if config is not None else ["max_workers"]
+        differences = config_differences(running, base, names)
+        if differences:
+            raise ConfigMismatch(
+                namespace, {name: f"running {mine!r}, asked {theirs!r}" for name, (mine, theirs) in differences.items()}
+            )
+    try:
+        calls.call(lambda r: r.ready.remote())
+    except StoreError:
+        _remove_runner(calls, namespace)  # its store cannot be opened: leave nothing registered
+        raise
+    return Client(calls, namespace=namespace, store_url=store_url)
+
+
+def _could_not_open_its_store(calls: RunnerCalls) -> bool:
+    """True if the running Runner's store failed to open (it is of no use to anyone)."""
+    try:
+        calls.call(lambda r: r.ready.remote())
+    except StoreError:
+        return True
+    return False
+
+
+def _remove_runner(calls: RunnerCalls, namespace: str, wait: float = 30.0) -> None:
+    """Kill the Runner (its Store actor and workers go with it) and wait until its name is free."""
+    with contextlib.suppress(Exception):  # gone already
+        ray.kill(calls.handle, no_restart=True)
+    deadline = time.monotonic() + wait
+    while time.monotonic() < deadline:
+        try:
+            ray.get_actor(RUNNER_NAME, namespace=namespace)
+        except ValueError:
+            return
+        time.sleep(0.05)
+    raise RunnerUnavailable(
+        f"the Runner of namespace {namespace!r} could not be removed within {wait:g}s; "
+        f"remove it with ray.kill(ray.get_actor({RUNNER_NAME!r}, namespace={namespace!r})) or use another namespace"
+    )
 
 
 def absolute_store_url(url: str) -> str:
@@ -111,7 +164,8 @@ def _runner_actor(namespace: str, store_url: str, config: RunnerConfig) -> Any:
             get_if_exists=True,
             num_cpus=0,
             max_concurrency=10_000,
-            max_restarts=-1,
+            max_restarts=-1,  # restarted in place when its process dies; it recovers from the store...
+            max_task_retries=-1,  # ...and the calls in flight are sent again (safe: see Client)
             resources=_HEAD_NODE,
         )
         .remote(store_url, config)
@@ -196,10 +250,16 @@ def pickle_definition(workflow: Workflow) -> bytes:
 
 
 class Client:
-    """A connection to one namespace's Runner."""
+    """A connection to one namespace's Runner.
 
-    def __init__(self, runner: Any, *, namespace: str, store_url: str) -> None:
-        self._runner = runner
+    Every call goes through :mod:`runner.ray_calls`: while the Runner or its Store
+    actor restarts after a crash, a call waits and is sent again, and what a call
+    raises is always a :class:`~runner.errors.RunnerError`. Each call is safe to
+    send twice: submits carry their run id, signals a dedupe key, and cancel,
+    pause and resume look at the run before they are sent again."""
+
+    def __init__(self, runner: RunnerCalls, *, namespace: str, store_url: str) -> None:
+        self._calls = runner
         self.namespace = namespace
         self.store_url = store_url
         self._store = StoreCalls(runner_store(runner), find=lambda: runner_store(runner))
@@ -257,8 +317,7 @@ class Client:
         """Store a new run (durably, before returning) and queue it. Same id or key: the existing run."""
         new = self.new_run(workflow, input, run_id=run_id, idempotency_key=idempotency_key)
         with _by_value(workflow):  # the input may be of a class from the workflow's module
-            ref = self._runner.submit.remote(new)
-        record, _created = ray_get(ref)
+            record, _created = self._calls.call(lambda r: r.submit.remote(new))
         return RunHandle(self, record.run_id)
 
     def submit_many(self, workflow: Workflow, inputs: list[Any]) -> list[RunHandle]:
@@ -266,8 +325,7 @@ class Client:
         definition = pickle_definition(workflow)
         news = [self.new_run(workflow, item, definition=definition) for item in inputs]
         with _by_value(workflow):
-            ref = self._runner.submit_many.remote(news)
-        results = ray_get(ref)
+            results = self._calls.call(lambda r: r.submit_many.remote(news))
         return [RunHandle(self, record.run_id) for record, _ in results]
 
     def get(self, run_id: str) -> RunHandle:
@@ -291,22 +349,41 @@ class Client:
         """Send a signal; it is stored before this returns and kept until a wait_for takes it."""
         check_run_id(run_id)
         check_signal_name(name)
-        signal_id: int = ray_get(self._runner.signal.remote(run_id, name, payload))
+        dedupe_key = uuid.uuid4().hex  # this call's identity: sent again, it is stored once
+        signal_id: int = self._calls.call(lambda r: r.signal.remote(run_id, name, payload, dedupe_key))
         return signal_id
 
     def cancel(self, run_id: str) -> RunRecord:
         """Cancel a run (running steps are cancelled); IllegalTransition if it has ended."""
-        record: RunRecord = ray_get(self._runner.cancel.remote(check_run_id(run_id)))
-        return record
+        check_run_id(run_id)
+        return self._once(lambda r: r.cancel, run_id, lambda record: record.status.is_terminal)
 
     def pause(self, run_id: str) -> RunRecord:
         """Pause a running run: running steps finish, no new one starts, its worker is released."""
-        record: RunRecord = ray_get(self._runner.pause.remote(check_run_id(run_id)))
-        return record
+        check_run_id(run_id)
+        return self._once(lambda r: r.pause, run_id, lambda record: record.status is RunStatus.PAUSED)
 
     def resume(self, run_id: str) -> RunRecord:
         """Queue a paused run again."""
-        record: RunRecord = ray_get(self._runner.resume.remote(check_run_id(run_id)))
+        check_run_id(run_id)
+        return self._once(
+            lambda r: r.resume,
+            run_id,
+            lambda record: record.status is not RunStatus.PAUSED and not record.status.is_terminal,
+        )
+
+    def _once(self, method: Any, run_id: str, took_effect: Any) -> RunRecord:
+        """A Runner call whose answer would differ if it ran twice (cancel, pause, resume): Ray does
+        not send it again by itself; if its Runner restarted meanwhile, the run's record says
+        whether it took effect (``took_effect(record)``) before it is sent again."""
+
+        def settled() -> RunRecord | None:
+            record = self.reader.get_run(run_id)
+            return record if took_effect(record) else None
+
+        record: RunRecord = self._calls.call(
+            lambda r: method(r).options(max_task_retries=0).remote(run_id), settled=settled
+        )
         return record
 
     def delete(self, run_id: str) -> None:
@@ -314,7 +391,8 @@ class Client:
         record = self.get(run_id).record()
         if not record.status.is_terminal:
             raise IllegalTransition(run_id, record.status.value, "deleted")
-        self._store.call(lambda store: store.delete(run_id))
+        with contextlib.suppress(RunNotFound):  # sent again after a restart: the first try deleted it
+            self._store.call(lambda store: store.delete(run_id))
 
     def replay(self, run_id: str, *, allow_irreversible: bool = False) -> RunHandle:
         """A new run with the same definition and input; its ``parent_run_id`` is ``run_id``."""
@@ -367,35 +445,40 @@ class Client:
             events=events,
             parent_run_id=parent.run_id,
         )
-        record, _ = ray_get(self._runner.submit.remote(new))
+        record, _ = self._calls.call(lambda r: r.submit.remote(new))
         return RunHandle(self, record.run_id)
 
     def results(self, handles: Sequence[RunHandle], timeout: float | None = None) -> list[Any]:
         """Every run's result, in order, once all have ended (one round trip, not one per run).
         The first failed run raises as ``RunHandle.result`` would; ResultTimeout after ``timeout``."""
         run_ids = [h.run_id for h in handles]
-        records: list[RunRecord] = ray_get(self._runner.wait_many.remote(run_ids, timeout))
+        records = self.wait_records(run_ids, timeout)
         for record in records:
             if not record.status.is_terminal:
                 raise ResultTimeout(record.run_id, timeout or 0.0, record.status.value)
         return [self.reader.result_of(record, last) for record, last in self.reader.outcomes(run_ids)]
+
+    def wait_records(self, run_ids: Sequence[str], timeout: float | None) -> list[RunRecord]:
+        """The runs' records once all have ended, or after ``timeout`` seconds (no error then)."""
+        records: list[RunRecord] = self._calls.call(lambda r: r.wait_many.remote(list(run_ids), timeout))
+        return records
 
     def result_of(self, record: RunRecord, last: StoredEvent | None) -> Any:
         """The result an ended run's record and last event stand for (or its error, raised)."""
         return self.reader.result_of(record, last)
 
     def stats(self) -> RunnerStats:
-        stats: RunnerStats = ray_get(self._runner.stats.remote())
+        stats: RunnerStats = self._calls.call(lambda r: r.stats.remote())
         return stats
 
     def recovery_report(self) -> RecoveryReport:
-        report: RecoveryReport = ray_get(self._runner.report.remote())
+        report: RecoveryReport = self._calls.call(lambda r: r.report.remote())
         return report
 
     @property
     def runner(self) -> Any:
-        """The Runner actor handle (advanced use and tests)."""
-        return self._runner
+        """The Runner actor handle (advanced use and tests; its calls are not translated nor retried)."""
+        return self._calls.handle
 
     @property
     def store(self) -> Any:
@@ -456,7 +539,7 @@ class RunHandle:
         while True:
             remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
             step = 30.0 if remaining is None else min(remaining, 30.0)
-            record: RunRecord = ray_get(self.client.runner.wait.remote(self.run_id, step))
+            [record] = self.client.wait_records([self.run_id], step)
             if record.status.is_terminal:
                 return record
             if deadline is not None and time.monotonic() >= deadline:

@@ -81,6 +81,21 @@ class StoreCorrupt(StoreError):
         return (type(self), (self.path, self.detail))
 
 
+class StorePathInvalid(StoreError):
+    """The store's path cannot hold a store file: it is a directory, or its directory cannot be made."""
+
+    def __init__(self, path: str, detail: str) -> None:
+        self.path = path
+        self.detail = detail
+        super().__init__(
+            f"store path {path} cannot be used ({detail}); give the path of a DuckDB file "
+            "in a directory you can write to, e.g. duckdb:///./runs.duckdb"
+        )
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.path, self.detail))
+
+
 class RunNotFound(StoreError, KeyError):
     """No run with this id exists in the store."""
 
@@ -127,6 +142,25 @@ class FencedError(StoreError):
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (type(self), (self.run_id, self.lease, self.current))
+
+
+class AppendConflict(StoreError):
+    """An append expected to follow event ``after_seq``, but the log holds other events there.
+
+    Another writer appended under the same lease, or the writer's idea of the log is wrong:
+    it must stop and take the run over again (recover from the store), never retry the write."""
+
+    def __init__(self, run_id: str, after_seq: int, last_seq: int) -> None:
+        self.run_id = run_id
+        self.after_seq = after_seq
+        self.last_seq = last_seq
+        super().__init__(
+            f"run {run_id!r}: an append expected to follow event {after_seq}, but the log ends at event "
+            f"{last_seq} with other events; this writer must stop and recover the run from the store"
+        )
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.run_id, self.after_seq, self.last_seq))
 
 
 class LeaseHeld(StoreError):
@@ -256,3 +290,24 @@ class ReplayRefused(RunnerError):
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (type(self), (self.run_id, self.steps))
+
+
+class RunnerUnavailable(RunnerError):
+    """The Runner (or its Store actor) stayed unreachable longer than a call waits for a restart."""
+
+
+class ConfigMismatch(RunnerError):
+    """``connect()`` asked for settings that differ from those of the namespace's running Runner."""
+
+    def __init__(self, namespace: str, differences: dict[str, str]) -> None:
+        self.namespace = namespace
+        self.differences = dict(differences)  # each differing setting -> "running X, asked Y"
+        listed = "; ".join(f"{name}: {how}" for name, how in self.differences.items())
+        super().__init__(
+            f"the Runner of namespace {namespace!r} runs with other settings ({listed}); connect without "
+            "config= and max_workers= to use the running Runner as it is, or use another namespace "
+            "(or stop that Runner first)"
+        )
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.namespace, self.differences))

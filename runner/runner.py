@@ -72,7 +72,8 @@ class Runner:
                 name=self.store_address.name,
                 num_cpus=0,
                 max_concurrency=STORE_CONCURRENCY,
-                max_restarts=-1,
+                max_restarts=-1,  # restarted in place, same name, when its process dies...
+                max_task_retries=-1,  # ...and the calls in flight are sent again (each is safe to repeat)
                 resources=_HEAD_NODE,
             ).remote(store_url)
         )
@@ -119,11 +120,14 @@ class Runner:
     async def store_url_in_use(self) -> str:
         return self.store_url
 
+    async def config_in_use(self) -> RunnerConfig:
+        return self.config
+
     async def submit(self, new: NewRun) -> tuple[RunRecord, bool]:
         """Store the run (durably) and queue it; an existing run with the same id or key is returned."""
         await self._ready
         record, created = await self.store.create_run(new)
-        if created:
+        if record.status is RunStatus.PENDING:  # new, or stored by an earlier try of this call
             self._enqueue(record.run_id)
         return record, created
 
@@ -134,6 +138,8 @@ class Runner:
         for record, created in results:
             if created:
                 self._pending.append(record.run_id)
+            elif record.status is RunStatus.PENDING:  # stored by an earlier try of this call
+                self._enqueue(record.run_id)
         self._schedule()
         return results
 
@@ -160,13 +166,15 @@ class Runner:
             for run_id, future in futures.items():
                 self._run_ended.remove(run_id, future)
 
-    async def signal(self, run_id: str, name: str, payload: Any) -> int:
-        """Put a signal in the run's inbox (durable on return) and wake the run if it waits."""
-        signal = await self.store.post_signal(run_id, name, payload)
+    async def signal(self, run_id: str, name: str, payload: Any, dedupe_key: str | None = None) -> int:
+        """Put a signal in the run's inbox (durable on return) and wake the run if it waits.
+        ``dedupe_key``: the call's identity, so a retried call stores the signal once."""
+        signal = await self.store.post_signal(run_id, name, payload, dedupe_key)
         slot = self.pool.slot_of(run_id)
         if slot is not None:
             self._signalled_while_active.add(run_id)
-            await slot.handle.poke.remote(run_id)
+            with contextlib.suppress(RayActorError):  # its worker died: the run restarts and reads its inbox
+                await slot.handle.poke.remote(run_id)
         else:
             record = await self.store.get_run(run_id)
             if record.status is RunStatus.SUSPENDED:
@@ -367,6 +375,7 @@ class Runner:
 
     # -------------------------------------------------------------- recovery
     async def _recover(self) -> None:
+        await self.store.opened()  # a store that cannot be opened fails ready() with the adapter's error
         plan = await plan_startup(self.store)
         self.recovery.found(plan)
         self._pending.extend(plan.resume)

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
+from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 from runner.errors import InvalidArgument
 from runner.worker import WorkerConfig
@@ -39,6 +42,24 @@ class RunnerConfig:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
                 raise InvalidArgument(f"{name} must be a number of seconds >= 0, got {value!r}")
+
+
+def config_differences(
+    running: RunnerConfig, asked: RunnerConfig, names: Iterable[str] | None = None
+) -> dict[str, tuple[Any, Any]]:
+    """``{field: (running value, asked value)}`` for the fields (all, or ``names``) that differ;
+    the worker's settings are compared one by one, as ``worker.lease_ttl`` and so on."""
+    differences: dict[str, tuple[Any, Any]] = {}
+    for name in names if names is not None else [f.name for f in dataclasses.fields(RunnerConfig)]:
+        mine, theirs = getattr(running, name), getattr(asked, name)
+        if dataclasses.is_dataclass(mine) and dataclasses.is_dataclass(theirs):
+            for inner in dataclasses.fields(mine):
+                a, b = getattr(mine, inner.name), getattr(theirs, inner.name)
+                if a != b:
+                    differences[f"{name}.{inner.name}"] = (a, b)
+        elif mine != theirs:
+            differences[name] = (mine, theirs)
+    return differences
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import uuid
 from collections.abc import Callable
 
 from runner import lifecycle, serialization
@@ -60,7 +61,8 @@ class StatusWriter:
             move = plan(record.status, await self.load_state(record))
             if move.via is not None:
                 await self.store.transition(run_id, move.via, lease.token)
-            await self.store.append(run_id, move.events, lease.token, move.to)
+            # at the cursor read above, with an identity: a retried call writes nothing twice
+            await self.store.append(run_id, move.events, lease.token, move.to, record.last_seq, uuid.uuid4().hex)
         except Exception:
             with contextlib.suppress(Exception):  # the first error is the one to report
                 await self.store.release_lease(run_id, lease.token)

@@ -15,11 +15,11 @@ from __future__ import annotations
 import enum
 import math
 import re
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from typing import Protocol, runtime_checkable
 
-from runner.errors import FencedError, IllegalTransition, InvalidArgument, LeaseHeld, RunClosed
+from runner.errors import AppendConflict, FencedError, IllegalTransition, InvalidArgument, LeaseHeld, RunClosed
 from runner.events import (
     EVENT_TYPES,
     Event,
@@ -155,17 +155,32 @@ class Signal:
 
 @dataclass(frozen=True, kw_only=True)
 class AppendRequest:
-    """One caller's batch in ``append_many``."""
+    """One caller's batch in ``append_many``.
+
+    ``after_seq`` (optional): the run's last seq as the writer believes it; the batch goes
+    right after it or not at all (AppendConflict when the log holds other events there).
+    ``request_id`` (optional, with ``after_seq``): the batch's identity, stored with its last
+    event; sent again after it was committed (a retry whose reply was lost), the batch is
+    answered with its original receipt and nothing is written twice."""
 
     run_id: str
     events: tuple[Event, ...]
     lease: int
     status: RunStatus | None = None
+    after_seq: int | None = None
+    request_id: str | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "events", tuple(self.events))
         if self.status is not None:
             object.__setattr__(self, "status", as_status(self.status))
+        if self.after_seq is not None:
+            check_cursor(self.after_seq, "after_seq")
+        if self.request_id is not None:
+            if not isinstance(self.request_id, str) or not self.request_id:
+                raise InvalidArgument(f"request_id must be a non-empty string, got {self.request_id!r}")
+            if self.after_seq is None:
+                raise InvalidArgument("request_id needs after_seq: a request is identified at the cursor it follows")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -247,8 +262,20 @@ class Store(Protocol):
     def release_lease(self, run_id: str, token: int) -> None: ...
 
     # the log
-    def append(self, run_id: str, events: Sequence[Event], lease: int, *, status: RunStatus | None = None) -> Receipt:
-        """Append atomically after the last event; optionally move the run to ``status`` in the same commit."""
+    def append(
+        self,
+        run_id: str,
+        events: Sequence[Event],
+        lease: int,
+        *,
+        status: RunStatus | None = None,
+        after_seq: int | None = None,
+        request_id: str | None = None,
+    ) -> Receipt:
+        """Append atomically after the last event; optionally move the run to ``status`` in the same commit.
+
+        With ``after_seq`` (and ``request_id``), see :class:`AppendRequest`: a retry of a committed
+        append is answered with its original receipt; see :func:`check_append_cursor`."""
         ...
 
     def append_many(self, requests: Sequence[AppendRequest]) -> list[Receipt | Exception]:
@@ -267,8 +294,12 @@ class Store(Protocol):
     def load_fact(self, fact_hash: str) -> bytes: ...
 
     # signals
-    def post_signal(self, run_id: str, name: str, payload: object) -> Signal:
-        """Put a signal in the run's inbox; durable on return."""
+    def post_signal(self, run_id: str, name: str, payload: object, *, dedupe_key: str | None = None) -> Signal:
+        """Put a signal in the run's inbox; durable on return.
+
+        ``dedupe_key``: the call's identity, unique per run. A signal already stored with it
+        is returned as it was stored (even after the run ended) and nothing is stored again,
+        so a retried call never delivers a signal twice."""
         ...
 
     def signals(self, run_id: str, after: int = 0) -> list[Signal]: ...
@@ -331,6 +362,37 @@ def check_signal_name(name: object) -> str:
     if not isinstance(name, str) or not name:
         raise InvalidArgument(f"signal name must be a non-empty string, got {name!r}")
     return name
+
+
+def check_dedupe_key(key: object) -> str | None:
+    if key is not None and (not isinstance(key, str) or not key):
+        raise InvalidArgument(f"dedupe_key must be a non-empty string or None, got {key!r}")
+    return key
+
+
+def check_append_cursor(
+    request: AppendRequest, record: RunRecord, recorded: Callable[[int], str | None]
+) -> Receipt | None:
+    """Where ``request`` stands against the log whose record is ``record``.
+
+    None: it names no cursor, or follows the log's last event: write it (after
+    :func:`check_write`). A receipt: it was committed before (its request id is
+    stored with the event at ``after_seq + len(events)``): a retry, so write
+    nothing and answer this, its original receipt. Otherwise the log holds other
+    events after ``after_seq``: FencedError or RunClosed if the write would be
+    refused anyway, else AppendConflict.
+
+    ``recorded(seq)``: the request id stored with the run's event at ``seq`` (None
+    if none); called only when ``after_seq`` is not the log's last seq, so the
+    common append costs the store no read."""
+    after = request.after_seq
+    if after is None or after == record.last_seq:
+        return None
+    last = after + len(request.events)
+    if request.request_id is not None and after < last <= record.last_seq and recorded(last) == request.request_id:
+        return Receipt(run_id=record.run_id, first_seq=after + 1, last_seq=last)
+    check_write(record, request.lease, request.status)
+    raise AppendConflict(record.run_id, after, record.last_seq)
 
 
 def check_transition(record: RunRecord, to: RunStatus) -> None:

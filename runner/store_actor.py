@@ -11,6 +11,18 @@ error (one worker's FencedError never fails another's batch). With no load
 an append is committed at once: batching adds no waiting.
 
 The actor is thin: the contract lives in the adapter.
+
+The Runner creates it with ``max_restarts=-1, max_task_retries=-1``: when its
+process dies, Ray starts it again under the same name (the constructor reopens
+the file, waiting for the dead process's lock) and sends the calls that were in
+flight again. So every mutating call must be safe to repeat: appends carry
+their cursor and a request id (a committed one is answered with its receipt),
+signals a dedupe key; the other writes are idempotent as they are.
+
+A store that cannot be opened (a typo in its path, a file that is not a
+database) does not kill the actor in its constructor: the actor stays up and
+answers every call with the adapter's error, so its Runner can report it as a
+value and be removed instead of leaving a dead actor behind.
 """
 
 from __future__ import annotations
@@ -25,7 +37,7 @@ import ray
 
 from adapters import open_store
 from runner import faults
-from runner.errors import StoreError, StoreLocked
+from runner.errors import RunnerError, StoreError, StoreLocked
 from runner.events import Event, StoredEvent
 from runner.faults import FaultPoint
 from runner.store import (
@@ -76,6 +88,19 @@ def open_with_retry(url: str, deadline_seconds: float = OPEN_RETRY_SECONDS) -> A
             time.sleep(0.2)
 
 
+class _Unopened:
+    """Stands for a store that could not be opened: every call raises the error it failed with."""
+
+    def __init__(self, error: RunnerError) -> None:
+        self.error = error
+
+    def __getattr__(self, name: str) -> Any:
+        raise self.error
+
+    def close(self) -> None:
+        pass
+
+
 class _Pending:
     """One caller's append waiting for the commit that carries it."""
 
@@ -94,7 +119,12 @@ class StoreActor:
 
     def __init__(self, url: str) -> None:
         self.url = url
-        self._store = open_with_retry(url)
+        try:
+            self._store: Any = open_with_retry(url)
+        except RunnerError as exc:
+            self._store = _Unopened(exc)
+        except Exception as exc:  # not the adapter's own error: still a value, never a dead actor
+            self._store = _Unopened(StoreError(f"the store {url} could not be opened: {type(exc).__name__}: {exc}"))
         self._queue: list[_Pending] = []
         self._commit_scheduled = False
         self._commits = 0
@@ -103,10 +133,23 @@ class StoreActor:
         self._largest = 0
 
     # ----------------------------------------------------------- the log
+    def opened(self) -> None:
+        """Nothing if the store is open; else the error that kept it from opening (e.g. StoreCorrupt)."""
+        if isinstance(self._store, _Unopened):
+            raise self._store.error
+
     async def append(
-        self, run_id: str, events: Sequence[Event], lease: int, status: RunStatus | None = None
+        self,
+        run_id: str,
+        events: Sequence[Event],
+        lease: int,
+        status: RunStatus | None = None,
+        after_seq: int | None = None,
+        request_id: str | None = None,
     ) -> Receipt:
-        request = AppendRequest(run_id=run_id, events=tuple(events), lease=lease, status=status)
+        request = AppendRequest(
+            run_id=run_id, events=tuple(events), lease=lease, status=status, after_seq=after_seq, request_id=request_id
+        )
         result = (await self._group_commit([request]))[0]
         if isinstance(result, Exception):
             raise result
@@ -256,8 +299,8 @@ class StoreActor:
         blob: bytes = self._store.load_fact(fact_hash)
         return blob
 
-    def post_signal(self, run_id: str, name: str, payload: object) -> Signal:
-        signal: Signal = self._store.post_signal(run_id, name, payload)
+    def post_signal(self, run_id: str, name: str, payload: object, dedupe_key: str | None = None) -> Signal:
+        signal: Signal = self._store.post_signal(run_id, name, payload, dedupe_key=dedupe_key)
         return signal
 
     def signals(self, run_id: str, after: int = 0) -> list[Signal]:

@@ -46,9 +46,15 @@ class StoreHandle:
 
     # ----------------------------------------------------------- the log
     def append(
-        self, run_id: str, events: Sequence[Event], lease: int, status: RunStatus | None = None
+        self,
+        run_id: str,
+        events: Sequence[Event],
+        lease: int,
+        status: RunStatus | None = None,
+        after_seq: int | None = None,
+        request_id: str | None = None,
     ) -> ObjectRef[Receipt]:
-        return self.actor.append.remote(run_id, list(events), lease, status)
+        return self.actor.append.remote(run_id, list(events), lease, status, after_seq, request_id)
 
     def append_batch(self, requests: Sequence[AppendRequest]) -> ObjectRef[list[Receipt | Exception]]:
         return self.actor.append_batch.remote(list(requests))
@@ -118,8 +124,8 @@ class StoreHandle:
         return self.actor.load_fact.remote(fact_hash)
 
     # ------------------------------------------------------------ signals
-    def post_signal(self, run_id: str, name: str, payload: object) -> ObjectRef[Signal]:
-        return self.actor.post_signal.remote(run_id, name, payload)
+    def post_signal(self, run_id: str, name: str, payload: object, dedupe_key: str | None = None) -> ObjectRef[Signal]:
+        return self.actor.post_signal.remote(run_id, name, payload, dedupe_key)
 
     def signals(self, run_id: str, after: int = 0) -> ObjectRef[list[Signal]]:
         return self.actor.signals.remote(run_id, after)
@@ -130,6 +136,9 @@ class StoreHandle:
 
     def stats(self) -> ObjectRef[CommitStats]:
         return self.actor.stats.remote()
+
+    def opened(self) -> ObjectRef[None]:
+        return self.actor.opened.remote()
 
     def ping(self) -> ObjectRef[str]:
         return self.actor.ping.remote()

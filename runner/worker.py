@@ -29,6 +29,7 @@ import contextlib
 import os
 import random
 import time
+import uuid
 from collections.abc import Awaitable
 from dataclasses import dataclass, field
 from typing import Any
@@ -295,7 +296,14 @@ class RunExecutor:
         buffered, self._buffer = self._buffer, []
         events = tuple(stored.event for stored in buffered)
         first, last = buffered[0].seq, buffered[-1].seq
-        request = AppendRequest(run_id=self.run_id, events=events, lease=self.lease, status=status_after(events))
+        request = AppendRequest(
+            run_id=self.run_id,
+            events=events,
+            lease=self.lease,
+            status=status_after(events),
+            after_seq=first - 1,  # a retry of this call after the Store actor restarted writes nothing twice
+            request_id=uuid.uuid4().hex,
+        )
         receipt = await self._store_call(self.calls.appends.call(request))
         if receipt.first_seq != first or receipt.last_seq != last:
             raise StoreError(

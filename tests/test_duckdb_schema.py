@@ -1,5 +1,5 @@
-"""The DuckDB file enforces identity (migration 2), old files are upgraded in place, and
-every bulk write path works with the keys in place."""
+"""The DuckDB file enforces identity (migration 2) and keeps the identities of retried calls
+(migration 3), old files are upgraded in place, and every bulk write path works with the keys in place."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pytest
 
 from adapters.duckdb import MIGRATIONS, DuckDBStore, schema, statements
 from runner import serialization
-from runner.errors import StoreError
+from runner.errors import AppendConflict, StoreError
 from runner.events import FactProduced, RunCompleted, RunSubmitted, StepStarted
 from runner.store import AppendRequest, NewRun, RunRecord, RunStatus
 
@@ -63,12 +63,12 @@ def test_the_schema_has_identity_constraints(tmp_path):
 def test_a_version_1_file_is_upgraded_with_its_data_intact_and_the_constraints_hold(tmp_path):
     path = tmp_path / "old.duckdb"
     _version_1_file(path, [("r1", "key-1"), ("r2", None), ("r3", None)])
-    with pytest.raises(StoreError, match="open it once writable to migrate it to 2"):
+    with pytest.raises(StoreError, match=f"open it once writable to migrate it to {schema.LATEST}"):
         DuckDBStore(path, read_only=True)
 
     store = DuckDBStore(path)
     try:
-        assert store.sql("SELECT version FROM schema_version ORDER BY version")[1] == [(1,), (2,)]
+        assert store.sql("SELECT version FROM schema_version ORDER BY version")[1] == [(1,), (2,), (3,)]
         assert {("PRIMARY KEY", "run_id"), ("UNIQUE INDEX", "runs_idempotency_key")} <= _constraints(store)
         # the data is intact (and r1's lagging row was caught up)
         r1 = store.get_run("r1")
@@ -128,6 +128,49 @@ def test_a_version_1_file_with_a_duplicate_run_id_is_left_as_it_was(tmp_path):
         assert con.execute("SELECT count(*) FROM runs").fetchall() == [(2,)]
     finally:
         con.close()
+
+
+def _version_2_file(path: Path) -> None:
+    """A store file as the code of schema version 2 left it: a run with two events and a signal."""
+    _version_1_file(path, [("r1", None)])
+    con = duckdb.connect(str(path))
+    con.execute("BEGIN TRANSACTION")
+    schema.migrate(con, T0, MIGRATIONS[:2])
+    con.execute("UPDATE runs SET status = 'running', lease = 4, lease_owner = 'w', lease_expires_at = ?", [T0 + 30])
+    con.execute("COMMIT")
+    con.close()
+
+
+def test_a_version_2_file_is_upgraded_and_keeps_retried_calls_from_writing_twice(tmp_path):
+    path = tmp_path / "v2.duckdb"
+    _version_2_file(path)
+    with pytest.raises(StoreError, match=f"open it once writable to migrate it to {schema.LATEST}"):
+        DuckDBStore(path, read_only=True)
+
+    with DuckDBStore(path, clock=lambda: T0) as store:
+        assert store.sql("SELECT version FROM schema_version ORDER BY version")[1] == [(1,), (2,), (3,)]
+        _, columns = store.sql(
+            "SELECT table_name, column_name FROM duckdb_columns() WHERE column_name IN ('request_id', 'dedupe_key')"
+        )
+        assert sorted(columns) == [("events", "request_id"), ("signals", "dedupe_key")]
+        _, indexes = store.sql("SELECT index_name FROM duckdb_indexes() WHERE table_name = 'signals' AND is_unique")
+        assert indexes == [("signals_dedupe_key",)]
+        # old rows carry no identity, and nothing breaks on them
+        assert store.sql("SELECT count(*) FROM events WHERE request_id IS NOT NULL")[1] == [(0,)]
+        assert [(s.signal_id, s.name, s.payload) for s in store.signals("r1")] == [(1, "go", 1)]
+        with pytest.raises(AppendConflict):  # the log ends at 2: seq 2 was not this request's
+            store.append("r1", [FactProduced(node="a", value=7, at=T0 + 1)], 4, after_seq=1, request_id="r")
+        receipt = store.append("r1", [FactProduced(node="b", value=1)], 4, after_seq=2, request_id="req-b")
+        assert store.append("r1", [FactProduced(node="b", value=1)], 4, after_seq=2, request_id="req-b") == receipt
+        first = store.post_signal("r1", "go", 2, dedupe_key="call")
+        assert store.post_signal("r1", "go", 2, dedupe_key="call") == first
+        assert first.signal_id == 2
+        assert store.sql("SELECT seq, request_id FROM events WHERE run_id = 'r1' ORDER BY seq")[1] == [
+            (1, None),
+            (2, None),
+            (3, "req-b"),
+        ]
+        assert store.sql("SELECT count(*) FROM signals")[1] == [(2,)]
 
 
 # ------------------------------------------------------ bulk writes with the keys

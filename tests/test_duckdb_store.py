@@ -14,7 +14,7 @@ import pytest
 
 from adapters import open_store, store_path
 from adapters.duckdb import MIGRATIONS, CacheLimits, DuckDBStore
-from runner.errors import InvalidArgument, StoreCorrupt, StoreError, StoreLocked
+from runner.errors import InvalidArgument, StoreCorrupt, StoreError, StoreLocked, StorePathInvalid
 from runner.events import FactProduced, RunSubmitted, StepStarted
 from runner.store import NewRun
 
@@ -371,3 +371,35 @@ def test_records_of_ended_runs_leave_memory_and_are_read_back_exactly(tmp_path):
         assert record.status is (RunStatus.COMPLETED if i % 2 else RunStatus.CANCELLED)
         assert _row_cursor(store, f"r{i}") == record.last_seq
     store.close()
+
+
+def test_a_directory_or_an_uncreatable_folder_is_store_path_invalid(tmp_path):
+    folder = tmp_path / "a-folder"
+    folder.mkdir()
+    with pytest.raises(StorePathInvalid, match="it is a directory") as info:
+        DuckDBStore(folder)
+    assert info.value.path == str(folder) and isinstance(info.value, StoreError)
+    blocker = tmp_path / "a-file"
+    blocker.write_text("text")
+    with pytest.raises(StorePathInvalid, match="its directory cannot be created"):
+        DuckDBStore(blocker / "sub" / "s.duckdb")
+    assert blocker.read_text() == "text"
+
+
+def test_appends_that_follow_the_log_read_nothing_to_check_their_identity(tmp_path, monkeypatch):
+    reads: list[int] = []
+    lookup = DuckDBStore._request_id
+
+    def counted(con, run_id, seq):
+        reads.append(seq)
+        return lookup(con, run_id, seq)
+
+    monkeypatch.setattr(DuckDBStore, "_request_id", staticmethod(counted))
+    with DuckDBStore(tmp_path / "s.duckdb") as store:
+        store.create_run(_new_run())
+        token = store.acquire_lease("r1", "w", 30).token
+        for seq in range(1, 51):
+            store.append("r1", [FactProduced(node=f"n{seq}", value=seq)], token, after_seq=seq, request_id=f"q{seq}")
+        assert reads == []  # the cursor is known in memory: no read per append
+        store.append("r1", [FactProduced(node="n50", value=50)], token, after_seq=50, request_id="q50")
+        assert reads == [51]  # a retry reads the one row its identity is kept on

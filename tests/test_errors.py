@@ -43,6 +43,10 @@ SAMPLES: dict[str, Any] = {
     "steps": ["charge"],
     "path": "/data/store.duckdb",
     "detail": "IO Error: the driver's own words",
+    "after_seq": 5,
+    "last_seq": 7,
+    "namespace": "runner",
+    "differences": {"max_workers": "running 4, asked 2", "worker.lease_ttl": "running 30.0, asked 10.0"},
 }
 # ResultTimeout reads its status as "still running"
 SAMPLES_BY_CLASS: dict[str, dict[str, Any]] = {"ResultTimeout": {"status": "running"}}
@@ -64,6 +68,9 @@ ADVICE: dict[str, str] = {
     "RunWasCancelled": "replay it to run it again",
     "StoreLocked": "go through the cluster that holds it",
     "StoreCorrupt": "point the store at another file or move this one away",
+    "StorePathInvalid": "give the path of a DuckDB file in a directory you can write to",
+    "AppendConflict": "this writer must stop and recover the run from the store",
+    "ConfigMismatch": "connect without config= and max_workers= to use the running Runner as it is",
 }
 
 

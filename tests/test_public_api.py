@@ -12,7 +12,9 @@ from pathlib import Path
 import runner
 
 EXPECTED = [
+    "AppendConflict",
     "Client",
+    "ConfigMismatch",
     "DefinitionError",
     "FactNotFound",
     "FactRef",
@@ -38,6 +40,7 @@ EXPECTED = [
     "RunWasCancelled",
     "RunnerConfig",
     "RunnerError",
+    "RunnerUnavailable",
     "SKIPPED",
     "SnapshotMismatch",
     "StepContext",
@@ -47,6 +50,7 @@ EXPECTED = [
     "StoreCorrupt",
     "StoreError",
     "StoreLocked",
+    "StorePathInvalid",
     "WorkerConfig",
     "WorkerLost",
     "Workflow",

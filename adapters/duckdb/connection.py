@@ -17,7 +17,7 @@ from pathlib import Path
 import duckdb
 
 from adapters.duckdb.errors import driver_errors, translate
-from runner.errors import StoreError
+from runner.errors import StoreError, StorePathInvalid
 
 # Settings of the whole database (every connection and cursor to it), fixed at open. The
 # store reads and writes only its own file, which DuckDB allows with external access off;
@@ -116,10 +116,15 @@ class Connection:
 
 
 def _open(path: Path, read_only: bool) -> duckdb.DuckDBPyConnection:
+    if path.is_dir():
+        raise StorePathInvalid(str(path), "it is a directory")
     if read_only and not path.exists():
         raise StoreError(f"store file {path} does not exist; nothing has been run with this store yet")
     if not read_only and not path.parent.exists():
-        path.parent.mkdir(mode=0o700, parents=True)
+        try:
+            path.parent.mkdir(mode=0o700, parents=True)
+        except OSError as exc:
+            raise StorePathInvalid(str(path), f"its directory cannot be created: {exc.strerror or exc}") from exc
     created = not path.exists()
     with driver_errors(path):
         con = duckdb.connect(str(path), read_only=read_only, config=dict(DATABASE_CONFIG))

@@ -82,6 +82,16 @@ MIGRATIONS: list[Migration] = [
             "CREATE UNIQUE INDEX runs_idempotency_key ON runs (idempotency_key)",
         ),
     ),
+    # Retried calls write nothing twice: an append's request id is stored with its last event
+    # (runner.store.check_append_cursor), a signal's dedupe key with the signal, one per run.
+    Migration(
+        3,
+        (
+            "ALTER TABLE events ADD COLUMN request_id VARCHAR",
+            "ALTER TABLE signals ADD COLUMN dedupe_key VARCHAR",
+            "CREATE UNIQUE INDEX signals_dedupe_key ON signals (run_id, dedupe_key)",
+        ),
+    ),
 ]
 LATEST = MIGRATIONS[-1].version
 

@@ -22,6 +22,7 @@ RUN_COLUMNS = (
 SELECT_RUN = f"SELECT {RUN_COLUMNS} FROM runs WHERE run_id = ?"
 STREAM_CHUNK = 5_000
 SELECT_EVENTS = "SELECT seq, kind, payload FROM events WHERE run_id = ? AND seq > ? ORDER BY seq LIMIT ?"
+SELECT_REQUEST_ID = "SELECT request_id FROM events WHERE run_id = ? AND seq = ?"
 
 
 def scalar(con: duckdb.DuckDBPyConnection, query: str, params: Sequence[Any] = ()) -> Any:
@@ -55,12 +56,20 @@ class EventRows:
     __slots__ = ("columns",)
 
     def __init__(self) -> None:
-        # run_id, seq, kind, node, recorded_at, payload
-        self.columns: list[list[Any]] = [[], [], [], [], [], []]
+        # run_id, seq, kind, node, recorded_at, payload, request_id
+        self.columns: list[list[Any]] = [[], [], [], [], [], [], []]
 
-    def add(self, run_id: str, first: int, events: Sequence[Event], encoded: Sequence[tuple[str, str]]) -> None:
-        """``events`` of ``run_id`` numbered from ``first``; ``encoded``: their (kind, payload)."""
-        run_ids, seqs, kinds, nodes, times, payloads = self.columns
+    def add(
+        self,
+        run_id: str,
+        first: int,
+        events: Sequence[Event],
+        encoded: Sequence[tuple[str, str]],
+        request_id: str | None = None,
+    ) -> None:
+        """``events`` of ``run_id`` numbered from ``first``; ``encoded``: their (kind, payload);
+        ``request_id``: the append's identity, stored with its last event."""
+        run_ids, seqs, kinds, nodes, times, payloads, request_ids = self.columns
         for offset, (event, (kind, payload)) in enumerate(zip(events, encoded, strict=False)):
             run_ids.append(run_id)
             seqs.append(first + offset)
@@ -68,13 +77,17 @@ class EventRows:
             nodes.append(getattr(event, "node", None))
             times.append(event.at)
             payloads.append(payload)
+            request_ids.append(None)
+        if events:
+            request_ids[-1] = request_id
 
     def insert(self, con: duckdb.DuckDBPyConnection) -> None:
         if not self.columns[0]:
             return
         con.execute(
-            "INSERT INTO events SELECT unnest(?::VARCHAR[]), unnest(?::BIGINT[]), unnest(?::VARCHAR[]), "
-            "unnest(?::VARCHAR[]), unnest(?::DOUBLE[]), unnest(?::VARCHAR[])",
+            "INSERT INTO events (run_id, seq, kind, node, recorded_at, payload, request_id) "
+            "SELECT unnest(?::VARCHAR[]), unnest(?::BIGINT[]), unnest(?::VARCHAR[]), "
+            "unnest(?::VARCHAR[]), unnest(?::DOUBLE[]), unnest(?::VARCHAR[]), unnest(?::VARCHAR[])",
             self.columns,
         )
 

@@ -8,6 +8,7 @@ Each method checks its arguments, runs its statements in one transaction
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -34,7 +35,9 @@ from runner.store import (
     Signal,
     Snapshot,
     as_status,
+    check_append_cursor,
     check_cursor,
+    check_dedupe_key,
     check_events,
     check_fact,
     check_lease_request,
@@ -296,9 +299,25 @@ class DuckDBStore:
             self._records.put(replace(record, lease_owner=None, lease_expires_at=None))
 
     # ---------------------------------------------------------------- the log
-    def append(self, run_id: str, events: Sequence[Event], lease: int, *, status: RunStatus | None = None) -> Receipt:
+    def append(
+        self,
+        run_id: str,
+        events: Sequence[Event],
+        lease: int,
+        *,
+        status: RunStatus | None = None,
+        after_seq: int | None = None,
+        request_id: str | None = None,
+    ) -> Receipt:
         check_run_id(run_id)
-        request = AppendRequest(run_id=run_id, events=check_events(events), lease=lease, status=status)
+        request = AppendRequest(
+            run_id=run_id,
+            events=check_events(events),
+            lease=lease,
+            status=status,
+            after_seq=after_seq,
+            request_id=request_id,
+        )
         result = self.append_many([request])[0]
         if isinstance(result, Exception):
             raise result
@@ -336,12 +355,18 @@ class DuckDBStore:
                         request, rows, error = item
                         try:
                             record = pending.get(request.run_id) or self._record(con, request.run_id)
+                            earlier = check_append_cursor(
+                                request, record, functools.partial(self._request_id, con, request.run_id)
+                            )
+                            if earlier is not None:  # a retry of a committed append: nothing to write
+                                results.append(earlier)
+                                continue
                             check_write(record, request.lease, request.status)
                         except (StoreError, InvalidArgument) as exc:
                             results.append(exc)
                             continue
                         first = record.last_seq + 1
-                        event_rows.add(request.run_id, first, request.events, rows)
+                        event_rows.add(request.run_id, first, request.events, rows, request.request_id)
                         written.append((request.run_id, first, request.events))
                         if request.status is not None or error is not None:
                             rewrite.add(request.run_id)
@@ -442,19 +467,33 @@ class DuckDBStore:
         return bytes(row[0])
 
     # ---------------------------------------------------------------- signals
-    def post_signal(self, run_id: str, name: str, payload: object) -> Signal:
+    def post_signal(self, run_id: str, name: str, payload: object, *, dedupe_key: str | None = None) -> Signal:
         check_run_id(run_id)
         check_signal_name(name)
+        check_dedupe_key(dedupe_key)
         encoded = serialization.json_value(payload)
         with self._db.transaction() as con:
             record = self._record(con, run_id)
+            if dedupe_key is not None:
+                row = con.execute(
+                    "SELECT signal_id, name, payload, sent_at FROM signals WHERE run_id = ? AND dedupe_key = ?",
+                    [run_id, dedupe_key],
+                ).fetchone()
+                if row is not None:  # sent before: the stored one
+                    i, n, p, t = row
+                    return Signal(
+                        run_id=run_id, signal_id=i, name=n, payload=serialization.from_json_value(p), sent_at=t
+                    )
             if record.status.is_terminal:
                 raise RunClosed(run_id, record.status.value)
             signal_id = statements.scalar(
                 con, "SELECT coalesce(max(signal_id), 0) + 1 FROM signals WHERE run_id = ?", [run_id]
             )
             sent_at = self._clock()
-            con.execute("INSERT INTO signals VALUES (?, ?, ?, ?, ?)", [run_id, signal_id, name, encoded, sent_at])
+            con.execute(
+                "INSERT INTO signals (run_id, signal_id, name, payload, sent_at, dedupe_key) VALUES (?, ?, ?, ?, ?, ?)",
+                [run_id, signal_id, name, encoded, sent_at, dedupe_key],
+            )
         return Signal(run_id=run_id, signal_id=signal_id, name=name, payload=payload, sent_at=sent_at)
 
     def signals(self, run_id: str, after: int = 0) -> list[Signal]:
@@ -481,6 +520,12 @@ class DuckDBStore:
         if row is None:
             raise RunNotFound(run_id)
         return self._records.put(statements.record_of(row))
+
+    @staticmethod
+    def _request_id(con: duckdb.DuckDBPyConnection, run_id: str, seq: int) -> str | None:
+        """The request id stored with the run's event at ``seq`` (None: none, or no such event)."""
+        found: str | None = statements.scalar(con, statements.SELECT_REQUEST_ID, [run_id, seq])
+        return found
 
     def _write_stale_rows(self) -> None:
         """Bring the rows of runs appended to without a status change up to date."""

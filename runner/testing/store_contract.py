@@ -34,6 +34,7 @@ import pytest
 
 from runner import serialization
 from runner.errors import (
+    AppendConflict,
     FactNotFound,
     FencedError,
     IllegalTransition,
@@ -805,6 +806,105 @@ class StoreContract:
         assert (record.last_seq, record.status) == (5, RunStatus.COMPLETED)
         assert [s.seq for s in store.stream("r1")] == [1, 2, 3, 4, 5]
 
+    # ===================================================== retried appends
+    def test_a_retried_append_that_was_committed_returns_its_receipt_and_writes_nothing(self, store: Store) -> None:
+        lease = self.run_with_lease(store)
+        first = store.append("r1", [fact("a"), fact("b")], lease.token, after_seq=1, request_id="req-1")
+        assert first == Receipt(run_id="r1", first_seq=2, last_seq=3)
+        with writes_nothing(store):  # the reply was lost: the same call again
+            again = store.append("r1", [fact("a"), fact("b")], lease.token, after_seq=1, request_id="req-1")
+        assert again == first
+        # the writer goes on from the receipt, and older requests still answer the same
+        assert store.append("r1", [fact("c")], lease.token, after_seq=3, request_id="req-2") == Receipt(
+            run_id="r1", first_seq=4, last_seq=4
+        )
+        with writes_nothing(store):
+            assert store.append("r1", [fact("a"), fact("b")], lease.token, after_seq=1, request_id="req-1") == first
+            results = store.append_many(
+                [AppendRequest(run_id="r1", events=(fact("c"),), lease=lease.token, after_seq=3, request_id="req-2")]
+            )
+        assert results == [Receipt(run_id="r1", first_seq=4, last_seq=4)]
+        assert [e.node for e in _facts(store, "r1")] == ["a", "b", "c"]
+        assert store.get_run("r1").last_seq == 4
+
+    def test_a_retried_append_is_answered_after_the_run_ended_or_its_lease_moved_on(self, store: Store) -> None:
+        lease = self.run_with_lease(store)
+        store.transition("r1", RunStatus.RUNNING, lease=lease.token)
+        done = RunCompleted(result=1, at=T0)
+        receipt = store.append("r1", [done], lease.token, status=RunStatus.COMPLETED, after_seq=1, request_id="final")
+        with writes_nothing(store):  # the run has ended, yet the retry of the call that ended it is answered
+            assert (
+                store.append("r1", [done], lease.token, status=RunStatus.COMPLETED, after_seq=1, request_id="final")
+                == receipt
+            )
+        lease = self.run_with_lease(store, "r2")
+        receipt = store.append("r2", [fact("a")], lease.token, after_seq=1, request_id="one")
+        store.acquire_lease("r2", "supervisor", TTL, force=True)
+        with writes_nothing(store):
+            assert store.append("r2", [fact("a")], lease.token, after_seq=1, request_id="one") == receipt
+            with pytest.raises(FencedError):  # a new write of the fenced writer is still refused
+                store.append("r2", [fact("b")], lease.token, after_seq=2, request_id="two")
+
+    def test_another_request_at_a_taken_cursor_is_refused(self, store: Store) -> None:
+        lease = self.run_with_lease(store)
+        store.append("r1", [fact("a"), fact("b")], lease.token, after_seq=1, request_id="mine")
+        refusals: list[tuple[list[Event], int, str | None]] = [
+            ([fact("a"), fact("b")], 1, "someone-else"),  # same events, other request: not a retry
+            ([fact("a")], 1, "mine"),  # other events than the request stored there
+            ([fact("x")], 1, None),  # a cursor without an identity
+            ([fact("x")], 2, "late"),  # behind the log's end
+            ([fact("x")], 7, "ahead"),  # past the log's end
+        ]
+        for events, after_seq, request_id in refusals:
+            with writes_nothing(store), pytest.raises(AppendConflict) as info:
+                store.append("r1", events, lease.token, after_seq=after_seq, request_id=request_id)
+            assert (info.value.run_id, info.value.after_seq, info.value.last_seq) == ("r1", after_seq, 3)
+            assert isinstance(info.value, StoreError)
+        [result] = store.append_many(
+            [AppendRequest(run_id="r1", events=(fact("x"),), lease=lease.token, after_seq=1, request_id="other")]
+        )
+        assert isinstance(result, AppendConflict)
+        # a stale writer at a taken cursor is told it is fenced; an ended run that it is closed
+        store.acquire_lease("r1", "supervisor", TTL, force=True)
+        with writes_nothing(store), pytest.raises(FencedError):
+            store.append("r1", [fact("x")], lease.token, after_seq=1, request_id="zombie")
+        # without a cursor an append goes after the last event, as always
+        current = store.get_run("r1").lease
+        assert store.append("r1", [fact("c")], current) == Receipt(run_id="r1", first_seq=4, last_seq=4)
+        assert store.append("r1", [fact("d")], current, after_seq=4) == Receipt(run_id="r1", first_seq=5, last_seq=5)
+
+    def test_append_identity_arguments_are_checked(self, store: Store) -> None:
+        lease = self.run_with_lease(store)
+        bad: list[tuple[Any, Any]] = [(None, "req"), (-1, "req"), (1.5, "req"), (1, ""), (1, 7), (True, "req")]
+        for after_seq, request_id in bad:
+            with writes_nothing(store), pytest.raises(InvalidArgument):
+                store.append("r1", [fact("a")], lease.token, after_seq=after_seq, request_id=request_id)
+            with pytest.raises(InvalidArgument):
+                AppendRequest(
+                    run_id="r1", events=(fact("a"),), lease=lease.token, after_seq=after_seq, request_id=request_id
+                )
+
+    def test_retried_appends_are_recognised_among_other_requests_of_a_batch(self, store: Store) -> None:
+        a = self.run_with_lease(store, "a")
+        b = self.run_with_lease(store, "b")
+        committed = store.append("a", [fact("a1")], a.token, after_seq=1, request_id="a-1")
+        results = store.append_many(
+            [
+                AppendRequest(run_id="b", events=(fact("b1"),), lease=b.token, after_seq=1, request_id="b-1"),
+                AppendRequest(run_id="a", events=(fact("a1"),), lease=a.token, after_seq=1, request_id="a-1"),
+                AppendRequest(run_id="a", events=(fact("a2"),), lease=a.token, after_seq=2, request_id="a-2"),
+                AppendRequest(run_id="b", events=(fact("b2"),), lease=b.token, after_seq=2, request_id="b-2"),
+            ]
+        )
+        assert results == [
+            Receipt(run_id="b", first_seq=2, last_seq=2),
+            committed,
+            Receipt(run_id="a", first_seq=3, last_seq=3),
+            Receipt(run_id="b", first_seq=3, last_seq=3),
+        ]
+        assert [e.node for e in _facts(store, "a")] == ["a1", "a2"]
+        assert [e.node for e in _facts(store, "b")] == ["b1", "b2"]
+
     # ============================================================= snapshots
     def test_snapshots_keep_the_latest_cursor(self, store: Store) -> None:
         lease = self.run_with_lease(store)
@@ -895,6 +995,29 @@ class StoreContract:
             store.post_signal("r1", "go", Unpicklable())
         with pytest.raises(InvalidArgument):
             store.signals("r1", after=-1)
+
+    def test_a_signal_sent_again_with_its_dedupe_key_is_stored_once(self, store: Store, clock: FakeClock) -> None:
+        store.create_run(new_run("r1"))
+        store.create_run(new_run("r2"))
+        first = store.post_signal("r1", "approve", {"by": "ann"}, dedupe_key="call-1")
+        clock.advance(5)
+        with writes_nothing(store):  # the reply was lost: the same call again
+            assert store.post_signal("r1", "approve", {"by": "ann"}, dedupe_key="call-1") == first
+        other = store.post_signal("r1", "approve", {"by": "bob"}, dedupe_key="call-2")
+        plain = store.post_signal("r1", "approve", None)
+        again = store.post_signal("r1", "approve", None)  # without a key every call is a new signal
+        elsewhere = store.post_signal("r2", "approve", 1, dedupe_key="call-1")  # keys are per run
+        assert store.signals("r1") == [first, other, plain, again]
+        assert store.signals("r2") == [elsewhere]
+        # a retry that arrives after the run ended still gets its stored signal
+        store.transition("r1", RunStatus.CANCELLED)
+        with writes_nothing(store):
+            assert store.post_signal("r1", "approve", {"by": "ann"}, dedupe_key="call-1") == first
+            with pytest.raises(RunClosed):
+                store.post_signal("r1", "approve", 3, dedupe_key="call-3")
+        for bad in ("", 5, b"k"):
+            with writes_nothing(store), pytest.raises(InvalidArgument):
+                store.post_signal("r2", "go", 1, dedupe_key=bad)  # type: ignore[arg-type]
 
     def test_signals_do_not_touch_the_log(self, store: Store) -> None:
         store.create_run(new_run("r1"))
@@ -1151,5 +1274,28 @@ class StoreContract:
             assert reopened.append("r1", [fact("c")], lease.token) == Receipt(run_id="r1", first_seq=4, last_seq=4)
             assert reopened.acquire_lease("r1", "w2", TTL, force=True).token == lease.token + 1
             assert reopened.post_signal("r1", "more", 2).signal_id > world["r1"][3][0][0]
+        finally:
+            reopened.close()
+
+    def test_request_ids_and_dedupe_keys_survive_close_and_reopen(
+        self, store: Store, tmp_path: Path, clock: FakeClock
+    ) -> None:
+        if not self.persistent:
+            pytest.skip("this store keeps nothing after close (persistent = False)")
+        lease = self.run_with_lease(store)
+        receipt = store.append("r1", [fact("a"), fact("b")], lease.token, after_seq=1, request_id="req-1")
+        signal = store.post_signal("r1", "go", 1, dedupe_key="call-1")
+        store.close()  # a store process that dies after the commit, before its reply
+
+        reopened = self.make_store(tmp_path, clock)
+        try:
+            with writes_nothing(reopened):
+                assert (
+                    reopened.append("r1", [fact("a"), fact("b")], lease.token, after_seq=1, request_id="req-1")
+                    == receipt
+                )
+                assert reopened.post_signal("r1", "go", 1, dedupe_key="call-1") == signal
+                with pytest.raises(AppendConflict):
+                    reopened.append("r1", [fact("x")], lease.token, after_seq=1, request_id="req-2")
         finally:
             reopened.close()

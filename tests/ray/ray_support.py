@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
 from collections.abc import Callable
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import ray
 
@@ -91,3 +92,27 @@ def has_started(history: list[StoredEvent], node: str) -> bool:
 
 def assert_gapless(history: list[StoredEvent]) -> None:
     assert [s.seq for s in history] == list(range(1, len(history) + 1))
+
+
+def actor_state(handle: Any) -> tuple[str, int, int]:
+    """The GCS's record of an actor: (state, pid, restarts so far)."""
+    info = ray._private.state.actors(actor_id=handle._actor_id.hex())
+    return str(info["State"]), int(info["Pid"]), int(info["NumRestarts"])
+
+
+def sigkill_actor(handle: Any) -> int:
+    """SIGKILL the process of a live actor; its pid."""
+    state, pid, _ = actor_state(handle)
+    assert state == "ALIVE" and pid > 0, (state, pid)
+    os.kill(pid, signal.SIGKILL)
+    return pid
+
+
+def wait_restarted(handle: Any, restarts: int, timeout: float = 60.0) -> int:
+    """Poll until the actor has restarted ``restarts`` times in all and is alive again; its new pid."""
+
+    def restarted() -> int | None:
+        state, pid, count = actor_state(handle)
+        return pid if state == "ALIVE" and count >= restarts and alive(pid) else None
+
+    return eventually(restarted, timeout=timeout, what="the actor to restart")

@@ -89,6 +89,27 @@ def test_store_actor_killed_after_a_commit_keeps_the_committed_events(client: Cl
     assert sorted(facts(final)) == [("a", None), ("b", None)]  # each result recorded once
 
 
+def test_every_commit_of_a_run_crashing_before_its_reply_writes_nothing_twice(client: Client, fault_dir: Path) -> None:
+    clean = client.submit(_chain(), 1, run_id=_run_id())
+    assert clean.result(timeout=90) == 20
+    run_id = _run_id()
+    # the run makes three appends (a starts; a's result and b starts; b's result and the end):
+    # the Store actor dies right after committing each one, before its caller hears of it
+    faults.arm(fault_dir, FaultPoint.STORE_COMMITTED, Action.CRASH, run_id=run_id, times=3)
+    handle = client.submit(_chain(), 1, run_id=run_id)
+
+    assert handle.result(timeout=90) == 20
+
+    assert len([f for f in faults.fired(fault_dir, FaultPoint.STORE_COMMITTED) if run_id in f.run_ids]) == 3
+    history = handle.history()
+    assert_gapless(history)
+    # each committed batch is in the log once: the retried appends were answered with their
+    # receipts, so the log reads exactly as a run without faults does
+    assert [type(s.event).__name__ for s in history] == [type(s.event).__name__ for s in clean.history()]
+    assert sorted(facts(history)) == [("a", None), ("b", None)]
+    assert client.stats().restarts == 0  # the worker's calls were sent again; its turn never failed
+
+
 def test_a_full_disk_at_commit_writes_nothing_of_that_commit(client: Client, fault_dir: Path) -> None:
     run_id = _run_id()
     faults.arm(fault_dir, FaultPoint.STORE_COMMIT, Action.RAISE, run_id=run_id)
