@@ -361,7 +361,7 @@ def test_records_of_ended_runs_leave_memory_and_are_read_back_exactly(tmp_path):
             store.append(f"r{i}", [RunCompleted(result=i)], token, status=RunStatus.COMPLETED)
         else:
             store.transition(f"r{i}", RunStatus.CANCELLING, lease=token)
-            store.transition(f"r{i}", RunStatus.CANCELLED)  # ends without an append
+            store.transition(f"r{i}", RunStatus.CANCELLED, lease=token)  # ends without an append
     records = store._records
     assert records.ended_count == 3 and not records.live_count and not records.stale_count
     assert not records.no_snapshot_count
