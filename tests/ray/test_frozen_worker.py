@@ -4,6 +4,7 @@ taken over once their leases expire, and the woken zombie writes nothing."""
 from __future__ import annotations
 
 import collections
+import contextlib
 import os
 import signal
 import time
@@ -17,6 +18,7 @@ from ray_support import alive, assert_gapless, eventually, facts, lines, touch, 
 import runner
 from runner.events import StepStarted, StoredEvent
 from runner.runner import RunnerConfig
+from runner.supervision import ANSWER_TIMEOUT
 from runner.testing.sideeffects import mark as _mark
 from runner.testing.sideeffects import wait_for_file as _wait_for_file
 from runner.worker import Outcome, WorkerConfig
@@ -56,10 +58,8 @@ def _chain(log: str, gate: str) -> runner.Workflow:
 
 def _continue(pid: int) -> None:
     """SIGCONT ``pid`` if it still exists (the kill may have ended it already)."""
-    try:
+    with contextlib.suppress(ProcessLookupError):
         os.kill(pid, signal.SIGCONT)
-    except ProcessLookupError:
-        pass
 
 
 def _leases_of_b(history: list[StoredEvent]) -> list[int]:
@@ -131,3 +131,31 @@ def test_a_frozen_idle_worker_given_a_run_is_found_by_a_probe(make_client: Any, 
     finally:
         _continue(pid)
     eventually(lambda: not alive(pid), what="the frozen worker's process to end")
+
+
+def test_signal_and_cancel_of_a_run_on_a_frozen_worker_do_not_wait_for_it(make_client: Any, tmp_path: Path) -> None:
+    """No Runner call waits on a worker without a bound: a signal is stored and answered at
+    once, and a cancel ends the run under the Runner's own lease once the worker is found lost."""
+    client = make_client(config=_config())
+    log, gate = str(tmp_path / "effects.log"), str(tmp_path / "gate")
+    handle = client.submit(_chain(log, gate), 1)
+    eventually(lambda: "b" in lines(log), what="step b to start")
+    pid = eventually(lambda: worker_pid(client, handle.run_id), what="the worker's pid")
+
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        asked = time.monotonic()
+        assert handle.signal("nudge", 1) >= 1
+        assert time.monotonic() - asked < ANSWER_TIMEOUT + 1.5  # the poke gave up on the frozen worker
+        record = handle.cancel()
+        took = time.monotonic() - asked
+        assert record.status is runner.RunStatus.CANCELLED
+        assert took < TAKEOVER_TARGET
+        history = handle.history()
+        assert_gapless(history)
+        assert [n for n, _ in facts(history)] == ["a"]  # b's result never reached the log
+        assert handle.status() is runner.RunStatus.CANCELLED
+    finally:
+        _continue(pid)
+    eventually(lambda: not alive(pid), what="the frozen worker's process to end")
+    assert handle.history() == history

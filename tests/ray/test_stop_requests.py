@@ -226,7 +226,10 @@ def test_cancel_pause_resume_and_signal_at_random_moments(make_client: Callable[
     handles = [client.submit(workflows[kind], round(rng.uniform(0.02, 0.15), 3)) for kind in kinds]
     started = time.monotonic()
     schedules = [
-        sorted((rng.uniform(0.0, 2.0), rng.choice(("cancel", "pause", "resume", "signal"))) for _ in range(rng.randint(0, 3)))
+        sorted(
+            (rng.uniform(0.0, 2.0), rng.choice(("cancel", "pause", "resume", "signal")))
+            for _ in range(rng.randint(0, 3))
+        )
         for _ in handles
     ]
     unexpected: list[str] = []
