@@ -371,3 +371,23 @@ def test_records_of_ended_runs_leave_memory_and_are_read_back_exactly(tmp_path):
         assert record.status is (RunStatus.COMPLETED if i % 2 else RunStatus.CANCELLED)
         assert _row_cursor(store, f"r{i}") == record.last_seq
     store.close()
+
+
+def test_leases_of_runs_in_memory_are_answered_without_sql(tmp_path, monkeypatch):
+    from runner.store import LeaseState
+
+    store = DuckDBStore(tmp_path / "store.duckdb")
+    store.create_runs([_new_run("r1"), _new_run("r2")])
+    [taken] = store.take_over(["r1"], "w1", 30)
+    store.close()
+    store = DuckDBStore(tmp_path / "store.duckdb")  # a fresh process: nothing in memory yet
+    first = store.leases(["r1", "r2", "ghost"])  # read from the file once, then kept
+    assert [(lease.run_id, lease.token, lease.owner) for lease in first] == [("r1", taken.lease, "w1"), ("r2", 0, None)]
+
+    def no_sql() -> None:
+        raise AssertionError("leases() of runs in memory ran SQL")
+
+    monkeypatch.setattr(store._db, "read", no_sql)
+    assert store.leases(["r2", "r1"]) == [first[1], first[0]]
+    assert isinstance(first[0], LeaseState)
+    store.close()

@@ -296,19 +296,19 @@ class DuckDBStore:
             self._records.put(replace(record, lease_owner=None, lease_expires_at=None))
 
     def leases(self, run_ids: Sequence[str]) -> list[LeaseState]:
-        """From the record cache (every run that has not ended is there once read); a run not
-        cached yet is read once, then cached."""
+        """From the record cache, without SQL (every run that has not ended is there once read);
+        the rows of runs not cached yet are read once, and cached."""
         for run_id in run_ids:
             check_run_id(run_id)
-        out: list[LeaseState] = []
-        with self._db.read() as con:
-            for run_id in run_ids:
-                try:
-                    record = self._record(con, run_id)  # the cache first
-                except RunNotFound:
-                    continue
-                out.append(lease_state(record))
-        return out
+        with self._db.lock:  # a closed store has no cache: its read raises StoreError
+            records = {run_id: self._records.get(run_id) for run_id in run_ids}
+            missing = [run_id for run_id, record in records.items() if record is None]
+            if missing:
+                with self._db.read() as con:
+                    for run_id in missing:
+                        with contextlib.suppress(RunNotFound):
+                            records[run_id] = self._record(con, run_id)
+        return [lease_state(record) for record in (records[run_id] for run_id in run_ids) if record is not None]
 
     # ---------------------------------------------------------------- the log
     def append(self, run_id: str, events: Sequence[Event], lease: int, *, status: RunStatus | None = None) -> Receipt:
