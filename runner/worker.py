@@ -59,7 +59,10 @@ log = logging.getLogger("runner")
 @dataclass(frozen=True, kw_only=True)
 class WorkerConfig:
     """How a worker drives runs. ``suspend_after``: a timer or retry due later than
-    this many seconds releases the worker; sooner ones are waited for in place."""
+    this many seconds releases the worker; sooner ones are waited for in place.
+    ``lease_ttl``: each run's lease is renewed every third of it; a worker that stops
+    renewing (frozen, cut off) has its runs taken over about this long after its last
+    renewal (:mod:`runner.supervision`), so it also bounds how long inline code may block."""
 
     lease_ttl: float = 30.0
     snapshot_every: int = 200
