@@ -18,6 +18,7 @@ from runner.events import Event, StoredEvent
 from runner.store import (
     AppendRequest,
     Lease,
+    LeaseState,
     NewRun,
     Receipt,
     RunFilter,
@@ -39,6 +40,7 @@ from runner.store import (
     check_write,
     error_summary,
     grant_lease,
+    lease_state,
     taken_over,
 )
 
@@ -146,16 +148,14 @@ class InMemoryStore:
             self._request_ids.pop(run_id, None)
             self._signal_keys.pop(run_id, None)
 
-    def transition(self, run_id: str, to: RunStatus, *, lease: int | None = None) -> RunRecord:
+    def transition(self, run_id: str, to: RunStatus, *, lease: int) -> RunRecord:
         check_run_id(run_id)
         target = as_status(to)
         with self._lock:
             self._check_open()
             record = self._record(run_id)
-            if lease is not None:
-                check_write(record, lease, target)
-            else:
-                check_transition(record, target)
+            check_write(record, lease, None)
+            check_transition(record, target)  # moving to the same status is refused too
             record = replace(record, status=target, updated_at=self._clock())
             self._runs[run_id] = record
             return record
@@ -208,6 +208,13 @@ class InMemoryStore:
             if token != record.lease:
                 raise FencedError(run_id, token, record.lease)
             self._runs[run_id] = replace(record, lease_owner=None, lease_expires_at=None)
+
+    def leases(self, run_ids: Sequence[str]) -> list[LeaseState]:
+        for run_id in run_ids:
+            check_run_id(run_id)
+        with self._lock:
+            self._check_open()
+            return [lease_state(self._runs[run_id]) for run_id in run_ids if run_id in self._runs]
 
     # --------------------------------------------------------------- the log
     def append(

@@ -40,8 +40,9 @@ Where each point sits (the worker-side ones are placed by the worker):
   there is a commit whose reply is lost; RAISE reports a failure for a
   batch that was in fact committed (an ambiguous commit).
 - ``STEP_FINISHED``: ``runner/worker.py``, where a finished task's outcome is
-  collected (``RunExecutor._collect_finished``), before the events recording
-  it are appended: a crash there re-runs the step.
+  collected (``RunExecutor._cycles``; an inline step's in ``_dispatch``),
+  before the events recording it are staged and appended: a crash there
+  re-runs the step.
 - ``APPEND_COMMITTED``: ``runner/worker.py`` ``RunExecutor._flush``, right
   after the append call returned its receipt, before the worker checks it or
   dispatches what it unlocked.

@@ -10,16 +10,20 @@ for a worker to become free, the least busy worker drains: it takes nothing
 new, so it is the first to become idle.
 
 The pool does no I/O itself: it is given how to start a worker and how to
-kill one.
+kill one. It remembers when each run was given to its worker, for the
+Runner's supervision (:mod:`runner.supervision`).
 """
 
 from __future__ import annotations
 
 import collections
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
+
+from runner.supervision import Drive
 
 if TYPE_CHECKING:
     from ray.actor import ActorHandle
@@ -40,6 +44,8 @@ class WorkerSlot:
     runs: set[str] = field(default_factory=set)
     turns: int = 0  # run turns it has finished: > 0 means it was reused
     alone: bool = False  # it drives a run that must not share its worker
+    seen_alive: bool = False  # it has answered, or taken a lease: it has started
+    pid: int | None = None  # its process id, once asked
 
 
 class WorkerPool:
@@ -52,13 +58,16 @@ class WorkerPool:
         runs_per_worker: int,
         spawn: Callable[[str], WorkerHandle],
         kill: Callable[[WorkerHandle], None],
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self.max_workers = max_workers
         self.runs_per_worker = runs_per_worker
         self._spawn = spawn
         self._kill = kill
+        self._clock = clock
         self.workers: list[WorkerSlot] = []
         self._driving: dict[str, WorkerSlot] = {}
+        self._since: dict[str, float] = {}  # when each run driven now was given to its worker
         self._alone: set[str] = set()  # runs whose last worker died under them
         self.peak = 0
         self.started = 0
@@ -75,6 +84,17 @@ class WorkerPool:
     @property
     def busy(self) -> int:
         return sum(1 for slot in self.workers if slot.runs)
+
+    def drives(self) -> list[Drive]:
+        """Every run a worker drives now, for supervision."""
+        return [
+            Drive(worker_id=slot.worker_id, run_id=run_id, since=self._since[run_id], seen_alive=slot.seen_alive)
+            for run_id, slot in self._driving.items()
+        ]
+
+    def slot_by_id(self, worker_id: str) -> WorkerSlot | None:
+        """The live slot of worker ``worker_id``, if it is still in the pool."""
+        return next((slot for slot in self.workers if slot.worker_id == worker_id), None)
 
     # --------------------------------------------------------- placement
     def place(self, pending: collections.deque[str]) -> list[tuple[str, WorkerSlot]]:
@@ -97,6 +117,7 @@ class WorkerPool:
             slot.runs.add(run_id)
             slot.alone = run_id in self._alone
             self._driving[run_id] = slot
+            self._since[run_id] = self._clock()
             self.start_order.append(run_id)
             self.peak = max(self.peak, len(self.workers))
             placed.append((run_id, slot))
@@ -131,6 +152,7 @@ class WorkerPool:
         """``slot``'s turn with ``run_id`` is over; ``finished``: the worker gave an outcome
         (rather than dying or raising), so it was reused and the run may share again."""
         del self._driving[run_id]
+        del self._since[run_id]
         slot.runs.discard(run_id)
         if not slot.runs:
             slot.alone = False

@@ -5,17 +5,22 @@ runs in submit order on a pool of Worker actors (:mod:`runner.pool`: at most
 ``max_workers`` of them, each driving up to ``runs_per_worker`` runs); wakes
 suspended runs when a signal comes or a timer (:mod:`runner.timers`) is due;
 and supervises workers: a worker that dies (exception, ``ray.kill``, SIGKILL,
-node loss) is replaced after a backoff, with a new lease, until a run goes
-over the restart-intensity limit (:mod:`runner.restart_policy`), which fails
-it with an error that says why. A worker loss hits every run it drove; each
+node loss), or stops answering without dying (:mod:`runner.lease_watch`: its
+leases expire), is replaced after a backoff, with a new lease, until a run
+goes over the restart-intensity limit (:mod:`runner.restart_policy`), which
+fails it with an error that says why. A worker loss hits every run it drove; each
 of them gets a worker of its own for its next turn, so a run whose inline
 code kills its process cannot take its neighbours down again. On start it
 resumes every pending or running run found in the store
 (:mod:`runner.startup_recovery`), so stopping Ray entirely loses nothing.
 
-The status changes the Runner records itself (cancel or pause of a run no
-worker drives, failing a run over its limit) go through the fold first
-(:mod:`runner.status_writes`, :mod:`runner.lifecycle`).
+Every status change is made under the run's lease. A run a worker drives is
+stopped by asking its worker (``Worker.request``), which records the cancel or
+pause itself; the Runner records a status only for a run no worker drives
+(cancel, pause, failing a run over its limit), after taking the lease with
+force, which fences any writer left, and checked against the fold
+(:mod:`runner.status_writes`, :mod:`runner.lifecycle`). No call to a worker
+waits on it unbounded: a frozen worker is found by its leases.
 """
 
 from __future__ import annotations
@@ -32,7 +37,9 @@ import ray
 from ray.exceptions import RayActorError, RayTaskError
 
 from runner import lifecycle
-from runner.errors import IllegalTransition, RunClosed
+from runner.cycle import StopRequest
+from runner.errors import FencedError, IllegalTransition, RunClosed
+from runner.lease_watch import LeaseWatch, answer_within
 from runner.pool import WorkerPool, WorkerSlot
 from runner.restart_policy import GiveUp, RestartPolicy, TurnFailure
 from runner.runner_config import RecoveryReport, RunnerConfig, RunnerStats
@@ -41,11 +48,14 @@ from runner.status_writes import StatusWriter
 from runner.store import TERMINAL, NewRun, RunRecord, RunStatus
 from runner.store_actor import RemoteStoreActor
 from runner.store_handle import StoreHandle
+from runner.supervision import ANSWER_TIMEOUT
 from runner.timers import Timers
 from runner.waiters import Waiters
 from runner.worker import Outcome, StoreAddress, Worker
 
 if TYPE_CHECKING:
+    from ray import ObjectRef
+
     from runner.pool import WorkerHandle
 
 __all__ = ["RUNNER_NAME", "STORE_CONCURRENCY", "RecoveryReport", "Runner", "RunnerConfig", "RunnerStats"]
@@ -57,6 +67,7 @@ _HEAD_NODE = {"node:__internal_head__": 0.001}
 STORE_CONCURRENCY = 10_000  # calls the async Store actor holds at once (callers waiting on a group commit)
 OUTCOMES_KEPT = 10_000  # last outcomes remembered, for last_outcome()
 _ENDED = tuple(status.value for status in TERMINAL)  # an Outcome's status, compared by value
+STOP_ATTEMPTS = 5  # times cancel/pause look again after the run's turn ended another way
 
 
 class Runner:
@@ -95,11 +106,15 @@ class Runner:
         self._pending: collections.deque[str] = collections.deque()
         self._backing_off: set[str] = set()  # runs waiting out a restart backoff
         self._signalled_while_active: set[str] = set()
+        self._resumed_while_active: set[str] = set()
+        self._lost: dict[str, asyncio.Future[str]] = {}  # worker id -> why it is lost, once it is
         self._run_ended = Waiters()
         self._turn_ended = Waiters()
         self._outcomes: collections.OrderedDict[str, Outcome] = collections.OrderedDict()
         self._ready = asyncio.get_event_loop().create_task(self._recover())
         self.timers.start()
+        self.lease_watch = LeaseWatch(self.store, self.pool, config.worker.lease_ttl, self._worker_lost)
+        self.lease_watch.start()
 
     # ------------------------------------------------------------ client API
     async def ready(self) -> RecoveryReport:
@@ -173,8 +188,8 @@ class Runner:
         slot = self.pool.slot_of(run_id)
         if slot is not None:
             self._signalled_while_active.add(run_id)
-            with contextlib.suppress(RayActorError):  # its worker died: the run restarts and reads its inbox
-                await slot.handle.poke.remote(run_id)
+            # unanswered (a frozen worker): the run's next worker reads the signal from the store
+            await answer_within(slot.handle.poke.remote(run_id), ANSWER_TIMEOUT)
         else:
             record = await self.store.get_run(run_id)
             if record.status is RunStatus.SUSPENDED:
@@ -182,9 +197,10 @@ class Runner:
         return int(signal.signal_id)
 
     async def cancel(self, run_id: str) -> RunRecord:
-        """Cancel a run: its running steps are cancelled and it ends ``cancelled``."""
+        """Cancel a run: its running steps are cancelled and it ends ``cancelled``. A run a worker
+        drives is cancelled by that worker, under its lease; any other under the Runner's."""
         asked = False
-        for _ in range(5):
+        for _ in range(STOP_ATTEMPTS):
             record = await self.store.get_run(run_id)
             if record.status.is_terminal:
                 if asked:  # ended while we asked: cancelled, or finished first
@@ -193,37 +209,57 @@ class Runner:
             asked = True
             slot = self.pool.slot_of(run_id)
             if slot is not None:
-                if record.status is RunStatus.RUNNING:
-                    await self.store.transition(run_id, RunStatus.CANCELLING)
-                turn = self._turn_ended.add(run_id)
-                if await slot.handle.request.remote(run_id, "cancel"):
-                    await turn
-                continue  # look at what its worker recorded (or retry: the turn ended meanwhile)
+                await self._ask_to_stop(run_id, slot, StopRequest.CANCEL)
+                continue  # look at what its worker recorded (its turn may have ended another way)
             self._forget(run_id)
-            await self.status_writes.cancel(run_id)
+            try:
+                await self.status_writes.cancel(run_id)
+            except (FencedError, RunClosed):
+                continue  # a worker took the run over meanwhile, or it ended: look again
             self._run_ended.wake(run_id)
         return await self.store.get_run(run_id)
 
     async def pause(self, run_id: str) -> RunRecord:
-        """Pause a running run: no new step starts, running ones finish, the worker is released."""
-        record = await self.store.get_run(run_id)
-        lifecycle.pause(run_id, record.status)  # IllegalTransition unless it is running
-        slot = self.pool.slot_of(run_id)
-        if slot is not None:
-            turn = self._turn_ended.add(run_id)
-            if await slot.handle.request.remote(run_id, "pause"):
-                await turn
-        else:
+        """Pause a running run: no new step starts, running ones finish, the worker is released.
+        A run a worker drives is paused by that worker, under its lease; any other under the Runner's."""
+        asked = False
+        for _ in range(STOP_ATTEMPTS):
+            record = await self.store.get_run(run_id)
+            if asked and record.status is not RunStatus.RUNNING:
+                return record  # paused, or it ended or suspended first
+            lifecycle.pause(run_id, record.status)  # IllegalTransition unless it is running
+            asked = True
+            slot = self.pool.slot_of(run_id)
+            if slot is not None:
+                await self._ask_to_stop(run_id, slot, StopRequest.PAUSE)
+                continue
             self._forget(run_id)
-            await self.status_writes.pause(run_id)
+            try:
+                await self.status_writes.pause(run_id)
+            except (FencedError, RunClosed, IllegalTransition):
+                continue  # a worker took the run over meanwhile, or it moved on: look again
         return await self.store.get_run(run_id)
+
+    async def _ask_to_stop(self, run_id: str, slot: WorkerSlot, request: StopRequest) -> None:
+        """Ask the worker driving ``run_id`` to stop it and wait until that turn ends. The request
+        follows the turn's ``execute`` call, so the worker has the run unless the turn is over;
+        a worker that does not answer (frozen) is found by the lease watch, which ends the turn."""
+        turn = self._turn_ended.add(run_id)
+        try:
+            await answer_within(slot.handle.request.remote(run_id, request.value), ANSWER_TIMEOUT)
+            await turn
+        finally:
+            self._turn_ended.remove(run_id, turn)
 
     async def resume(self, run_id: str) -> RunRecord:
         """Queue a paused run again; its next worker records RunResumed."""
         record = await self.store.get_run(run_id)
         if record.status is not RunStatus.PAUSED:
             raise IllegalTransition(run_id, record.status.value, RunStatus.RUNNING.value)
-        self._enqueue(run_id)
+        if self.pool.is_driving(run_id):  # paused, its turn not over yet: queue it once it is
+            self._resumed_while_active.add(run_id)
+        else:
+            self._enqueue(run_id)
         return record
 
     async def stats(self) -> RunnerStats:
@@ -242,8 +278,9 @@ class Runner:
         slot = self.pool.slot_of(run_id)
         if slot is None:
             return None
-        pid: int = await slot.handle.pid.remote()
-        return pid
+        if slot.pid is None:
+            slot.pid = await answer_within(slot.handle.pid.remote(), ANSWER_TIMEOUT)
+        return slot.pid
 
     async def worker_handle(self, run_id: str) -> WorkerHandle | None:
         slot = self.pool.slot_of(run_id)
@@ -276,7 +313,10 @@ class Runner:
         if placed:
             loop = asyncio.get_running_loop()
             for run_id, slot in placed:
-                loop.create_task(self._drive(run_id, slot))
+                # sent now, before any request about the run can be: the worker has the run
+                # by the time a later call (poke, request) reaches it
+                execute = slot.handle.execute.remote(run_id)
+                loop.create_task(self._drive(run_id, slot, execute))
 
     def _forget(self, run_id: str) -> None:
         """Take a run off the queue, its timer and its restart backoff."""
@@ -295,25 +335,36 @@ class Runner:
         return cast("WorkerHandle", actor)
 
     # ----------------------------------------------------------- supervision
-    async def _drive(self, run_id: str, slot: WorkerSlot) -> None:
+    async def _drive(self, run_id: str, slot: WorkerSlot, execute: ObjectRef[Outcome]) -> None:
+        """Wait for the worker's turn with ``run_id`` to end (or for the worker to be lost), then
+        act on how it ended."""
         failure = TurnFailure.WORKER_DIED
         reason = "its worker was lost"
         outcome: Outcome | None = None
-        try:
-            outcome = await slot.handle.execute.remote(run_id)
-        except RayActorError as exc:
-            reason = f"its worker died ({type(exc).__name__}: {_first_line(exc)})"
-        except Exception as exc:
-            cause = exc.cause if isinstance(exc, RayTaskError) and exc.cause is not None else exc
-            reason = f"its worker could not drive it: {type(cause).__name__}: {_first_line(cause)}"
-            failure = TurnFailure.WORKER_RAISED
+        answer: asyncio.Future[Outcome] = asyncio.wrap_future(execute.future())
+        lost = self._lost.setdefault(slot.worker_id, asyncio.get_running_loop().create_future())
+        waiting: list[asyncio.Future[Any]] = [answer, lost]
+        await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
+        if answer.done() and answer.exception() is None:
+            outcome = answer.result()
+        elif lost.done():
+            reason = lost.result()
+            answer.add_done_callback(_retrieve)
+        else:
+            exc = answer.exception()
+            if isinstance(exc, RayActorError):
+                reason = f"its worker died ({type(exc).__name__}: {_first_line(exc)})"
+            elif exc is not None:
+                cause = exc.cause if isinstance(exc, RayTaskError) and exc.cause is not None else exc
+                reason = f"its worker could not drive it: {type(cause).__name__}: {_first_line(cause)}"
+                failure = TurnFailure.WORKER_RAISED
         self.pool.turn_ended(run_id, slot, finished=outcome is not None)
         self._turn_ended.wake(run_id)
         if outcome is not None:
             self._after_outcome(outcome)
         else:
             log.warning("run %s: %s", run_id, reason)
-            self.pool.retire(slot)
+            self._retire(slot)
             if slot.turns > 0 and await self._died_idle(run_id, slot):
                 # It died while idle in the pool (killed, node lost) and never touched this run:
                 # not the run's fault, so it does not count against the run's restart limit.
@@ -322,6 +373,19 @@ class Runner:
                 self.pool.keep_alone(run_id)
                 await self._restart_or_fail(run_id, reason, failure)
         self._schedule()
+
+    def _worker_lost(self, slot: WorkerSlot, reason: str) -> None:
+        """The lease watch found ``slot``'s worker stopped answering: end each of its turns as a
+        worker death (the runs restart on other workers, under new leases) and kill it. Should
+        the kill not reach it, the store fences whatever it tries when it wakes."""
+        lost = self._lost.setdefault(slot.worker_id, asyncio.get_running_loop().create_future())
+        if not lost.done():
+            lost.set_result(reason)
+        self._retire(slot)
+
+    def _retire(self, slot: WorkerSlot) -> None:
+        self.pool.retire(slot)
+        self._lost.pop(slot.worker_id, None)  # the turns that wait on it hold it already
 
     async def _died_idle(self, run_id: str, slot: WorkerSlot) -> bool:
         """True if ``slot``'s worker never took this run's lease (it was dead before it got the run)."""
@@ -346,7 +410,10 @@ class Runner:
                 self._enqueue(run_id)
             elif outcome.wake_at is not None:
                 self.timers.add(outcome.wake_at, run_id)
+        elif outcome.status == RunStatus.PAUSED.value and run_id in self._resumed_while_active:
+            self._enqueue(run_id)
         self._signalled_while_active.discard(run_id)
+        self._resumed_while_active.discard(run_id)
 
     async def _restart_or_fail(self, run_id: str, reason: str, failure: TurnFailure) -> None:
         decision = self.restarts.after_failure(run_id, reason, failure)
@@ -395,6 +462,13 @@ class Runner:
 def _kill_worker(handle: WorkerHandle) -> None:
     with contextlib.suppress(Exception):  # it may be gone already
         ray.kill(handle, no_restart=True)
+
+
+def _retrieve(future: asyncio.Future[Outcome]) -> None:
+    """Collect the answer of a turn given up on (its worker was lost), so asyncio logs no
+    'exception was never retrieved'."""
+    if not future.cancelled():
+        future.exception()
 
 
 def _first_line(exc: BaseException) -> str:

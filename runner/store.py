@@ -127,6 +127,23 @@ class Lease:
 
 
 @dataclass(frozen=True, kw_only=True)
+class LeaseState:
+    """A run's lease as the store holds it now, without the rest of its record: what
+    ``leases`` answers (a supervisor polls it often; it carries no pickled definition)."""
+
+    run_id: str
+    token: int  # the current fencing token; 0: never leased
+    owner: str | None  # None: free (released, or never taken)
+    expires_at: float | None  # unix time, on the store's clock
+
+    def expired_for(self, now: float) -> float | None:
+        """How long ago (seconds) a held lease expired at ``now``; None if free or still valid."""
+        if self.owner is None or self.expires_at is None or self.expires_at > now:
+            return None
+        return now - self.expires_at
+
+
+@dataclass(frozen=True, kw_only=True)
 class Receipt:
     """Minted by the store in the commit that stored events ``first_seq..last_seq``."""
 
@@ -241,8 +258,10 @@ class Store(Protocol):
         """Remove a run, its events, snapshots and signals (facts are shared and stay)."""
         ...
 
-    def transition(self, run_id: str, to: RunStatus, *, lease: int | None = None) -> RunRecord:
-        """Move a run to ``to``; IllegalTransition unless TRANSITIONS allows it."""
+    def transition(self, run_id: str, to: RunStatus, *, lease: int) -> RunRecord:
+        """Move a run to ``to`` under its current ``lease`` (FencedError otherwise: every status
+        change is made by the lease holder, so none can race a worker); IllegalTransition unless
+        TRANSITIONS allows it."""
         ...
 
     # leases
@@ -260,6 +279,11 @@ class Store(Protocol):
     def renew_lease(self, run_id: str, token: int, ttl: float) -> Lease: ...
 
     def release_lease(self, run_id: str, token: int) -> None: ...
+
+    def leases(self, run_ids: Sequence[str]) -> list[LeaseState]:
+        """The current lease of each run in ``run_ids`` that exists, in order (unknown runs are
+        left out). A light read for supervisors: no run record, no definition."""
+        ...
 
     # the log
     def append(
@@ -438,6 +462,13 @@ def taken_over(record: RunRecord, owner: str, ttl: float, now: float) -> RunReco
         lease_expires_at=lease.expires_at,
         status=status,
         updated_at=now if status is not record.status else record.updated_at,
+    )
+
+
+def lease_state(record: RunRecord) -> LeaseState:
+    """What ``leases`` answers for ``record``."""
+    return LeaseState(
+        run_id=record.run_id, token=record.lease, owner=record.lease_owner, expires_at=record.lease_expires_at
     )
 
 

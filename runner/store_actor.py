@@ -43,6 +43,7 @@ from runner.faults import FaultPoint
 from runner.store import (
     AppendRequest,
     Lease,
+    LeaseState,
     NewRun,
     Receipt,
     RunFilter,
@@ -270,7 +271,7 @@ class StoreActor:
     def delete(self, run_id: str) -> None:
         self._store.delete(run_id)
 
-    def transition(self, run_id: str, to: RunStatus, lease: int | None = None) -> RunRecord:
+    def transition(self, run_id: str, to: RunStatus, lease: int) -> RunRecord:
         record: RunRecord = self._store.transition(run_id, to, lease=lease)
         return record
 
@@ -284,6 +285,10 @@ class StoreActor:
 
     def release_lease(self, run_id: str, token: int) -> None:
         self._store.release_lease(run_id, token)
+
+    def leases(self, run_ids: Sequence[str]) -> list[LeaseState]:
+        result: list[LeaseState] = self._store.leases(list(run_ids))
+        return result
 
     def save_snapshot(self, run_id: str, cursor: int, blob: bytes) -> None:
         self._store.save_snapshot(run_id, cursor, blob)

@@ -18,6 +18,7 @@ from runner.events import Event, StoredEvent
 from runner.store import (
     AppendRequest,
     Lease,
+    LeaseState,
     NewRun,
     Receipt,
     RunFilter,
@@ -98,7 +99,7 @@ class StoreHandle:
     def delete(self, run_id: str) -> ObjectRef[None]:
         return self.actor.delete.remote(run_id)
 
-    def transition(self, run_id: str, to: RunStatus, lease: int | None = None) -> ObjectRef[RunRecord]:
+    def transition(self, run_id: str, to: RunStatus, lease: int) -> ObjectRef[RunRecord]:
         return self.actor.transition.remote(run_id, to, lease)
 
     def acquire_lease(self, run_id: str, owner: str, ttl: float, force: bool = False) -> ObjectRef[Lease]:
@@ -109,6 +110,9 @@ class StoreHandle:
 
     def release_lease(self, run_id: str, token: int) -> ObjectRef[None]:
         return self.actor.release_lease.remote(run_id, token)
+
+    def leases(self, run_ids: Sequence[str]) -> ObjectRef[list[LeaseState]]:
+        return self.actor.leases.remote(list(run_ids))
 
     # ------------------------------------------------ snapshots and facts
     def save_snapshot(self, run_id: str, cursor: int, blob: bytes) -> ObjectRef[None]:

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 import random
 import time
@@ -34,12 +35,13 @@ from collections.abc import Awaitable
 from dataclasses import dataclass, field
 from typing import Any
 
-from runner import serialization
+from runner import faults, serialization
 from runner.batching import CallBatcher
 from runner.cycle import StopRequest, TurnEnd, outcome_events, plan_cycle
 from runner.errors import FencedError, IllegalTransition, SnapshotMismatch, StoreError
 from runner.events import Event, RunResumed, SignalReceived, StoredEvent
 from runner.execution import StepResult
+from runner.faults import FaultPoint
 from runner.in_flight import InFlight
 from runner.planning import Task
 from runner.run_data import TaskKey
@@ -52,11 +54,16 @@ from runner.workflow import Workflow
 
 READ_CHUNK = 5_000
 
+log = logging.getLogger("runner")
+
 
 @dataclass(frozen=True, kw_only=True)
 class WorkerConfig:
     """How a worker drives runs. ``suspend_after``: a timer or retry due later than
-    this many seconds releases the worker; sooner ones are waited for in place."""
+    this many seconds releases the worker; sooner ones are waited for in place.
+    ``lease_ttl``: each run's lease is renewed every third of it; a worker that stops
+    renewing (frozen, cut off) has its runs taken over about this long after its last
+    renewal (:mod:`runner.supervision`), so it also bounds how long inline code may block."""
 
     lease_ttl: float = 30.0
     snapshot_every: int = 200
@@ -146,6 +153,7 @@ class RunExecutor:
         if self.address is None:
             self.address = StoreAddress(*await self.store.address())
         turn = await self.calls.turns.call(self.run_id)
+        faults.hit(FaultPoint.TAKEN_OVER, self.run_id)  # a new lease, nothing done under it yet
         self.lease = 0 if turn.lease is None else turn.lease.token
         record = turn.record
         workflow: Workflow = definition(record.definition_hash, record.definition)
@@ -231,6 +239,7 @@ class RunExecutor:
             await self._wait_for_something(plan.wake_at)
             now = time.time()
             for task, result in self._in_flight.collect(now):
+                faults.hit(FaultPoint.STEP_FINISHED, self.run_id)  # the result is here, not recorded yet
                 self._stage_outcome(task, result, now)
 
     async def _prepare_cancel(self) -> None:
@@ -263,6 +272,7 @@ class RunExecutor:
                 self.config.fact_threshold,
                 deferred_facts=self._pending_facts,
             )
+            faults.hit(FaultPoint.STEP_FINISHED, self.run_id)
             self._stage_outcome(task, result, time.time())
             return True
         ref = remote_step(node).remote(
@@ -305,6 +315,7 @@ class RunExecutor:
             request_id=uuid.uuid4().hex,
         )
         receipt = await self._store_call(self.calls.appends.call(request))
+        faults.hit(FaultPoint.APPEND_COMMITTED, self.run_id)  # recorded, not acted on yet
         if receipt.first_seq != first or receipt.last_seq != last:
             raise StoreError(
                 f"run {self.run_id!r}: the store put events at {receipt.first_seq}..{receipt.last_seq}, "
@@ -331,6 +342,9 @@ class RunExecutor:
             self._stage(SignalReceived(signal_id=signal.signal_id, name=signal.name, payload=signal.payload))
 
     async def _renew_lease(self) -> None:
+        """Renew the lease every ttl/3 until fenced. A renewal that fails otherwise (the Store
+        actor restarting) is tried again next time: the Runner's lease watch takes the run
+        over only once the lease has expired while the store answered."""
         interval = self.config.lease_ttl / 3
         while True:
             await asyncio.sleep(interval)
@@ -340,6 +354,8 @@ class RunExecutor:
                 self._fenced = exc
                 self._poke.set()
                 return
+            except Exception as exc:
+                log.warning("run %s: could not renew its lease (%s: %s)", self.run_id, type(exc).__name__, exc)
 
     async def _release(self) -> None:
         try:
@@ -392,6 +408,10 @@ class Worker:
 
     async def pid(self) -> int:
         return os.getpid()
+
+    async def ping(self) -> str:
+        """Answered at once by a worker whose event loop runs (the Runner's probe)."""
+        return "ok"
 
     async def current_runs(self) -> list[str]:
         return list(self._runs)

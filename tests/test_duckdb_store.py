@@ -361,7 +361,7 @@ def test_records_of_ended_runs_leave_memory_and_are_read_back_exactly(tmp_path):
             store.append(f"r{i}", [RunCompleted(result=i)], token, status=RunStatus.COMPLETED)
         else:
             store.transition(f"r{i}", RunStatus.CANCELLING, lease=token)
-            store.transition(f"r{i}", RunStatus.CANCELLED)  # ends without an append
+            store.transition(f"r{i}", RunStatus.CANCELLED, lease=token)  # ends without an append
     records = store._records
     assert records.ended_count == 3 and not records.live_count and not records.stale_count
     assert not records.no_snapshot_count
@@ -403,3 +403,23 @@ def test_appends_that_follow_the_log_read_nothing_to_check_their_identity(tmp_pa
         assert reads == []  # the cursor is known in memory: no read per append
         store.append("r1", [FactProduced(node="n50", value=50)], token, after_seq=50, request_id="q50")
         assert reads == [51]  # a retry reads the one row its identity is kept on
+
+
+def test_leases_of_runs_in_memory_are_answered_without_sql(tmp_path, monkeypatch):
+    from runner.store import LeaseState
+
+    store = DuckDBStore(tmp_path / "store.duckdb")
+    store.create_runs([_new_run("r1"), _new_run("r2")])
+    [taken] = store.take_over(["r1"], "w1", 30)
+    store.close()
+    store = DuckDBStore(tmp_path / "store.duckdb")  # a fresh process: nothing in memory yet
+    first = store.leases(["r1", "r2", "ghost"])  # read from the file once, then kept
+    assert [(lease.run_id, lease.token, lease.owner) for lease in first] == [("r1", taken.lease, "w1"), ("r2", 0, None)]
+
+    def no_sql() -> None:
+        raise AssertionError("leases() of runs in memory ran SQL")
+
+    monkeypatch.setattr(store._db, "read", no_sql)
+    assert store.leases(["r2", "r1"]) == [first[1], first[0]]
+    assert isinstance(first[0], LeaseState)
+    store.close()

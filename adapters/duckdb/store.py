@@ -27,6 +27,7 @@ from runner.events import Event, StoredEvent
 from runner.store import (
     AppendRequest,
     Lease,
+    LeaseState,
     NewRun,
     Receipt,
     RunFilter,
@@ -48,6 +49,7 @@ from runner.store import (
     check_write,
     error_summary,
     grant_lease,
+    lease_state,
     taken_over,
 )
 
@@ -221,16 +223,14 @@ class DuckDBStore:
             self._records.forget(run_id)
             self._tails.forget(run_id)
 
-    def transition(self, run_id: str, to: RunStatus, *, lease: int | None = None) -> RunRecord:
+    def transition(self, run_id: str, to: RunStatus, *, lease: int) -> RunRecord:
         check_run_id(run_id)
         target = as_status(to)
         with self._db.lock:
             with self._db.transaction() as con:
                 record = self._record(con, run_id)
-                if lease is not None:
-                    check_write(record, lease, target)
-                else:
-                    check_transition(record, target)
+                check_write(record, lease, None)
+                check_transition(record, target)  # moving to the same status is refused too
                 now = self._clock()
                 con.execute(
                     "UPDATE runs SET status = ?, updated_at = ?, last_seq = ? WHERE run_id = ?",
@@ -297,6 +297,21 @@ class DuckDBStore:
                     raise FencedError(run_id, token, record.lease)
                 con.execute("UPDATE runs SET lease_owner = NULL, lease_expires_at = NULL WHERE run_id = ?", [run_id])
             self._records.put(replace(record, lease_owner=None, lease_expires_at=None))
+
+    def leases(self, run_ids: Sequence[str]) -> list[LeaseState]:
+        """From the record cache, without SQL (every run that has not ended is there once read);
+        the rows of runs not cached yet are read once, and cached."""
+        for run_id in run_ids:
+            check_run_id(run_id)
+        with self._db.lock:  # a closed store has no cache: its read raises StoreError
+            records = {run_id: self._records.get(run_id) for run_id in run_ids}
+            missing = [run_id for run_id, record in records.items() if record is None]
+            if missing:
+                with self._db.read() as con:
+                    for run_id in missing:
+                        with contextlib.suppress(RunNotFound):
+                            records[run_id] = self._record(con, run_id)
+        return [lease_state(record) for record in (records[run_id] for run_id in run_ids) if record is not None]
 
     # ---------------------------------------------------------------- the log
     def append(

@@ -64,6 +64,7 @@ from runner.store import (
     TRANSITIONS,
     AppendRequest,
     Lease,
+    LeaseState,
     NewRun,
     Receipt,
     RunFilter,
@@ -178,7 +179,7 @@ def _facts(store: Store, run_id: str, after: int = 1) -> list[FactProduced]:
 PER_RUN_CALLS: dict[str, Callable[[Store, str, int], Any]] = {
     "get_run": lambda s, r, t: s.get_run(r),
     "delete": lambda s, r, t: s.delete(r),
-    "transition": lambda s, r, t: s.transition(r, RunStatus.RUNNING),
+    "transition": lambda s, r, t: s.transition(r, RunStatus.RUNNING, lease=t),
     "acquire_lease": lambda s, r, t: s.acquire_lease(r, "owner-z", TTL),
     "renew_lease": lambda s, r, t: s.renew_lease(r, t, TTL),
     "release_lease": lambda s, r, t: s.release_lease(r, t),
@@ -196,6 +197,7 @@ GLOBAL_CALLS: dict[str, Callable[[Store, str, int], Any]] = {
     "create_runs": lambda s, r, t: s.create_runs([new_run("brand-new")]),
     "exists": lambda s, r, t: s.exists(r),
     "list_runs": lambda s, r, t: s.list_runs(),
+    "leases": lambda s, r, t: s.leases([r]),
     "append_many": lambda s, r, t: s.append_many([AppendRequest(run_id=r, events=(fact("n"),), lease=t)]),
     "save_fact": lambda s, r, t: s.save_fact("a" * 64, b"x"),
     "load_fact": lambda s, r, t: s.load_fact("a" * 64),
@@ -255,11 +257,23 @@ class StoreContract:
         return store.acquire_lease(run_id, owner, TTL)
 
     def run_in(self, store: Store, status: RunStatus, run_id: str = "r1") -> str:
+        """A new run moved to ``status`` along :data:`PATH` (under a lease, released after
+        unless the run has ended)."""
         store.create_run(new_run(run_id))
-        for step in PATH[status]:
-            store.transition(run_id, step)
+        self.move(store, run_id, *PATH[status])
         assert store.get_run(run_id).status is status
         return run_id
+
+    def move(self, store: Store, run_id: str, *statuses: RunStatus) -> None:
+        """Move a run through ``statuses`` as a supervisor does: take its lease (force), make
+        each transition under it, then release it unless the run has ended."""
+        if not statuses:
+            return
+        lease = store.acquire_lease(run_id, "mover", TTL, force=True)
+        for status in statuses:
+            store.transition(run_id, status, lease=lease.token)
+        if not store.get_run(run_id).status.is_terminal:
+            store.release_lease(run_id, lease.token)
 
     # ============================================================ the protocol
     def test_store_satisfies_the_protocol(self, store: Store) -> None:
@@ -295,7 +309,7 @@ class StoreContract:
 
     def test_create_run_with_the_same_run_id_returns_the_existing_run(self, store: Store, clock: FakeClock) -> None:
         first, _ = store.create_run(new_run("r1", workflow="one"))
-        store.transition("r1", RunStatus.RUNNING)
+        self.move(store, "r1", RunStatus.RUNNING)
         current = store.get_run("r1")
         clock.advance(5)
         with writes_nothing(store):
@@ -608,6 +622,41 @@ class StoreContract:
             with writes_nothing(store), pytest.raises(InvalidArgument):
                 store.take_over(["r1"], owner, ttl)
 
+    def test_leases_reads_each_runs_lease_without_its_record(self, store: Store, clock: FakeClock) -> None:
+        store.create_run(new_run("fresh"))
+        held = self.run_with_lease(store, "r1", owner="w1")
+        released = self.run_with_lease(store, "r2", owner="w2")
+        store.release_lease("r2", released.token)
+        self.run_in(store, RunStatus.COMPLETED, "done")
+        with writes_nothing(store):
+            leases = store.leases(["r1", "missing", "fresh", "r2", "done", "r1"])
+        assert leases == [
+            LeaseState(run_id="r1", token=held.token, owner="w1", expires_at=clock() + TTL),
+            LeaseState(run_id="fresh", token=0, owner=None, expires_at=None),
+            LeaseState(run_id="r2", token=released.token, owner=None, expires_at=None),
+            LeaseState(run_id="done", token=1, owner="mover", expires_at=clock() + TTL),
+            LeaseState(run_id="r1", token=held.token, owner="w1", expires_at=clock() + TTL),
+        ]
+        assert store.leases([]) == []
+        with pytest.raises(InvalidArgument):
+            store.leases(["not a run id!"])
+
+    def test_leases_follow_renewals_takeovers_and_expiry(self, store: Store, clock: FakeClock) -> None:
+        held = self.run_with_lease(store, owner="w1")
+        [lease] = store.leases(["r1"])
+        assert lease.expired_for(clock()) is None
+        clock.advance(TTL / 2)
+        store.renew_lease("r1", held.token, TTL)
+        assert store.leases(["r1"]) == [LeaseState(run_id="r1", token=held.token, owner="w1", expires_at=clock() + TTL)]
+        clock.advance(TTL + 2)  # the owner stopped renewing
+        [lease] = store.leases(["r1"])
+        assert lease.owner == "w1" and lease.expired_for(clock()) == pytest.approx(2.0)
+        [taken] = store.take_over(["r1"], "w2", TTL)
+        assert isinstance(taken, RunRecord)
+        assert store.leases(["r1"]) == [
+            LeaseState(run_id="r1", token=taken.lease, owner="w2", expires_at=clock() + TTL)
+        ]
+
     # ================================================================ stream
     def test_stream_after_a_cursor_returns_exactly_the_later_events(self, store: Store) -> None:
         lease = self.run_with_lease(store)
@@ -653,9 +702,10 @@ class StoreContract:
     ) -> None:
         source, target = move
         self.run_in(store, source)
+        lease = store.acquire_lease("r1", "w1", TTL)
         before = store.get_run("r1")
         clock.advance(3)
-        record = store.transition("r1", target)
+        record = store.transition("r1", target, lease=lease.token)
         assert record.status is target
         assert record.updated_at == clock()
         assert record == store.get_run("r1")
@@ -666,8 +716,9 @@ class StoreContract:
     def test_every_illegal_transition_is_refused(self, store: Store, move: tuple[RunStatus, RunStatus]) -> None:
         source, target = move
         self.run_in(store, source)
+        lease = store.acquire_lease("r1", "w1", TTL)
         with writes_nothing(store), pytest.raises(IllegalTransition) as info:
-            store.transition("r1", target)
+            store.transition("r1", target, lease=lease.token)
         assert (info.value.run_id, info.value.from_status, info.value.to_status) == ("r1", source.value, target.value)
 
     @pytest.mark.parametrize("move", FROM_TERMINAL, ids=_move_id)
@@ -675,18 +726,39 @@ class StoreContract:
         source, target = move
         self.run_in(store, source)
         with writes_nothing(store), pytest.raises(RunClosed) as info:
-            store.transition("r1", target)
+            store.transition("r1", target, lease=store.get_run("r1").lease)
         assert (info.value.run_id, info.value.status) == ("r1", source.value)
 
     def test_transition_accepts_status_names_and_rejects_unknown_ones(self, store: Store) -> None:
-        store.create_run(new_run("r1"))
-        assert store.transition("r1", "running").status is RunStatus.RUNNING  # type: ignore[arg-type]
+        lease = self.run_with_lease(store)
+        assert store.transition("r1", "running", lease=lease.token).status is RunStatus.RUNNING  # type: ignore[arg-type]
         with writes_nothing(store), pytest.raises(InvalidArgument):
-            store.transition("r1", "sleeping")  # type: ignore[arg-type]
+            store.transition("r1", "sleeping", lease=lease.token)  # type: ignore[arg-type]
 
     def test_transition_with_the_current_lease(self, store: Store) -> None:
         lease = self.run_with_lease(store)
         assert store.transition("r1", RunStatus.RUNNING, lease=lease.token).status is RunStatus.RUNNING
+
+    def test_transition_needs_the_current_lease(self, store: Store, clock: FakeClock) -> None:
+        """No status change without the lease: a supervisor takes it (force) first, which fences
+        the worker that held it, so a status change never races the worker's own appends."""
+        store.create_run(new_run("r1"))
+        with writes_nothing(store), pytest.raises(TypeError):
+            store.transition("r1", RunStatus.RUNNING)  # type: ignore[call-arg]
+        with writes_nothing(store), pytest.raises(FencedError):
+            store.transition("r1", RunStatus.RUNNING, lease=0)  # never leased
+        worker = store.acquire_lease("r1", "w1", TTL)
+        store.transition("r1", RunStatus.RUNNING, lease=worker.token)
+        supervisor = store.acquire_lease("r1", "supervisor", TTL, force=True)
+        with writes_nothing(store), pytest.raises(FencedError) as info:
+            store.transition("r1", RunStatus.CANCELLING, lease=worker.token)
+        assert (info.value.lease, info.value.current) == (worker.token, supervisor.token)
+        with writes_nothing(store), pytest.raises(FencedError):
+            store.append("r1", [RunCompleted(result=1, at=T0)], worker.token, status=RunStatus.COMPLETED)
+        record = store.transition("r1", RunStatus.CANCELLING, lease=supervisor.token)
+        assert record.status is RunStatus.CANCELLING
+        with writes_nothing(store), pytest.raises(InvalidArgument):
+            store.transition("r1", RunStatus.CANCELLED, lease="1")  # type: ignore[arg-type]
 
     def test_append_moves_the_status_in_the_same_commit(self, store: Store) -> None:
         lease = self.run_with_lease(store)
@@ -708,7 +780,7 @@ class StoreContract:
 
     def test_a_terminal_run_refuses_every_write(self, store: Store) -> None:
         lease = self.run_with_lease(store)
-        store.transition("r1", RunStatus.RUNNING)
+        store.transition("r1", RunStatus.RUNNING, lease=lease.token)
         store.save_snapshot("r1", 1, b"snap")
         store.post_signal("r1", "go", 1)
         receipt = store.append("r1", [RunCompleted(result={"ok": 1}, at=T0)], lease.token, status=RunStatus.COMPLETED)
@@ -717,7 +789,7 @@ class StoreContract:
         refused: list[Callable[[], Any]] = [
             lambda: store.append("r1", [fact("late")], lease.token),
             lambda: store.append("r1", [fact("late")], lease.token, status=RunStatus.RUNNING),
-            lambda: store.transition("r1", RunStatus.RUNNING),
+            lambda: store.transition("r1", RunStatus.RUNNING, lease=lease.token),
             lambda: store.transition("r1", RunStatus.FAILED, lease=lease.token),
             lambda: store.acquire_lease("r1", "w2", TTL),
             lambda: store.acquire_lease("r1", "w2", TTL, force=True),
@@ -1010,7 +1082,7 @@ class StoreContract:
         assert store.signals("r1") == [first, other, plain, again]
         assert store.signals("r2") == [elsewhere]
         # a retry that arrives after the run ended still gets its stored signal
-        store.transition("r1", RunStatus.CANCELLED)
+        self.move(store, "r1", RunStatus.CANCELLED)
         with writes_nothing(store):
             assert store.post_signal("r1", "approve", {"by": "ann"}, dedupe_key="call-1") == first
             with pytest.raises(RunClosed):
@@ -1031,9 +1103,9 @@ class StoreContract:
         for run_id, workflow in (("a1", "alpha"), ("b1", "beta"), ("a2", "alpha"), ("a3", "alpha")):
             created[run_id] = store.create_run(new_run(run_id, workflow=workflow))[0].created_at
             clock.advance(10)
-        store.transition("a2", RunStatus.RUNNING)
-        store.transition("b1", RunStatus.RUNNING)
-        store.transition("a3", RunStatus.CANCELLED)
+        self.move(store, "a2", RunStatus.RUNNING)
+        self.move(store, "b1", RunStatus.RUNNING)
+        self.move(store, "a3", RunStatus.CANCELLED)
 
         def ids(**kw: Any) -> list[str]:
             records = store.list_runs(RunFilter(**kw))
@@ -1255,7 +1327,7 @@ class StoreContract:
         lease = self.run_with_lease(store, "r1", key="k1")
         store.create_runs([new_run("r2", workflow="other"), new_run("r3")])
         store.append("r1", [fact("a", Point(1, 2)), fact("b")], lease.token, status=RunStatus.RUNNING)
-        store.transition("r3", RunStatus.CANCELLED)
+        self.move(store, "r3", RunStatus.CANCELLED)
         store.save_snapshot("r1", 2, b"snap")
         store.post_signal("r1", "go", {"x": (1, 2)})
         blob = b"a fact"
