@@ -227,7 +227,7 @@ class InMemoryStore:
                 request, rows = item
                 try:
                     record = self._record(request.run_id)
-                    check_write(record, request.lease, request.status)
+                    check_write(record, request.lease, request.status, request.events)
                 except (StoreError, InvalidArgument) as exc:
                     results.append(exc)
                     continue

@@ -336,7 +336,7 @@ class DuckDBStore:
                         request, rows, error = item
                         try:
                             record = pending.get(request.run_id) or self._record(con, request.run_id)
-                            check_write(record, request.lease, request.status)
+                            check_write(record, request.lease, request.status, request.events)
                         except (StoreError, InvalidArgument) as exc:
                             results.append(exc)
                             continue
