@@ -712,7 +712,11 @@ class StoreContract:
         completed: legal, though suspended -> completed alone is not."""
         self.run_in(store, RunStatus.SUSPENDED)
         lease = store.acquire_lease("r1", "w1", TTL)
-        events: list[Event] = [RunResumed(at=T0), SignalReceived(signal_id=1, name="go", payload=7, at=T0), fact("wait", 7)]
+        events: list[Event] = [
+            RunResumed(at=T0),
+            SignalReceived(signal_id=1, name="go", payload=7, at=T0),
+            fact("wait", 7),
+        ]
         receipt = store.append("r1", [*events, RunCompleted(result=7, at=T0)], lease.token, status=RunStatus.COMPLETED)
         assert receipt == Receipt(run_id="r1", first_seq=2, last_seq=5)
         record = store.get_run("r1")
