@@ -17,6 +17,7 @@ from runner.errors import FoldError
 from runner.events import (
     SKIPPED,
     FactProduced,
+    FactRef,
     FactReused,
     MapExpanded,
     RunCancelled,
@@ -46,6 +47,7 @@ from runner.run_data import (
     TaskStatus,
     label,
 )
+from runner.serialization import holds_fact_refs
 from runner.store import RunStatus
 from runner.workflow import Node, NodeKind, Workflow
 
@@ -223,6 +225,8 @@ class Fold:
         inputs = self._d.inputs(node)
         if e.node not in self._d.timers or e.node in self._d.results or inputs is None:
             raise FoldError(f"TimerFired for {e.node!r}, which has no pending timer")
+        if node.after and node.after[0] in self._d.nested_facts:  # a sleep passes its upstream's value on
+            self._d.nested_facts.add(e.node)
         self._resolve(e.node, inputs[0] if inputs else None)
 
     def _on_suspended(self, run_id: str, e: RunSuspended) -> None:
@@ -242,6 +246,8 @@ class Fold:
             raise FoldError(f"FactReused for {e.node!r}, which has already started or whose upstreams are unresolved")
         if node.kind in EXECUTABLE_KINDS and node.kind is not NodeKind.MAP:
             d.tasks[(e.node, None)] = TaskRecord(status=DONE, value=e.value, finished_at=e.at)
+        if not isinstance(e.value, FactRef) and holds_fact_refs(e.value):
+            d.nested_facts.add(e.node)
         self._resolve(e.node, e.value)
         d.reused.add(e.node)
 
@@ -310,6 +316,8 @@ class Fold:
         rec = d.tasks.pop((name, item))
         d.map_summary[name].add(rec)
         d.item_values[name][item] = value
+        if isinstance(value, FactRef):  # the map's list will hold a reference
+            d.nested_facts.add(name)
         d.items_open[name] -= 1
         if d.items_open[name] == 0:
             self._finish_map(name)

@@ -62,6 +62,7 @@ class Task:
     inputs: tuple[Any, ...]
     item: int | None = None
     fallback: bool = False
+    nested_facts: bool = False  # some input holds FactRefs inside a list or dict (a map's large items)
 
     @property
     def key(self) -> TaskKey:
@@ -106,19 +107,26 @@ class Planner:
                 keys += orphans.get(node.name, [])
             else:
                 keys = [(node.name, None)]
+            nested = bool(d.nested_facts) and any(up in d.nested_facts for up in node.after)
             for key in keys:
                 if key in in_flight:
                     continue
                 rec = d.tasks.get(key) or TaskRecord()
                 status = rec.status
                 if status is TaskStatus.WAITING:
-                    tasks.append(Task(node=key[0], item=key[1], attempt=1, inputs=inputs))
+                    attempt, fallback = 1, False
                 elif status is TaskStatus.RUNNING:
-                    tasks.append(Task(node=key[0], item=key[1], attempt=rec.attempt, inputs=inputs))
+                    attempt, fallback = rec.attempt, False
                 elif status is TaskStatus.RETRY and (now is None or (rec.retry_at or 0) <= now):
-                    tasks.append(Task(node=key[0], item=key[1], attempt=rec.attempt + 1, inputs=inputs))
+                    attempt, fallback = rec.attempt + 1, False
                 elif status is TaskStatus.FALLBACK:
-                    tasks.append(Task(node=key[0], item=key[1], attempt=rec.attempt, inputs=inputs, fallback=True))
+                    attempt, fallback = rec.attempt, True
+                else:
+                    continue
+                task = Task(
+                    node=key[0], item=key[1], attempt=attempt, inputs=inputs, fallback=fallback, nested_facts=nested
+                )
+                tasks.append(task)
         order = self._index.order
         tasks.sort(key=lambda t: (-nodes[t.node].policy.priority, order[t.node], t.item or 0))
         return tasks

@@ -119,6 +119,10 @@ class RunData:
     ready_items: dict[str, set[int]] = field(default_factory=dict)  # waiting, retrying or falling back
     map_summary: dict[str, MapSummary] = field(default_factory=dict)
     running: set[TaskKey] = field(default_factory=set)
+    # Components whose result holds fact references inside a list or dict (a map whose items
+    # were large, a fork's reused list of them): the tasks downstream open their inputs to
+    # load them. Kept here so that inputs without any cost nothing to check.
+    nested_facts: set[str] = field(default_factory=set)
 
     @property
     def status(self) -> RunStatus:
