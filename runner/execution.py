@@ -27,17 +27,20 @@ Load = Callable[[FactRef], Any]
 
 @dataclass(frozen=True, slots=True)
 class StepResult:
-    """A task's outcome: its ``value`` (possibly a FactRef, or NOT_TAKEN), or the ``error`` it failed with."""
+    """A task's outcome: its ``value`` (possibly a FactRef, or NOT_TAKEN), or the ``error`` it failed
+    with; ``lost``: the error is the system's (the task's node or process died), not the step's."""
 
     value: Any = None
     error: ErrorInfo | None = None
+    lost: bool = False
 
     @property
     def ok(self) -> bool:
         return self.error is None
 
-    def __reduce__(self) -> tuple[type[StepResult], tuple[Any, ErrorInfo | None]]:
-        return (StepResult, (self.value, self.error))  # every task's result crosses processes: keep it lean
+    def __reduce__(self) -> tuple[type[StepResult], tuple[Any, ...]]:
+        # every task's result crosses processes: keep it lean
+        return (StepResult, (self.value, self.error, True) if self.lost else (self.value, self.error))
 
 
 def run_task(node: Node, task: Task, inputs: tuple[Any, ...], load: Load | None = None) -> Any:

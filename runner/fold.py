@@ -29,6 +29,7 @@ from runner.events import (
     RunSuspended,
     SignalReceived,
     StepFailed,
+    StepLost,
     StepSkipped,
     StepStarted,
     StoredEvent,
@@ -52,6 +53,7 @@ from runner.store import RunStatus
 from runner.workflow import Node, NodeKind, Workflow
 
 WAITING, RUNNING, RETRY, FALLBACK = TaskStatus.WAITING, TaskStatus.RUNNING, TaskStatus.RETRY, TaskStatus.FALLBACK
+LOST = TaskStatus.LOST
 DONE, SKIPPED_STATUS, FAILED = TaskStatus.DONE, TaskStatus.SKIPPED, TaskStatus.FAILED
 
 
@@ -109,8 +111,13 @@ class Fold:
                 )
             rec.started_at = e.at
             return
-        if rec.status not in (WAITING, RETRY, RUNNING):
+        if rec.status not in (WAITING, RETRY, RUNNING, LOST):
             raise FoldError(f"StepStarted for {label(e.node, e.item)} which is already {rec.status}")
+        if rec.status is LOST and e.attempt != rec.attempt:
+            raise FoldError(
+                f"StepStarted attempt {e.attempt} for {label(e.node, e.item)}, whose attempt {rec.attempt} "
+                "was lost to the system and starts again as it was"
+            )
         if e.attempt < max(rec.attempt, 1):
             raise FoldError(f"StepStarted attempt {e.attempt} for {label(e.node, e.item)} after attempt {rec.attempt}")
         self._d.tasks[(e.node, e.item)] = rec
@@ -185,6 +192,20 @@ class Fold:
         else:
             status = FAILED
         self._set_status(key, rec, status)
+
+    def _on_lost(self, run_id: str, e: StepLost) -> None:
+        self._executable(e.node, e.item)
+        rec = self._open_record(e.node, e.item, "StepLost")
+        expected = FALLBACK if e.fallback else RUNNING
+        if rec.status is not expected:
+            raise FoldError(f"StepLost for {label(e.node, e.item)} which is {rec.status}, not {expected}")
+        if e.attempt != rec.attempt:
+            raise FoldError(
+                f"StepLost of attempt {e.attempt} for {label(e.node, e.item)}, whose attempt is {rec.attempt}"
+            )
+        rec.lost += 1
+        if not e.fallback:  # a lost fallback stays FALLBACK: it is offered again as it was
+            self._set_status((e.node, e.item), rec, LOST)
 
     def _on_skipped(self, run_id: str, e: StepSkipped) -> None:
         node = self._node(e.node)
@@ -335,6 +356,7 @@ _HANDLERS: dict[type, Callable[[Fold, str, Any], None]] = {
     FactProduced: Fold._on_fact,
     MapExpanded: Fold._on_expanded,
     StepFailed: Fold._on_failed,
+    StepLost: Fold._on_lost,
     StepSkipped: Fold._on_skipped,
     SignalReceived: Fold._on_signal,
     TimerScheduled: Fold._on_timer_scheduled,

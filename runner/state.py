@@ -226,3 +226,7 @@ class WorkflowState:
     def failure_events(self, task: Task, error: ErrorInfo, now: float, rng: random.Random | None = None) -> list[Event]:
         """Events recording that ``task`` failed: a retry, a fallback to run, a skip or the run's failure."""
         return self._planner.failure_events(task, error, now, rng)
+
+    def lost_events(self, task: Task, error: ErrorInfo, now: float, system_retries: int) -> list[Event]:
+        """Events recording that ``task`` was lost to the system (see :meth:`Planner.lost_events`)."""
+        return self._planner.lost_events(task, error, now, system_retries)

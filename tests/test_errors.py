@@ -43,6 +43,9 @@ SAMPLES: dict[str, Any] = {
     "steps": ["charge"],
     "path": "/data/store.duckdb",
     "detail": "IO Error: the driver's own words",
+    "step": "'charge'",
+    "losses": 6,
+    "cause": "ray.exceptions.NodeDiedError: the node running the task died",
 }
 # ResultTimeout reads its status as "still running"
 SAMPLES_BY_CLASS: dict[str, dict[str, Any]] = {"ResultTimeout": {"status": "running"}}
@@ -59,6 +62,7 @@ ADVICE: dict[str, str] = {
     "RunClosed": "replay or fork it to run again",
     "WorkflowFailed": "fix it, then replay or fork the run",
     "StepTimeout": "raise its timeout=",
+    "StepLostError": "Check the nodes' health and memory (or raise system_retries), then replay the run",
     "ResultTimeout": "call result() again later or cancel it",
     "ReplayRefused": "pass allow_irreversible=True",
     "RunWasCancelled": "replay it to run it again",

@@ -42,6 +42,7 @@ EXPECTED = [
     "SnapshotMismatch",
     "StepContext",
     "StepInfo",
+    "StepLostError",
     "StepTimeout",
     "Store",
     "StoreCorrupt",

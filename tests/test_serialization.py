@@ -117,6 +117,16 @@ def sample_events() -> list[Any]:
             {"node": "a", "attempt": 1, "error": boom(), "retry_at": 9.5, "item": 2, "at": 5.0},
             {"node": "a", "attempt": 1, "error": ErrorInfo(type="X", message="m", non_retryable=True), "at": 5.0},
         ],
+        "StepLost": [
+            {"node": "a", "attempt": 2, "error": boom(), "item": 4, "at": 5.5},
+            {
+                "node": "a",
+                "attempt": 1,
+                "error": ErrorInfo(type="ray.exceptions.NodeDiedError", message="m"),
+                "fallback": True,
+                "at": 5.6,
+            },
+        ],
         "StepSkipped": [{"node": "a", "reason": "rule condition was false", "item": None, "at": 6.0}],
         "SignalReceived": [{"signal_id": 4, "name": "approve", "payload": ("yes", 1), "at": 7.0}],
         "TimerScheduled": [{"node": "nap", "due_at": 130.5, "at": 8.0}],
