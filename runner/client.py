@@ -12,15 +12,12 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import sys
-import threading
 import time
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import cloudpickle
 import ray
 
 from adapters import DEFAULT_STORE_URL, store_path
@@ -41,6 +38,7 @@ from runner.ray_calls import RunnerCalls, StoreCalls, find_runner, runner_store
 from runner.reader import ActorStoreReader
 from runner.runner import RUNNER_NAME, RecoveryReport, Runner, RunnerConfig, RunnerStats
 from runner.runner_config import config_differences
+from runner.shipping import by_value, pickle_definition
 from runner.state import StepInfo, WorkflowState
 from runner.store import NewRun, RunFilter, RunRecord, RunStatus, check_run_id, check_signal_name
 from runner.workflow import Workflow
@@ -172,83 +170,6 @@ def _runner_actor(namespace: str, store_url: str, config: RunnerConfig) -> Any:
     )
 
 
-# Registration is process-wide and submits may run on several threads at once: count the users
-# of each module so that one thread's exit never unregisters a module another is still pickling.
-_BY_VALUE_LOCK = threading.Lock()
-_BY_VALUE_USERS: dict[str, int] = {}
-
-
-@contextlib.contextmanager
-def _by_value(workflow: Workflow) -> Iterator[None]:
-    """Pickle the modules of the workflow's own code by value, so Ray workers need not import them.
-
-    Registered with both cloudpickle (the stored definition) and Ray's copy of it (a submit's
-    arguments, such as an input of the workflow's ``input_type`` defined in the same module)."""
-    modules = set()
-    for node in workflow.nodes.values():
-        for fn in (node.fn, node.when, node.policy.fallback):
-            module = _user_module(fn)
-            if module is not None:
-                modules.add(module)
-    input_module = _user_module(workflow.input_type)
-    if input_module is not None:
-        modules.add(input_module)
-    registered = []
-    with _BY_VALUE_LOCK:
-        for module in modules:
-            if not _BY_VALUE_USERS.get(module.__name__):
-                if _pickled_by_value(module):
-                    continue  # registered by the user: leave it as it is
-                try:
-                    cloudpickle.register_pickle_by_value(module)
-                    ray.cloudpickle.register_pickle_by_value(module)
-                except ValueError:
-                    continue
-            _BY_VALUE_USERS[module.__name__] = _BY_VALUE_USERS.get(module.__name__, 0) + 1
-            registered.append(module)
-    try:
-        yield
-    finally:
-        with _BY_VALUE_LOCK:
-            for module in registered:
-                _BY_VALUE_USERS[module.__name__] -= 1
-                if not _BY_VALUE_USERS[module.__name__]:
-                    del _BY_VALUE_USERS[module.__name__]
-                    for pickler in (cloudpickle, ray.cloudpickle):
-                        with contextlib.suppress(ValueError):
-                            pickler.unregister_pickle_by_value(module)
-
-
-def _user_module(obj: Any) -> Any:
-    name = getattr(obj, "__module__", None)
-    module = sys.modules.get(name) if name else None
-    if module is None or name == "__main__" or not _is_user_module(module):
-        return None
-    return module
-
-
-def _pickled_by_value(module: Any) -> bool:
-    return any(
-        module.__name__ in getattr(pickler.cloudpickle, "_PICKLE_BY_VALUE_MODULES", ())
-        for pickler in (cloudpickle, ray.cloudpickle)
-    )
-
-
-def _is_user_module(module: Any) -> bool:
-    path = getattr(module, "__file__", None) or ""
-    if not path:
-        return False
-    prefixes = {sys.prefix, sys.base_prefix, os.path.dirname(os.__file__)}
-    return not any(path.startswith(p) for p in prefixes if p) and "site-packages" not in path
-
-
-def pickle_definition(workflow: Workflow) -> bytes:
-    """The bytes stored with a run: it always recovers with the code it started with."""
-    workflow.validate()
-    with _by_value(workflow):
-        return serialization.dumps(workflow)
-
-
 class Client:
     """A connection to one namespace's Runner.
 
@@ -316,7 +237,7 @@ class Client:
     ) -> RunHandle:
         """Store a new run (durably, before returning) and queue it. Same id or key: the existing run."""
         new = self.new_run(workflow, input, run_id=run_id, idempotency_key=idempotency_key)
-        with _by_value(workflow):  # the input may be of a class from the workflow's module
+        with by_value(workflow):  # the input may be of a class from the workflow's module
             record, _created = self._calls.call(lambda r: r.submit.remote(new))
         return RunHandle(self, record.run_id)
 
@@ -324,7 +245,7 @@ class Client:
         """Many runs of one workflow in one store commit."""
         definition = pickle_definition(workflow)
         news = [self.new_run(workflow, item, definition=definition) for item in inputs]
-        with _by_value(workflow):
+        with by_value(workflow):
             results = self._calls.call(lambda r: r.submit_many.remote(news))
         return [RunHandle(self, record.run_id) for record, _ in results]
 

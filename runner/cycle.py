@@ -30,7 +30,7 @@ from dataclasses import dataclass
 
 from runner.events import Event, RunCancelled, RunPaused, RunSuspended, StepStarted, StoredEvent
 from runner.execution import StepResult
-from runner.planning import Task
+from runner.planning import DEFAULT_SYSTEM_RETRIES, Task
 from runner.run_data import TaskKey
 from runner.state import WorkflowState
 
@@ -126,11 +126,19 @@ def started_event(task: Task, lease: int, now: float) -> StepStarted:
 
 
 def outcome_events(
-    state: WorkflowState, task: Task, result: StepResult, now: float, rng: random.Random | None = None
+    state: WorkflowState,
+    task: Task,
+    result: StepResult,
+    now: float,
+    rng: random.Random | None = None,
+    system_retries: int = DEFAULT_SYSTEM_RETRIES,
 ) -> list[Event]:
-    """The events that record ``task``'s result: none once the run has ended (a late result is dropped)."""
+    """The events that record ``task``'s result: none once the run has ended (a late result is dropped).
+    A task lost to the system runs again up to ``system_retries`` times before its step fails."""
     if state.is_finished:
         return []
     if result.error is None:
         return state.success_events(task, result.value, now)
+    if result.lost:
+        return state.lost_events(task, result.error, now, system_retries)
     return state.failure_events(task, result.error, now, rng)

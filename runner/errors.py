@@ -257,6 +257,24 @@ class StepTimeout(RunnerError):
         return (type(self), (self.node, self.timeout))
 
 
+class StepLostError(RunnerError):
+    """A step's task was lost to the system (its node or worker process died, or it was killed
+    for memory) more often than ``WorkerConfig.system_retries`` allows."""
+
+    def __init__(self, step: str, losses: int, cause: str) -> None:
+        self.step = step
+        self.losses = losses
+        self.cause = cause
+        super().__init__(
+            f"step {step} was lost to the system {losses} times (its node or worker process died or was "
+            f"killed; last: {cause}), more than WorkerConfig.system_retries allows: the cluster kept failing "
+            "under it, not the step. Check the nodes' health and memory (or raise system_retries), then replay the run"
+        )
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.step, self.losses, self.cause))
+
+
 class ResultTimeout(RunnerError, TimeoutError):
     """A run did not end within the time a caller was willing to wait; it goes on running."""
 

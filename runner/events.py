@@ -103,6 +103,20 @@ class StepFailed:
 
 
 @dataclass(frozen=True, kw_only=True)
+class StepLost:
+    """An attempt lost to the system, not failed by the step: the task's node or worker process
+    died, or it was killed for memory. The task runs again with the same attempt number, without
+    spending the step's retries (``fallback``: it was the step's fallback that was lost)."""
+
+    node: str
+    attempt: int
+    error: ErrorInfo
+    item: int | None = None
+    fallback: bool = False
+    at: float = field(default_factory=_now)
+
+
+@dataclass(frozen=True, kw_only=True)
 class StepSkipped:
     node: str
     reason: str
@@ -178,6 +192,7 @@ Event = Union[
     FactReused,
     MapExpanded,
     StepFailed,
+    StepLost,
     StepSkipped,
     SignalReceived,
     TimerScheduled,
@@ -199,6 +214,7 @@ EVENT_TYPES: dict[str, type] = {
         FactReused,
         MapExpanded,
         StepFailed,
+        StepLost,
         StepSkipped,
         SignalReceived,
         TimerScheduled,

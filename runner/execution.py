@@ -2,56 +2,80 @@
 
 The worker (in a Ray task or inline) and the in-process test runtime both
 call :func:`run_task`, so a step behaves the same everywhere, and both hand
-its outcome on as a :class:`StepResult`. Inputs arrive resolved: fact
-references already loaded. No Ray here.
+its outcome on as a :class:`StepResult`. A task's inputs may hold fact
+references (a large upstream result, or a map's list of large items): given
+a ``load``, :func:`task_args` replaces each with its value, so user code only
+ever sees values. No Ray here.
 """
 
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from runner import serialization
 from runner.context import StepContext
-from runner.events import ErrorInfo
+from runner.events import ErrorInfo, FactRef
 from runner.planning import NOT_TAKEN, Task
 from runner.workflow import Node, NodeKind
+
+Load = Callable[[FactRef], Any]
+"""Gives the value a fact reference names (see :class:`runner.serialization.FactLoader`)."""
 
 
 @dataclass(frozen=True, slots=True)
 class StepResult:
-    """A task's outcome: its ``value`` (possibly a FactRef, or NOT_TAKEN), or the ``error`` it failed with."""
+    """A task's outcome: its ``value`` (possibly a FactRef, or NOT_TAKEN), or the ``error`` it failed
+    with; ``lost``: the error is the system's (the task's node or process died), not the step's."""
 
     value: Any = None
     error: ErrorInfo | None = None
+    lost: bool = False
 
     @property
     def ok(self) -> bool:
         return self.error is None
 
-    def __reduce__(self) -> tuple[type[StepResult], tuple[Any, ErrorInfo | None]]:
-        return (StepResult, (self.value, self.error))  # every task's result crosses processes: keep it lean
+    def __reduce__(self) -> tuple[type[StepResult], tuple[Any, ...]]:
+        # every task's result crosses processes: keep it lean
+        return (StepResult, (self.value, self.error, True) if self.lost else (self.value, self.error))
 
 
-def run_task(node: Node, task: Task, inputs: tuple[Any, ...]) -> Any:
-    """Call the user code ``task`` stands for and return its value (NOT_TAKEN: a rule that did not fire)."""
+def run_task(node: Node, task: Task, inputs: tuple[Any, ...], load: Load | None = None) -> Any:
+    """Call the user code ``task`` stands for and return its value (NOT_TAKEN: a rule that did not fire).
+    ``load``: gives the value a FactRef among the inputs names (None: pass the inputs as they are)."""
+    args = task_args(node, task, inputs, load)
     if task.fallback:
         assert node.policy.fallback is not None
-        return node.policy.fallback(*_call_args(node, task, inputs))
+        return node.policy.fallback(*args)
     if node.kind is NodeKind.RULE:
         assert node.when is not None
-        if not node.when(*inputs):
+        if not node.when(*args):
             return NOT_TAKEN
     assert node.fn is not None
-    return node.fn(*_call_args(node, task, inputs))
+    return node.fn(*args)
 
 
-def _call_args(node: Node, task: Task, inputs: tuple[Any, ...]) -> tuple[Any, ...]:
+def task_args(node: Node, task: Task, inputs: tuple[Any, ...], load: Load | None = None) -> tuple[Any, ...]:
+    """The arguments ``task``'s code is called with: its inputs (a map item: its item of the list),
+    with every FactRef among them loaded by ``load``. Only a task whose inputs hold references
+    inside a list or dict (``task.nested_facts``) has them opened; for the others a look at each
+    argument is enough, so values without references cost nothing to pass."""
     if node.kind is NodeKind.MAP:
         assert task.item is not None
-        return (inputs[0][task.item],)
-    return inputs
+        items = inputs[0]
+        if load is not None and isinstance(items, FactRef):
+            items = load(items)  # a large list, stored whole: the item is a plain value inside it
+        args: tuple[Any, ...] = (items[task.item],)
+    else:
+        args = inputs
+    if load is None:
+        return args
+    if task.nested_facts:
+        return tuple(serialization.resolve_facts(arg, load) for arg in args)
+    return tuple(load(arg) if isinstance(arg, FactRef) else arg for arg in args)
 
 
 def idempotency_key(run_id: str, task: Task) -> str:

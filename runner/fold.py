@@ -17,6 +17,7 @@ from runner.errors import FoldError
 from runner.events import (
     SKIPPED,
     FactProduced,
+    FactRef,
     FactReused,
     MapExpanded,
     RunCancelled,
@@ -28,6 +29,7 @@ from runner.events import (
     RunSuspended,
     SignalReceived,
     StepFailed,
+    StepLost,
     StepSkipped,
     StepStarted,
     StoredEvent,
@@ -46,10 +48,12 @@ from runner.run_data import (
     TaskStatus,
     label,
 )
+from runner.serialization import holds_fact_refs
 from runner.store import RunStatus
 from runner.workflow import Node, NodeKind, Workflow
 
 WAITING, RUNNING, RETRY, FALLBACK = TaskStatus.WAITING, TaskStatus.RUNNING, TaskStatus.RETRY, TaskStatus.FALLBACK
+LOST = TaskStatus.LOST
 DONE, SKIPPED_STATUS, FAILED = TaskStatus.DONE, TaskStatus.SKIPPED, TaskStatus.FAILED
 
 
@@ -107,8 +111,13 @@ class Fold:
                 )
             rec.started_at = e.at
             return
-        if rec.status not in (WAITING, RETRY, RUNNING):
+        if rec.status not in (WAITING, RETRY, RUNNING, LOST):
             raise FoldError(f"StepStarted for {label(e.node, e.item)} which is already {rec.status}")
+        if rec.status is LOST and e.attempt != rec.attempt:
+            raise FoldError(
+                f"StepStarted attempt {e.attempt} for {label(e.node, e.item)}, whose attempt {rec.attempt} "
+                "was lost to the system and starts again as it was"
+            )
         if e.attempt < max(rec.attempt, 1):
             raise FoldError(f"StepStarted attempt {e.attempt} for {label(e.node, e.item)} after attempt {rec.attempt}")
         self._d.tasks[(e.node, e.item)] = rec
@@ -184,6 +193,20 @@ class Fold:
             status = FAILED
         self._set_status(key, rec, status)
 
+    def _on_lost(self, run_id: str, e: StepLost) -> None:
+        self._executable(e.node, e.item)
+        rec = self._open_record(e.node, e.item, "StepLost")
+        expected = FALLBACK if e.fallback else RUNNING
+        if rec.status is not expected:
+            raise FoldError(f"StepLost for {label(e.node, e.item)} which is {rec.status}, not {expected}")
+        if e.attempt != rec.attempt:
+            raise FoldError(
+                f"StepLost of attempt {e.attempt} for {label(e.node, e.item)}, whose attempt is {rec.attempt}"
+            )
+        rec.lost += 1
+        if not e.fallback:  # a lost fallback stays FALLBACK: it is offered again as it was
+            self._set_status((e.node, e.item), rec, LOST)
+
     def _on_skipped(self, run_id: str, e: StepSkipped) -> None:
         node = self._node(e.node)
         d = self._d
@@ -223,6 +246,8 @@ class Fold:
         inputs = self._d.inputs(node)
         if e.node not in self._d.timers or e.node in self._d.results or inputs is None:
             raise FoldError(f"TimerFired for {e.node!r}, which has no pending timer")
+        if node.after and node.after[0] in self._d.nested_facts:  # a sleep passes its upstream's value on
+            self._d.nested_facts.add(e.node)
         self._resolve(e.node, inputs[0] if inputs else None)
 
     def _on_suspended(self, run_id: str, e: RunSuspended) -> None:
@@ -242,6 +267,8 @@ class Fold:
             raise FoldError(f"FactReused for {e.node!r}, which has already started or whose upstreams are unresolved")
         if node.kind in EXECUTABLE_KINDS and node.kind is not NodeKind.MAP:
             d.tasks[(e.node, None)] = TaskRecord(status=DONE, value=e.value, finished_at=e.at)
+        if not isinstance(e.value, FactRef) and holds_fact_refs(e.value):
+            d.nested_facts.add(e.node)
         self._resolve(e.node, e.value)
         d.reused.add(e.node)
 
@@ -310,6 +337,8 @@ class Fold:
         rec = d.tasks.pop((name, item))
         d.map_summary[name].add(rec)
         d.item_values[name][item] = value
+        if isinstance(value, FactRef):  # the map's list will hold a reference
+            d.nested_facts.add(name)
         d.items_open[name] -= 1
         if d.items_open[name] == 0:
             self._finish_map(name)
@@ -327,6 +356,7 @@ _HANDLERS: dict[type, Callable[[Fold, str, Any], None]] = {
     FactProduced: Fold._on_fact,
     MapExpanded: Fold._on_expanded,
     StepFailed: Fold._on_failed,
+    StepLost: Fold._on_lost,
     StepSkipped: Fold._on_skipped,
     SignalReceived: Fold._on_signal,
     TimerScheduled: Fold._on_timer_scheduled,

@@ -19,7 +19,15 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import ray
-from ray.exceptions import RayError
+from ray.exceptions import (
+    LocalRayletDiedError,
+    NodeDiedError,
+    ObjectLostError,
+    OutOfMemoryError,
+    RayError,
+    RayTaskError,
+    WorkerCrashedError,
+)
 
 from runner import serialization
 from runner.errors import StepTimeout
@@ -29,6 +37,23 @@ from runner.run_data import TaskKey
 
 if TYPE_CHECKING:
     from ray import ObjectRef
+
+
+LOST_TO_THE_SYSTEM: tuple[type[RayError], ...] = (
+    NodeDiedError,  # the node the task ran on left the cluster
+    WorkerCrashedError,  # the process running it died (killed, crashed)
+    OutOfMemoryError,  # Ray's memory monitor killed it
+    LocalRayletDiedError,  # the node's raylet died
+    ObjectLostError,  # its result was lost with the node that held it (OwnerDiedError and kin too)
+)
+"""How Ray reports a task the system lost. Not among them: TaskCancelledError (our own timeout or
+cancel) and RayTaskError (an exception raised in the task: the step's own failure)."""
+
+
+def lost_to_the_system(exc: BaseException) -> bool:
+    """Whether ``exc``, raised for a task's result, says the system lost the task rather than
+    the task failing: it then runs again without spending the step's retries."""
+    return isinstance(exc, LOST_TO_THE_SYSTEM) and not isinstance(exc, RayTaskError)
 
 
 @dataclass(slots=True)
@@ -97,8 +122,8 @@ class InFlight:
             del self._flights[key]
             try:
                 result = flight.future.result()
-            except RayError as exc:  # the task's process died or the task was cancelled
-                result = StepResult(error=serialization.error_info(exc))
+            except RayError as exc:  # the task's node or process died, or the task was cancelled
+                result = StepResult(error=serialization.error_info(exc), lost=lost_to_the_system(exc))
             results.append((flight.task, result))
         while (deadline := self.next_deadline()) is not None and deadline <= now:
             _, key = heapq.heappop(self._deadlines)

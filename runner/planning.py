@@ -6,9 +6,10 @@ questions, without changing anything:
 - ``runnables``: which tasks may start now;
 - ``advance``: which bookkeeping events follow (skips, signals consumed,
   timers scheduled or fired, maps expanded, the run's completion);
-- ``success_events`` / ``failure_events``: which events record a task's
-  outcome (a result, a retry under the step's policy, a fallback, a skip or
-  the run's failure).
+- ``success_events`` / ``failure_events`` / ``lost_events``: which events
+  record a task's outcome (a result, a retry under the step's policy, a
+  fallback, a skip or the run's failure; a task lost to the system runs again
+  under a budget of its own).
 
 It never runs user code and never does I/O. Pure: no Ray.
 """
@@ -18,9 +19,11 @@ from __future__ import annotations
 import heapq
 import random
 from collections.abc import Callable, Collection
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
+from runner import serialization
+from runner.errors import StepLostError
 from runner.events import (
     SKIPPED,
     ErrorInfo,
@@ -31,12 +34,13 @@ from runner.events import (
     RunCompleted,
     RunFailed,
     StepFailed,
+    StepLost,
     StepSkipped,
     TimerFired,
     TimerScheduled,
 )
 from runner.planning_index import PlanningIndex
-from runner.run_data import EXECUTABLE_KINDS, RunData, TaskKey, TaskRecord, TaskStatus
+from runner.run_data import EXECUTABLE_KINDS, RunData, TaskKey, TaskRecord, TaskStatus, label
 from runner.workflow import Node, NodeKind, Workflow
 
 
@@ -52,6 +56,10 @@ class _NotTaken:
 
 NOT_TAKEN = _NotTaken()
 
+DEFAULT_SYSTEM_RETRIES = 5
+"""How many times a task may be lost to the system (its node or worker process died) and run
+again before its step fails with StepLostError (``WorkerConfig.system_retries``)."""
+
 
 @dataclass(frozen=True, kw_only=True)
 class Task:
@@ -62,6 +70,7 @@ class Task:
     inputs: tuple[Any, ...]
     item: int | None = None
     fallback: bool = False
+    nested_facts: bool = False  # some input holds FactRefs inside a list or dict (a map's large items)
 
     @property
     def key(self) -> TaskKey:
@@ -106,19 +115,26 @@ class Planner:
                 keys += orphans.get(node.name, [])
             else:
                 keys = [(node.name, None)]
+            nested = bool(d.nested_facts) and any(up in d.nested_facts for up in node.after)
             for key in keys:
                 if key in in_flight:
                     continue
                 rec = d.tasks.get(key) or TaskRecord()
                 status = rec.status
                 if status is TaskStatus.WAITING:
-                    tasks.append(Task(node=key[0], item=key[1], attempt=1, inputs=inputs))
-                elif status is TaskStatus.RUNNING:
-                    tasks.append(Task(node=key[0], item=key[1], attempt=rec.attempt, inputs=inputs))
+                    attempt, fallback = 1, False
+                elif status is TaskStatus.RUNNING or status is TaskStatus.LOST:
+                    attempt, fallback = rec.attempt, False
                 elif status is TaskStatus.RETRY and (now is None or (rec.retry_at or 0) <= now):
-                    tasks.append(Task(node=key[0], item=key[1], attempt=rec.attempt + 1, inputs=inputs))
+                    attempt, fallback = rec.attempt + 1, False
                 elif status is TaskStatus.FALLBACK:
-                    tasks.append(Task(node=key[0], item=key[1], attempt=rec.attempt, inputs=inputs, fallback=True))
+                    attempt, fallback = rec.attempt, True
+                else:
+                    continue
+                task = Task(
+                    node=key[0], item=key[1], attempt=attempt, inputs=inputs, fallback=fallback, nested_facts=nested
+                )
+                tasks.append(task)
         order = self._index.order
         tasks.sort(key=lambda t: (-nodes[t.node].policy.priority, order[t.node], t.item or 0))
         return tasks
@@ -221,6 +237,22 @@ class Planner:
         if policy.fallback is not None and not task.fallback:
             return events  # runnables() offers the fallback next
         return events + _final_failure(node, task.item, error, now)
+
+    def lost_events(self, task: Task, error: ErrorInfo, now: float, system_retries: int) -> list[Event]:
+        """Events recording that ``task`` was lost to the system (``error``: how Ray reported it).
+        While the task has been lost fewer than ``system_retries`` times: StepLost, and the same
+        attempt runs again without spending the step's retries. After that the step fails, with
+        no retry, with a :class:`~runner.errors.StepLostError` (its fallback still stands in)."""
+        rec = self._d.tasks.get(task.key)
+        lost = rec.lost if rec is not None else 0
+        if lost < system_retries:
+            return [
+                StepLost(
+                    node=task.node, item=task.item, attempt=task.attempt, error=error, fallback=task.fallback, at=now
+                )
+            ]
+        failure = serialization.error_info(StepLostError(label(task.node, task.item), lost + 1, str(error)))
+        return self.failure_events(task, replace(failure, non_retryable=True), now)
 
 
 def _final_failure(node: Node, item: int | None, error: ErrorInfo, now: float) -> list[Event]:

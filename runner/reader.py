@@ -18,7 +18,7 @@ from typing import Any
 
 from runner import serialization
 from runner.errors import RunWasCancelled, StoreError, WorkflowFailed
-from runner.events import FactRef, RunCancelled, RunCompleted, RunFailed, StoredEvent
+from runner.events import RunCancelled, RunCompleted, RunFailed, StoredEvent
 from runner.ray_calls import StoreCalls
 from runner.store import RunFilter, RunRecord, RunStatus, Store
 
@@ -117,14 +117,8 @@ class StoreReader(abc.ABC):
                 return events
 
     def load_value(self, value: Any) -> Any:
-        """``value`` with fact references loaded (top level and one level into a dict or list)."""
-        if isinstance(value, FactRef):
-            return serialization.loads(self.load_fact(value.hash))
-        if isinstance(value, dict):
-            return {k: self.load_value(v) if isinstance(v, FactRef) else v for k, v in value.items()}
-        if isinstance(value, list):
-            return [self.load_value(v) if isinstance(v, FactRef) else v for v in value]
-        return value
+        """``value`` with every fact reference in it loaded, at any depth (each fact once)."""
+        return serialization.resolve_facts(value, serialization.FactLoader(self.load_fact))
 
     def result_of(self, record: RunRecord, last: StoredEvent | None) -> Any:
         """The result an ended run's record and last event stand for (or its error, raised)."""

@@ -29,6 +29,7 @@ class TaskStatus(str, enum.Enum):
     WAITING = "waiting"  # not started yet
     RUNNING = "running"  # StepStarted recorded, no outcome yet
     RETRY = "retry"  # failed, another attempt at retry_at
+    LOST = "lost"  # lost to the system (StepLost): the same attempt starts again
     FALLBACK = "fallback"  # failed for good; its fallback is still to run
     DONE = "done"  # FactProduced
     SKIPPED = "skipped"  # StepSkipped
@@ -38,7 +39,7 @@ class TaskStatus(str, enum.Enum):
         return self.value
 
 
-READY_STATUSES = frozenset({TaskStatus.WAITING, TaskStatus.RETRY, TaskStatus.FALLBACK})
+READY_STATUSES = frozenset({TaskStatus.WAITING, TaskStatus.RETRY, TaskStatus.LOST, TaskStatus.FALLBACK})
 """Statuses of a task that planning may start (a retry once it is due)."""
 
 
@@ -54,6 +55,7 @@ class TaskRecord:
     started_at: float | None = None  # the latest attempt's start
     finished_at: float | None = None
     first_started_at: float | None = None
+    lost: int = 0  # times its attempts were lost to the system (StepLost), all attempts together
 
 
 class _Open:
@@ -77,9 +79,11 @@ class MapSummary:
     first_started_at: float | None = None
     finished_at: float | None = None
     error: ErrorInfo | None = None
+    lost: int = 0
 
     def add(self, rec: TaskRecord) -> None:
         self.attempts += rec.attempt
+        self.lost += rec.lost
         if rec.first_started_at is not None:
             self.first_started_at = min(self.first_started_at or rec.first_started_at, rec.first_started_at)
         if rec.finished_at is not None:
@@ -119,6 +123,10 @@ class RunData:
     ready_items: dict[str, set[int]] = field(default_factory=dict)  # waiting, retrying or falling back
     map_summary: dict[str, MapSummary] = field(default_factory=dict)
     running: set[TaskKey] = field(default_factory=set)
+    # Components whose result holds fact references inside a list or dict (a map whose items
+    # were large, a fork's reused list of them): the tasks downstream open their inputs to
+    # load them. Kept here so that inputs without any cost nothing to check.
+    nested_facts: set[str] = field(default_factory=set)
 
     @property
     def status(self) -> RunStatus:

@@ -15,6 +15,7 @@ import hashlib
 import json
 import math
 import traceback
+from collections.abc import Callable
 from typing import Any
 
 import cloudpickle
@@ -60,6 +61,52 @@ def externalize(value: Any, threshold: int = DEFAULT_FACT_THRESHOLD) -> tuple[An
         return value, None
     length = len(value) if isinstance(value, (list, tuple)) else None
     return FactRef(hash=fact_hash(blob), size=len(blob), length=length), blob
+
+
+# ------------------------------------------------------------------- facts
+class FactLoader:
+    """Loads the values fact references name, each fact once: ``loader(ref)`` is the value.
+    ``load_fact(hash)`` reads a fact's bytes (from the store, however the caller reaches it)."""
+
+    def __init__(self, load_fact: Callable[[str], bytes]) -> None:
+        self._load_fact = load_fact
+        self._values: dict[str, Any] = {}
+
+    def __call__(self, ref: FactRef) -> Any:
+        if ref.hash not in self._values:
+            self._values[ref.hash] = loads(self._load_fact(ref.hash))
+        return self._values[ref.hash]
+
+
+_OPENED = (list, tuple, dict, set, frozenset)  # the containers fact references may sit in
+
+
+def resolve_facts(value: Any, load: Callable[[FactRef], Any]) -> Any:
+    """``value`` with every FactRef in it replaced by the value ``load`` gives for it, at any
+    depth of lists, tuples, dicts (their values), sets and frozensets (a map's list of large
+    items, a run result naming several components). A container holding no FactRef comes
+    back as it is, the same object; a loaded fact is not opened again (it holds none)."""
+    if isinstance(value, FactRef):
+        return load(value)
+    if type(value) not in _OPENED:
+        return value
+    if type(value) is dict:
+        values = {k: resolve_facts(v, load) for k, v in value.items()}
+        return value if all(values[k] is v for k, v in value.items()) else values
+    items = [resolve_facts(v, load) for v in value]
+    if all(new is old for new, old in zip(items, value, strict=True)):
+        return value
+    return items if type(value) is list else type(value)(items)
+
+
+def holds_fact_refs(value: Any) -> bool:
+    """Whether a FactRef sits anywhere in ``value`` (itself, or inside the containers
+    :func:`resolve_facts` opens)."""
+    if isinstance(value, FactRef):
+        return True
+    if type(value) not in _OPENED:
+        return False
+    return any(holds_fact_refs(v) for v in (value.values() if type(value) is dict else value))
 
 
 # ------------------------------------------------------------------ errors

@@ -45,11 +45,12 @@ __all__ = [
     "WorkflowState",
 ]
 
-SNAPSHOT_FORMAT = 2
+SNAPSHOT_FORMAT = 3
 """The layout of a snapshot's bytes: ``(SNAPSHOT_FORMAT, definition hash, RunData)``.
 Raise it whenever RunData (or anything it holds) changes shape: a snapshot of another
 format is not read, and recovery folds the full log instead. (1: the unversioned
-``(definition hash, data)`` pairs before this number existed.)"""
+``(definition hash, data)`` pairs before this number existed; 2: before
+``RunData.nested_facts`` and ``TaskRecord.lost``.)"""
 
 
 class WorkflowState:
@@ -225,3 +226,7 @@ class WorkflowState:
     def failure_events(self, task: Task, error: ErrorInfo, now: float, rng: random.Random | None = None) -> list[Event]:
         """Events recording that ``task`` failed: a retry, a fallback to run, a skip or the run's failure."""
         return self._planner.failure_events(task, error, now, rng)
+
+    def lost_events(self, task: Task, error: ErrorInfo, now: float, system_retries: int) -> list[Event]:
+        """Events recording that ``task`` was lost to the system (see :meth:`Planner.lost_events`)."""
+        return self._planner.lost_events(task, error, now, system_retries)

@@ -3,8 +3,9 @@
 The worker sends a task the run id, the definition's hash, the task and the
 Store actor's *address* (not its handle, nor the definition: both cost every
 task a registration or a fetch). The task finds the definition in a
-per-process cache (on a miss it reads it once from the run's record), loads
-fact references among its inputs, runs the step under its context, saves a
+per-process cache (on a miss it reads it once from the run's record), runs
+the step under its context with the fact references among its inputs loaded
+(at any depth: see :func:`runner.execution.task_args`), saves a
 large result as a fact, and returns a :class:`~runner.execution.StepResult`.
 A step's own exception is a failed StepResult, never a raised error.
 """
@@ -19,7 +20,6 @@ import ray
 
 from runner import serialization
 from runner.context import installed
-from runner.events import FactRef
 from runner.execution import StepResult, run_task, step_context
 from runner.planning import Task
 from runner.store import RunRecord
@@ -78,9 +78,9 @@ def execute_step(
     (an inline step inside the worker), left there for the worker to save before its next append."""
     node = workflow.nodes[task.node]
     try:
-        inputs = tuple(_loaded(v, store) for v in task.inputs)
+        load = serialization.FactLoader(lambda fact_hash: ray.get(store().load_fact(fact_hash)))
         with installed(step_context(run_id, task)):
-            value = run_task(node, task, inputs)
+            value = run_task(node, task, task.inputs, load)
         stored, blob = serialization.externalize(value, fact_threshold)
         if blob is not None and deferred_facts is not None:
             deferred_facts.append((stored.hash, blob))
@@ -89,12 +89,6 @@ def execute_step(
         return StepResult(value=stored)
     except Exception as exc:
         return StepResult(error=serialization.error_info(exc))
-
-
-def _loaded(value: Any, store: Callable[[], StoreHandle]) -> Any:
-    if isinstance(value, FactRef):
-        return serialization.loads(ray.get(store().load_fact(value.hash)))
-    return value
 
 
 @ray.remote(max_retries=0)

@@ -38,6 +38,8 @@ class StepInfo:
     ``status``: pending (upstreams not done), ready, running, retrying,
     waiting (for a signal or a timer), done, skipped or failed. For a map,
     ``items`` and ``items_done`` count its tasks and ``attempts`` adds theirs up.
+    ``lost``: how often its tasks were lost to the system (a node or worker
+    process died under them) and ran again; these are not counted as attempts.
     """
 
     name: str
@@ -50,6 +52,7 @@ class StepInfo:
     items: int | None = None
     items_done: int | None = None
     reused: bool = False
+    lost: int = 0
 
     @property
     def duration(self) -> float | None:
@@ -104,4 +107,5 @@ def step_info(node: Node, data: RunData) -> StepInfo:
         items=d.map_counts.get(name) if node.kind is NodeKind.MAP else None,
         items_done=(d.map_counts[name] - len(records) if name in d.map_counts else None),
         reused=name in d.reused,
+        lost=sum(r.lost for r in records) + summary.lost,
     )

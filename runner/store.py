@@ -426,16 +426,32 @@ def check_transition(record: RunRecord, to: RunStatus) -> None:
         raise IllegalTransition(record.run_id, record.status.value, to.value)
 
 
-def check_write(record: RunRecord, lease: int, to: RunStatus | None) -> None:
-    """The checks every fenced write makes: run open, lease current, transition legal."""
+def check_write(record: RunRecord, lease: int, to: RunStatus | None, events: Sequence[Event] = ()) -> None:
+    """The checks every fenced write makes: run open, lease current, status path legal.
+
+    A write that moves the run to ``to`` is checked along the whole path its ``events``
+    take (each run-level event's status in turn, then ``to``), not just from the status
+    the run has to ``to``: one append may resume a suspended run and complete it
+    (suspended -> running -> completed)."""
     if isinstance(lease, bool) or not isinstance(lease, int):
         raise InvalidArgument(f"lease must be the integer token from acquire_lease, got {lease!r}")
     if record.status in TERMINAL:
         raise RunClosed(record.run_id, record.status.value)
     if lease != record.lease or lease == 0:  # 0 means never leased: no writer holds it
         raise FencedError(record.run_id, lease, record.lease)
-    if to is not None and to != record.status:
-        check_transition(record, to)
+    if to is not None:
+        check_path(record, [*status_path(events), to])
+
+
+def check_path(record: RunRecord, path: Sequence[RunStatus]) -> None:
+    """IllegalTransition unless the run can move from its status through each of ``path`` in
+    turn (a status equal to the one before it is no move)."""
+    current = record.status
+    for status in path:
+        if status is not current:
+            if status not in TRANSITIONS[current]:
+                raise IllegalTransition(record.run_id, current.value, status.value)
+            current = status
 
 
 def grant_lease(record: RunRecord, owner: str, ttl: float, now: float, force: bool) -> Lease:
@@ -505,3 +521,8 @@ def status_after(events: Sequence[Event]) -> RunStatus | None:
         if status is not None:
             return status
     return None
+
+
+def status_path(events: Sequence[Event]) -> list[RunStatus]:
+    """The statuses the run-level events in ``events`` move the run to, in order."""
+    return [status for status in (_STATUS_OF_EVENT.get(type(event)) for event in events) if status is not None]

@@ -38,12 +38,12 @@ from typing import Any
 from runner import faults, serialization
 from runner.batching import CallBatcher
 from runner.cycle import StopRequest, TurnEnd, outcome_events, plan_cycle
-from runner.errors import FencedError, IllegalTransition, SnapshotMismatch, StoreError
+from runner.errors import FencedError, IllegalTransition, InvalidArgument, SnapshotMismatch, StoreError
 from runner.events import Event, RunResumed, SignalReceived, StoredEvent
 from runner.execution import StepResult
 from runner.faults import FaultPoint
 from runner.in_flight import InFlight
-from runner.planning import Task
+from runner.planning import DEFAULT_SYSTEM_RETRIES, Task
 from runner.run_data import TaskKey
 from runner.state import WorkflowState
 from runner.step_task import StoreAddress, definition, execute_step, remote_step
@@ -63,12 +63,21 @@ class WorkerConfig:
     this many seconds releases the worker; sooner ones are waited for in place.
     ``lease_ttl``: each run's lease is renewed every third of it; a worker that stops
     renewing (frozen, cut off) has its runs taken over about this long after its last
-    renewal (:mod:`runner.supervision`), so it also bounds how long inline code may block."""
+    renewal (:mod:`runner.supervision`), so it also bounds how long inline code may block.
+    ``system_retries``: how many times a task lost to the system (its node or worker
+    process died, or it was killed for memory) is dispatched again, without spending
+    the step's own retries, before its step fails with StepLostError."""
 
     lease_ttl: float = 30.0
     snapshot_every: int = 200
     suspend_after: float = 5.0
     fact_threshold: int = serialization.DEFAULT_FACT_THRESHOLD
+    system_retries: int = DEFAULT_SYSTEM_RETRIES
+
+    def __post_init__(self) -> None:
+        retries = self.system_retries
+        if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
+            raise InvalidArgument(f"system_retries must be a whole number >= 0, got {retries!r}")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -291,7 +300,7 @@ class RunExecutor:
     def _stage_outcome(self, task: Task, result: StepResult, now: float) -> None:
         state = self.state
         assert state is not None
-        for event in outcome_events(state, task, result, now, self.rng):
+        for event in outcome_events(state, task, result, now, self.rng, self.config.system_retries):
             self._buffer.append(state.record(event))
 
     async def _flush(self) -> None:

@@ -8,6 +8,7 @@ result. Definitions are validated as they are built: every problem raises
 from __future__ import annotations
 
 import enum
+import functools
 import hashlib
 import inspect
 import re
@@ -76,8 +77,28 @@ def _accepts(fn: Callable[..., Any], count: int) -> bool:
 
 
 def _code_fingerprint(fn: Callable[..., Any] | None, digest: Any) -> None:
+    """Feed ``fn``'s code to ``digest``: a partial's function and plain arguments, a bound
+    method's function and class, a callable instance's class and ``__call__`` (so that two
+    partials of one function with other arguments are two definitions, not one)."""
     if fn is None:
         digest.update(b"-")
+        return
+    if isinstance(fn, functools.partial):
+        digest.update(b"partial:")
+        _code_fingerprint(fn.func, digest)
+        for value in fn.args:
+            _value_fingerprint(value, digest)
+        for keyword, value in sorted(fn.keywords.items()):
+            digest.update(keyword.encode() + b"=")
+            _value_fingerprint(value, digest)
+        return
+    if isinstance(fn, types.MethodType):
+        digest.update(b"method of " + _qualified(type(fn.__self__)).encode())
+        _code_fingerprint(fn.__func__, digest)
+        return
+    if not isinstance(fn, (types.FunctionType, types.BuiltinFunctionType, type)) and callable(fn):
+        digest.update(b"instance of " + _qualified(type(fn)).encode())
+        _code_fingerprint(type(fn).__call__, digest)
         return
     digest.update(getattr(fn, "__module__", "?").encode() + b":" + getattr(fn, "__qualname__", "?").encode())
     code = getattr(fn, "__code__", None)
@@ -91,6 +112,26 @@ def _code_fingerprint(fn: Callable[..., Any] | None, digest: Any) -> None:
                 stack.append(const)
             else:
                 digest.update(_stable_repr(const).encode())
+
+
+def _value_fingerprint(value: Any, digest: Any) -> None:
+    """A partial's argument: a callable by its code, plain data by value, anything else by its type
+    (whose repr may hold a memory address, which would change the hash from process to process)."""
+    if callable(value):
+        _code_fingerprint(value, digest)
+    elif type(value) in (list, tuple):
+        digest.update(b"[")
+        for item in value:
+            _value_fingerprint(item, digest)
+        digest.update(b"]")
+    elif value is None or type(value) in (bool, int, float, str, bytes):
+        digest.update(repr(value).encode())
+    else:
+        digest.update(b"<" + _qualified(type(value)).encode() + b">")
+
+
+def _qualified(cls: type) -> str:
+    return f"{cls.__module__}.{cls.__qualname__}"
 
 
 def _stable_repr(value: Any) -> str:

@@ -47,6 +47,9 @@ SAMPLES: dict[str, Any] = {
     "last_seq": 7,
     "namespace": "runner",
     "differences": {"max_workers": "running 4, asked 2", "worker.lease_ttl": "running 30.0, asked 10.0"},
+    "step": "'charge'",
+    "losses": 6,
+    "cause": "ray.exceptions.NodeDiedError: the node running the task died",
 }
 # ResultTimeout reads its status as "still running"
 SAMPLES_BY_CLASS: dict[str, dict[str, Any]] = {"ResultTimeout": {"status": "running"}}
@@ -63,6 +66,7 @@ ADVICE: dict[str, str] = {
     "RunClosed": "replay or fork it to run again",
     "WorkflowFailed": "fix it, then replay or fork the run",
     "StepTimeout": "raise its timeout=",
+    "StepLostError": "Check the nodes' health and memory (or raise system_retries), then replay the run",
     "ResultTimeout": "call result() again later or cancel it",
     "ReplayRefused": "pass allow_irreversible=True",
     "RunWasCancelled": "replay it to run it again",

@@ -20,7 +20,9 @@ from typing import Any
 import pytest
 
 from runner import SKIPPED
-from runner.events import EVENT_TYPES, ErrorInfo, StepFailed, StoredEvent
+from runner.events import EVENT_TYPES, ErrorInfo, StepFailed, StepLost, StoredEvent
+from runner.execution import StepResult, run_task
+from runner.planning import Task
 from runner.serialization import decode_event, decode_value, encode_event
 from runner.state import WorkflowState
 from runner.workflow import Workflow
@@ -92,11 +94,54 @@ def map_reduce_workflow() -> Workflow:
     return wf
 
 
+def lost_workflow() -> Workflow:
+    wf = Workflow("lost")
+
+    @wf.step(retries=1)
+    def fetch(order):
+        return order["items"]
+
+    @wf.map(after=fetch)
+    def weigh(x):
+        return x * 10
+
+    @wf.reduce(after=weigh)
+    def total(xs):
+        return sum(xs)
+
+    return wf
+
+
+NODE_DIED = ErrorInfo(type="ray.exceptions.NodeDiedError", message="the node running this task died")
+
+
+def losing(losses: dict[tuple[str, int | None], int]) -> Any:
+    """An interceptor factory for ``drive``: the first ``losses[key]`` runs of a task are lost to the system."""
+
+    def make(wf: Workflow) -> Any:
+        runs: dict[tuple[str, int | None], int] = {}
+
+        def intercept(task: Task) -> Any:
+            runs[task.key] = runs.get(task.key, 0) + 1
+            if runs[task.key] <= losses.get(task.key, 0):
+                return StepResult(error=NODE_DIED, lost=True)
+            return run_task(wf.nodes[task.node], task, task.inputs)
+
+        return intercept
+
+    return make
+
+
 CASES: dict[str, tuple[Any, Any]] = {
     # name: (workflow builder, input)
     "join_rule": (join_rule_workflow, {"items": [10, 20], "available": 5}),
     "retry": (retry_workflow, {"amount": 42}),
     "map_reduce": (map_reduce_workflow, {"items": [1, 2, 3]}),
+    "lost": (lost_workflow, {"items": [1, 2]}),
+}
+INTERCEPTORS: dict[str, Any] = {
+    # name: what stands in for the infrastructure while the golden history is generated
+    "lost": losing({("fetch", None): 1, ("weigh", 1): 2}),
 }
 
 
@@ -195,6 +240,24 @@ def test_map_reduce_history():
     assert items == [("items", None), ("square", 0), ("square", 1), ("square", 2), ("total", None)]
 
 
+def test_lost_history():
+    """Tasks lost to the system ran again with the same attempt; the step's retry was not spent."""
+    state, log = fold("lost")
+    assert state.status == "completed"
+    assert state.result == 30
+    lost = [s.event for s in log if isinstance(s.event, StepLost)]
+    assert [(e.node, e.item, e.attempt, e.error.type) for e in lost] == [
+        ("fetch", None, 1, "ray.exceptions.NodeDiedError"),
+        ("weigh", 1, 1, "ray.exceptions.NodeDiedError"),
+        ("weigh", 1, 1, "ray.exceptions.NodeDiedError"),
+    ]
+    assert not [s for s in log if isinstance(s.event, StepFailed)]
+    facts = [(s.event.node, s.event.item, s.event.attempt) for s in log if type(s.event).__name__ == "FactProduced"]
+    assert facts == [("fetch", None, 1), ("weigh", 0, 1), ("weigh", 1, 1), ("total", None, 1)]
+    steps = {s.name: s for s in state.steps()}
+    assert [(steps[n].attempts, steps[n].lost) for n in ("fetch", "weigh", "total")] == [(1, 1), (2, 2), (1, 0)]
+
+
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_golden_history_matches_a_fresh_in_process_run(name):
     """Today's runtime still produces the committed history (kinds, nodes, items, values)."""
@@ -216,10 +279,12 @@ def _stable_error(error: ErrorInfo) -> ErrorInfo:
 
 
 def generate(name: str) -> list[dict[str, Any]]:
-    from runner.testing.inprocess import drive
+    from runner.testing.inprocess import InProcessRun
 
     builder, input = CASES[name]
-    run = drive(builder(), input, run_id=RUN_ID)
+    workflow = builder()
+    run = InProcessRun(workflow, input, run_id=RUN_ID)
+    run.run(INTERCEPTORS[name](workflow) if name in INTERCEPTORS else None)
     entries = []
     for stored in run.log:
         event = stored.event

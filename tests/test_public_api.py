@@ -45,6 +45,7 @@ EXPECTED = [
     "SnapshotMismatch",
     "StepContext",
     "StepInfo",
+    "StepLostError",
     "StepTimeout",
     "Store",
     "StoreCorrupt",

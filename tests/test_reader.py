@@ -78,14 +78,15 @@ def test_reads_of_runs_and_outcomes(store: InMemoryStore) -> None:
         reader.get_run("nope")
 
 
-def test_load_value_loads_facts_at_the_top_and_one_level_in(store: InMemoryStore) -> None:
+def test_load_value_loads_facts_at_any_depth(store: InMemoryStore) -> None:
     reader = FileStoreReader(store)
     ref = big(store, list(range(10)))
 
     assert reader.load_value(ref) == list(range(10))
     assert reader.load_value({"a": ref, "b": 2}) == {"a": list(range(10)), "b": 2}
     assert reader.load_value([ref, 3]) == [list(range(10)), 3]
-    assert reader.load_value({"deep": [ref]}) == {"deep": [ref]}  # only one level in
+    assert reader.load_value({"deep": [ref]}) == {"deep": [list(range(10))]}  # a map's list inside a result
+    assert reader.load_value({"m": ([ref, 1], (ref,))}) == {"m": ([list(range(10)), 1], (list(range(10)),))}
     assert reader.load_value(7) == 7
 
 

@@ -16,6 +16,7 @@ from runner.errors import DefinitionError, InvalidArgument, NonRetryableError, S
 from runner.events import EVENT_TYPES, ErrorInfo, FactRef
 from runner.serialization import (
     DEFAULT_FACT_THRESHOLD,
+    FactLoader,
     decode_event,
     decode_value,
     dumps,
@@ -26,8 +27,10 @@ from runner.serialization import (
     externalize,
     fact_hash,
     from_json_value,
+    holds_fact_refs,
     json_value,
     loads,
+    resolve_facts,
 )
 
 
@@ -113,6 +116,16 @@ def sample_events() -> list[Any]:
         "StepFailed": [
             {"node": "a", "attempt": 1, "error": boom(), "retry_at": 9.5, "item": 2, "at": 5.0},
             {"node": "a", "attempt": 1, "error": ErrorInfo(type="X", message="m", non_retryable=True), "at": 5.0},
+        ],
+        "StepLost": [
+            {"node": "a", "attempt": 2, "error": boom(), "item": 4, "at": 5.5},
+            {
+                "node": "a",
+                "attempt": 1,
+                "error": ErrorInfo(type="ray.exceptions.NodeDiedError", message="m"),
+                "fallback": True,
+                "at": 5.6,
+            },
         ],
         "StepSkipped": [{"node": "a", "reason": "rule condition was false", "item": None, "at": 6.0}],
         "SignalReceived": [{"signal_id": 4, "name": "approve", "payload": ("yes", 1), "at": 7.0}],
@@ -330,3 +343,61 @@ def test_exception_of_tolerates_junk_and_non_exceptions():
     assert exception_of(ErrorInfo(type="E", message="m")) is None
     assert exception_of(ErrorInfo(type="E", message="m", pickled=b"junk")) is None
     assert exception_of(ErrorInfo(type="E", message="m", pickled=cloudpickle.dumps("not an exception"))) is None
+
+
+# ------------------------------------------------------------------- facts
+def _fact_store(*values: Any) -> tuple[list[FactRef], dict[str, bytes], list[str]]:
+    """Facts of ``values`` (refs, their bytes by hash) and the list of hashes loaded so far."""
+    refs, blobs = [], {}
+    for value in values:
+        ref, blob = externalize(value, threshold=0)
+        assert isinstance(ref, FactRef) and blob is not None
+        refs.append(ref)
+        blobs[ref.hash] = blob
+    return refs, blobs, []
+
+
+def _loader(blobs: dict[str, bytes], loaded: list[str]) -> FactLoader:
+    def load_fact(fact_hash: str) -> bytes:
+        loaded.append(fact_hash)
+        return blobs[fact_hash]
+
+    return FactLoader(load_fact)
+
+
+def test_resolve_facts_loads_references_at_any_depth_each_fact_once():
+    (a, b), blobs, loaded = _fact_store(["a"] * 3, {"b": 2})
+    value = {"map": [a, b, a, 7], "nested": {"t": (1, [b]), "s": frozenset({3})}, "top": a}
+
+    resolved = resolve_facts(value, _loader(blobs, loaded))
+
+    assert resolved == {
+        "map": [["a"] * 3, {"b": 2}, ["a"] * 3, 7],
+        "nested": {"t": (1, [{"b": 2}]), "s": frozenset({3})},
+        "top": ["a"] * 3,
+    }
+    assert type(resolved["nested"]["t"]) is tuple
+    assert sorted(loaded) == sorted([a.hash, b.hash])  # each fact loaded once
+    assert value["map"] == [a, b, a, 7]  # the value given is left as it was
+
+
+def test_resolve_facts_returns_values_without_references_as_they_are():
+    refs, blobs, loaded = _fact_store([1])
+    load = _loader(blobs, loaded)
+    plain = {"xs": [1, 2, (3, 4)], "s": {5}}
+    assert resolve_facts(plain, load) is plain
+    mixed = [plain, refs[0]]
+    out = resolve_facts(mixed, load)
+    assert out == [plain, [1]] and out[0] is plain
+    point = Point(1, 2)
+    assert resolve_facts(point, load) is point  # other objects are not opened
+    assert loaded == [refs[0].hash]
+
+
+def test_holds_fact_refs_looks_inside_containers_only():
+    (ref,), _, _ = _fact_store([1])
+    assert holds_fact_refs(ref)
+    assert holds_fact_refs([1, {"k": (ref,)}])
+    assert holds_fact_refs({ref})
+    assert not holds_fact_refs([1, {"k": (2,)}, "s"])
+    assert not holds_fact_refs(Point(1, 2))

@@ -584,3 +584,37 @@ def test_definition_hash_does_not_depend_on_the_hash_seed():
     d3 = hashlib.sha256()
     _code_fingerprint(other, d3)
     assert d2.hexdigest() == d3.hexdigest()
+
+
+def _scale(factor, x):
+    return x * factor
+
+
+class _Counter:
+    def __init__(self, step):
+        self.step = step
+
+    def add(self, x):
+        return x + self.step
+
+    def __call__(self, x):
+        return x - self.step
+
+
+def test_definition_hash_follows_partials_methods_and_callable_instances_to_their_code():
+    import functools
+
+    def hash_of(fn):
+        wf = Workflow("shipped")
+        wf.step(fn, name="s")
+        return wf.definition_hash()
+
+    assert hash_of(functools.partial(_scale, 3)) == hash_of(functools.partial(_scale, 3))
+    assert hash_of(functools.partial(_scale, 3)) != hash_of(functools.partial(_scale, 4))
+    assert hash_of(functools.partial(_scale, x=3)) != hash_of(functools.partial(_scale, x=4))
+    assert hash_of(functools.partial(_scale, [1, "a"])) != hash_of(functools.partial(_scale, [1, "b"]))
+    assert hash_of(functools.partial(_scale, _Counter(1))) == hash_of(functools.partial(_scale, _Counter(2)))
+    assert hash_of(functools.partial(_scale, len)) != hash_of(functools.partial(_scale, abs))
+    assert hash_of(_Counter(1).add) != hash_of(functools.partial(_scale, 1))
+    assert hash_of(_Counter(1).add) != hash_of(_Counter(1))  # a bound method and a callable instance
+    assert hash_of(_Counter(1)) == hash_of(_Counter(2))  # instance state is data, like a function's globals

@@ -376,7 +376,7 @@ class DuckDBStore:
                             if earlier is not None:  # a retry of a committed append: nothing to write
                                 results.append(earlier)
                                 continue
-                            check_write(record, request.lease, request.status)
+                            check_write(record, request.lease, request.status, request.events)
                         except (StoreError, InvalidArgument) as exc:
                             results.append(exc)
                             continue

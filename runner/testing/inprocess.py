@@ -17,7 +17,7 @@ from runner import serialization
 from runner.cycle import outcome_events, plan_cycle, started_event
 from runner.events import Event, RunSubmitted, SignalReceived, StoredEvent
 from runner.execution import StepResult, run_task
-from runner.planning import Task
+from runner.planning import DEFAULT_SYSTEM_RETRIES, Task
 from runner.state import WorkflowState
 from runner.workflow import Workflow
 
@@ -30,9 +30,17 @@ class InProcessRun:
     """One run folded in memory; ``log`` is every event it recorded, numbered."""
 
     def __init__(
-        self, workflow: Workflow, input: Any = None, *, run_id: str = "run-1", now: float = 0.0, seed: int = 0
+        self,
+        workflow: Workflow,
+        input: Any = None,
+        *,
+        run_id: str = "run-1",
+        now: float = 0.0,
+        seed: int = 0,
+        system_retries: int = DEFAULT_SYSTEM_RETRIES,
     ):
         self.workflow = workflow
+        self.system_retries = system_retries
         self.now = now
         self.rng = random.Random(seed)
         self.state = WorkflowState(workflow)
@@ -55,17 +63,21 @@ class InProcessRun:
             if self.state.is_finished:
                 break
             self.record(started_event(task, LEASE, self.now))
-            for event in outcome_events(self.state, task, self._execute(task, intercept), self.now, self.rng):
+            result = self._execute(task, intercept)
+            for event in outcome_events(self.state, task, result, self.now, self.rng, self.system_retries):
                 self.record(event)
         return bool(plan.events or plan.tasks)
 
     def _execute(self, task: Task, intercept: Interceptor | None) -> StepResult:
+        """The task's outcome. An interceptor stands in for the step's code: its value is the
+        step's, its exception the step's failure, and a StepResult it returns is the outcome
+        itself (``StepResult(error=..., lost=True)``: a task lost to the system)."""
         node = self.workflow.nodes[task.node]
         try:
             value = intercept(task) if intercept is not None else run_task(node, task, task.inputs)
         except Exception as exc:
             return StepResult(error=serialization.error_info(exc))
-        return StepResult(value=value)
+        return value if isinstance(value, StepResult) else StepResult(value=value)
 
     def run(self, intercept: Interceptor | None = None, max_cycles: int = 10_000) -> WorkflowState:
         """Cycle until the run ends or waits for a signal; jumps the clock to due retries and timers."""

@@ -49,8 +49,10 @@ from runner.events import (
     Event,
     FactProduced,
     FactRef,
+    RunCancelled,
     RunCompleted,
     RunFailed,
+    RunPaused,
     RunResumed,
     RunSubmitted,
     RunSuspended,
@@ -777,6 +779,82 @@ class StoreContract:
         assert (info.value.from_status, info.value.to_status) == ("pending", "completed")
         with writes_nothing(store), pytest.raises(InvalidArgument):
             store.append("r1", [fact("a")], lease.token, status="sleeping")  # type: ignore[arg-type]
+
+    def test_an_append_is_checked_along_every_status_its_events_pass(self, store: Store) -> None:
+        """A suspended run resumed and completed in one append passes suspended -> running ->
+        completed: legal, though suspended -> completed alone is not."""
+        self.run_in(store, RunStatus.SUSPENDED)
+        lease = store.acquire_lease("r1", "w1", TTL)
+        events: list[Event] = [
+            RunResumed(at=T0),
+            SignalReceived(signal_id=1, name="go", payload=7, at=T0),
+            fact("wait", 7),
+        ]
+        receipt = store.append("r1", [*events, RunCompleted(result=7, at=T0)], lease.token, status=RunStatus.COMPLETED)
+        assert receipt == Receipt(run_id="r1", first_seq=2, last_seq=5)
+        record = store.get_run("r1")
+        assert (record.status, record.last_seq) == (RunStatus.COMPLETED, 5)
+        assert _events(store, "r1", after=1)[-1] == RunCompleted(result=7, at=T0)
+
+    def test_append_many_checks_each_request_along_its_path(self, store: Store) -> None:
+        self.run_in(store, RunStatus.SUSPENDED, "a")
+        self.run_in(store, RunStatus.PAUSED, "b")
+        a = store.acquire_lease("a", "w1", TTL)
+        b = store.acquire_lease("b", "w1", TTL)
+        results = store.append_many(
+            [
+                AppendRequest(
+                    run_id="a",
+                    events=(RunResumed(at=T0), RunFailed(error=ErrorInfo(type="E", message="m"), at=T0)),
+                    lease=a.token,
+                    status=RunStatus.FAILED,
+                ),
+                AppendRequest(
+                    run_id="b",
+                    events=(RunResumed(at=T0), fact("x"), RunPaused(at=T0)),
+                    lease=b.token,
+                    status=RunStatus.PAUSED,
+                ),
+            ]
+        )
+        assert results == [Receipt(run_id="a", first_seq=2, last_seq=3), Receipt(run_id="b", first_seq=2, last_seq=4)]
+        assert (store.get_run("a").status, store.get_run("b").status) == (RunStatus.FAILED, RunStatus.PAUSED)
+
+    @pytest.mark.parametrize(
+        ("source", "events", "to", "illegal"),
+        [
+            # running -> completed is legal, but the cancel before it is not (running -> cancelled)
+            (
+                RunStatus.RUNNING,
+                (RunCancelled(reason="x", at=T0), RunCompleted(result=1, at=T0)),
+                RunStatus.COMPLETED,
+                ("running", "cancelled"),
+            ),
+            # the path ends where it began, but passes completed on the way
+            (
+                RunStatus.SUSPENDED,
+                (RunResumed(at=T0), RunCompleted(result=1, at=T0), RunSuspended(reason="t", at=T0)),
+                RunStatus.SUSPENDED,
+                ("completed", "suspended"),
+            ),
+            # every event is a legal move, but the status asked for does not follow the last
+            (RunStatus.SUSPENDED, (RunResumed(at=T0), RunPaused(at=T0)), RunStatus.SUSPENDED, ("paused", "suspended")),
+            # a suspended run must be resumed before it completes
+            (RunStatus.SUSPENDED, (RunCompleted(result=1, at=T0),), RunStatus.COMPLETED, ("suspended", "completed")),
+        ],
+        ids=["cancel-before-complete", "through-a-terminal-status", "status-after-the-path", "no-resume"],
+    )
+    def test_an_append_whose_path_has_an_illegal_move_writes_nothing(
+        self, store: Store, source: RunStatus, events: tuple[Event, ...], to: RunStatus, illegal: tuple[str, str]
+    ) -> None:
+        self.run_in(store, source)
+        lease = store.acquire_lease("r1", "w1", TTL)
+        with writes_nothing(store), pytest.raises(IllegalTransition) as info:
+            store.append("r1", list(events), lease.token, status=to)
+        assert (info.value.run_id, info.value.from_status, info.value.to_status) == ("r1", *illegal)
+        with writes_nothing(store):
+            results = store.append_many([AppendRequest(run_id="r1", events=events, lease=lease.token, status=to)])
+        assert len(results) == 1 and isinstance(results[0], IllegalTransition)
 
     def test_a_terminal_run_refuses_every_write(self, store: Store) -> None:
         lease = self.run_with_lease(store)

@@ -172,6 +172,31 @@ def test_two_waits_on_different_signals(client: runner.Client) -> None:
     assert len(_events(history, RunSuspended)) == 2 and len(_events(history, RunResumed)) == 2
 
 
+def test_a_run_whose_last_component_is_a_wait_completes_once_signalled(client: runner.Client) -> None:
+    """The resumed run is completed in the same append that resumes it: the store checks the
+    whole path (suspended -> running -> completed), so the run ends completed, not failed."""
+    wf = runner.Workflow("wait_last")
+
+    @wf.step()
+    def ask(x: str) -> str:
+        return f"approve {x}?"
+
+    wf.wait_for("answer", after=ask)
+
+    handle = client.submit(wf, "plan")
+    eventually(lambda: handle.status() is runner.RunStatus.SUSPENDED, what="the run to suspend")
+
+    handle.signal("answer", {"approved": True})
+
+    assert handle.result(timeout=RESULT_TIMEOUT) == {"approved": True}
+    assert handle.status() is runner.RunStatus.COMPLETED
+    history = handle.history()
+    assert_gapless(history)
+    kinds = [type(s.event).__name__ for s in history]
+    assert kinds[-4:] == ["RunResumed", "SignalReceived", "FactProduced", "RunCompleted"]
+    assert kinds.count("RunSuspended") == 1 and kinds.count("RunResumed") == 1
+
+
 def test_sleep_is_a_durable_timer_that_holds_no_worker(make_client: Any, tmp_path: Path) -> None:
     client = make_client(config=RunnerConfig(worker=WorkerConfig(suspend_after=0.5)))
     log = str(tmp_path / "effects.log")
