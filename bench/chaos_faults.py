@@ -265,15 +265,26 @@ class RunnerKill(Fault):
 
 class DiskFull(Fault):
     name = "disk full at commit"
-    what = f"every Store commit fails with ENOSPC for {DISK_FULL_SECONDS:g} s (fault point STORE_COMMIT)"
+    what = (
+        f"every Store commit fails with ENOSPC for {DISK_FULL_SECONDS:g} s (fault point STORE_COMMIT); "
+        "then, as an operator would, resume the runs the outage paused"
+    )
 
     def inject(self, trial: TrialContext) -> float:
         faults.arm(trial.fault_dir, FaultPoint.STORE_COMMIT, Action.RAISE, times=None)
         return time.time()
 
     def tick(self, trial: TrialContext, since: float) -> None:
-        if since >= DISK_FULL_SECONDS:
-            faults.disarm(trial.fault_dir)
+        if since < DISK_FULL_SECONDS:
+            return
+        faults.disarm(trial.fault_dir)
+        client = trial.client
+        paused = bounded(lambda: client.list_runs(status="paused", limit=1000), what="list_runs")
+        blocked = bounded(lambda: client.recovery_report().blocked, what="recovery_report")  # pause not recorded
+        for run_id in {r.run_id for r in paused} | set(blocked):
+            if run_id in trial.run_ids:
+                with contextlib.suppress(Exception):  # resumed meanwhile; a failure shows in the run's end
+                    bounded(functools.partial(client.resume, run_id), what="resume")
 
     def cleanup(self, trial: TrialContext) -> None:
         faults.disarm(trial.fault_dir)

@@ -34,6 +34,7 @@ from runner.errors import (
     StoreError,
     StoreLocked,
     StorePathInvalid,
+    StoreWriteFailed,
     WorkerLost,
     WorkflowFailed,
 )
@@ -113,6 +114,7 @@ __all__ = [
     "StoreError",
     "StoreLocked",
     "StorePathInvalid",
+    "StoreWriteFailed",
     "WorkerLost",
     "Workflow",
     "WorkflowFailed",

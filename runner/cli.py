@@ -419,6 +419,8 @@ def show(run_id: str, store: str, address: str | None, namespace: str) -> None:
         out.print(f"parent    {record.parent_run_id}")
     if record.error:
         out.print(f"error     {record.error}")
+    if record.status is RunStatus.PAUSED and state.pause_reason:
+        out.print(f"paused    {state.pause_reason}")
     if state.is_finished and state.status == RunStatus.COMPLETED:
         out.print(f"result    {_value(reader.load_value(state.result))}")
     rows = [

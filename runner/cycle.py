@@ -46,7 +46,8 @@ class StopRequest(str, enum.Enum):
 
 
 class TurnEnd(str, enum.Enum):
-    """Why a worker's turn with a run ended: the run's status then, or FENCED (another owner has it)."""
+    """Why a worker's turn with a run ended: the run's status then, or FENCED (another owner has it),
+    or STORE_FAILED (the store could not write; the run is as its last successful write left it)."""
 
     COMPLETED = "completed"
     FAILED = "failed"
@@ -54,6 +55,7 @@ class TurnEnd(str, enum.Enum):
     SUSPENDED = "suspended"
     PAUSED = "paused"
     FENCED = "fenced"
+    STORE_FAILED = "store_failed"
 
     def __str__(self) -> str:
         return self.value

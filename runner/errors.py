@@ -7,6 +7,7 @@ processes), so multi-argument errors define ``__reduce__``.
 
 from __future__ import annotations
 
+import errno
 from typing import Any
 
 
@@ -94,6 +95,35 @@ class StorePathInvalid(StoreError):
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (type(self), (self.path, self.detail))
+
+
+class StoreWriteFailed(StoreError):
+    """The store's file could not be written: the disk is full, the quota is spent, or the file or
+    its file system is not writable. Nothing of the failed write was stored; a run whose writes fail
+    is retried, then paused (not failed), so it goes on with nothing lost once the store can write."""
+
+    def __init__(self, path: str, detail: str) -> None:
+        self.path = path
+        self.detail = detail
+        super().__init__(
+            f"store file {path} cannot be written ({detail}); nothing of this write was stored. "
+            "Free disk space or fix the file's permissions (or its file system's), then call again; "
+            "runs paused by it go on with `runner resume RUN_ID` or client.resume(run_id)"
+        )
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.path, self.detail))
+
+
+WRITE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM})
+"""The ``OSError`` numbers that say a file cannot be written: no space, quota spent, read-only, no permission."""
+
+
+def write_failure(path: str, exc: OSError) -> StoreWriteFailed:
+    """The StoreWriteFailed for an ``OSError`` raised while writing the store at ``path``."""
+    name = errno.errorcode.get(exc.errno, "") if exc.errno is not None else ""
+    reason = exc.strerror or str(exc) or type(exc).__name__
+    return StoreWriteFailed(path, f"{name}: {reason}" if name else reason)
 
 
 class RunNotFound(StoreError, KeyError):

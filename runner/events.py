@@ -163,6 +163,11 @@ class RunResumed:
 
 @dataclass(frozen=True, kw_only=True)
 class RunPaused:
+    """No new step starts until the run is resumed. ``reason``: why, when the Runner paused it
+    (the store could not write); empty for a pause a user asked for (and in logs written before
+    the field existed)."""
+
+    reason: str = ""
     at: float = field(default_factory=_now)
 
 

@@ -34,7 +34,8 @@ Where each point sits (the worker-side ones are placed by the worker):
 
 - ``STORE_COMMIT``: ``runner/store_actor.py`` ``StoreActor._commit``, just
   before ``append_many``. Arm it with RAISE and an ``OSError(ENOSPC)`` for a
-  full disk: every caller of that commit gets the error, nothing is written.
+  full disk: every caller of that commit gets ``StoreWriteFailed`` (the actor
+  translates the ``OSError``), nothing is written.
 - ``STORE_COMMITTED``: ``StoreActor._commit``, just after ``append_many``
   returned, before ``_commit_queued`` resolves the callers' futures. CRASH
   there is a commit whose reply is lost; RAISE reports a failure for a

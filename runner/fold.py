@@ -256,9 +256,11 @@ class Fold:
     def _on_resumed(self, run_id: str, e: RunResumed) -> None:
         self._d.suspended = False
         self._d.paused = False
+        self._d.pause_reason = ""
 
     def _on_paused(self, run_id: str, e: RunPaused) -> None:
         self._d.paused = True
+        self._d.pause_reason = e.reason
 
     def _on_reused(self, run_id: str, e: FactReused) -> None:
         node = self._node(e.node)

@@ -2,7 +2,8 @@
 
 Workers record most status changes as they drive a run. The Runner records
 three for a run no worker drives: a cancel (RunCancelled), a pause
-(RunPaused) and the failure of a run over its restart limit (RunFailed with a
+(RunPaused: asked by a user, or with a reason when the run's store writes kept
+failing) and the failure of a run over its restart limit (RunFailed with a
 ``runner.errors.WorkerLost`` error). Each function here takes the run's
 current status and, when it could be loaded, its folded state; it returns the
 move to record (the events, the status they move the run to, and a status the
@@ -56,10 +57,12 @@ def cancel(run_id: str, status: RunStatus, state: WorkflowState | None = None) -
     return _folded(move, state)
 
 
-def pause(run_id: str, status: RunStatus, state: WorkflowState | None = None) -> StatusMove:
-    """Pause a running run no worker drives now (a worker that drives one records the pause itself)."""
+def pause(run_id: str, status: RunStatus, state: WorkflowState | None = None, reason: str = "") -> StatusMove:
+    """Pause a running run no worker drives now (a worker that drives one records the pause itself).
+    ``reason``: why, when the Runner pauses it on its own (its store writes kept failing)."""
     _check(run_id, status, RunStatus.PAUSED)
-    return _folded(StatusMove(run_id=run_id, origin=status, to=RunStatus.PAUSED, events=(RunPaused(),)), state)
+    event = RunPaused(reason=reason)
+    return _folded(StatusMove(run_id=run_id, origin=status, to=RunStatus.PAUSED, events=(event,)), state)
 
 
 def fail_worker_lost(run_id: str, status: RunStatus, message: str, state: WorkflowState | None = None) -> StatusMove:

@@ -5,6 +5,11 @@ The restart intensity is OTP's: at most ``limit`` restarts of one run within
 one before (``backoff``, ``2 * backoff``, ...; at most ``backoff_max``). The
 restart that goes over the limit is refused with a message that says what
 happened and what to do about it.
+
+A turn that ended because the store could not write (``TurnFailure.STORE``: a
+full disk) is no worker's fault: it is counted apart from worker losses, with
+its own window and limit of the same size, and over the limit the run is to be
+paused (the Runner does that), not failed.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ class TurnFailure(str, enum.Enum):
 
     WORKER_DIED = "worker_died"  # the worker process died under the run (killed, crashed, node lost)
     WORKER_RAISED = "worker_raised"  # the worker is alive but could not load or fold the run
+    STORE = "store"  # the worker is fine; the store could not write (disk full, file not writable)
 
 
 _ADVICE = {
@@ -31,6 +37,10 @@ _ADVICE = {
     TurnFailure.WORKER_DIED: (
         "A step that kills its process (inline=True code, native crashes, out of memory) "
         "is the usual cause; fix it and replay the run"
+    ),
+    TurnFailure.STORE: (
+        "The run is paused with every recorded result kept: free disk space or fix the store file's "
+        "permissions, then resume it (`runner resume RUN_ID` or client.resume(run_id))"
     ),
 }
 
@@ -44,7 +54,7 @@ class Restart:
 
 @dataclass(frozen=True, kw_only=True)
 class GiveUp:
-    """The run is over its restart limit: fail it with ``message``."""
+    """The run is over its restart limit: fail it with ``message`` (pause it, for a STORE failure)."""
 
     message: str
 
@@ -71,22 +81,29 @@ class RestartPolicy:
         self.backoff = backoff
         self.backoff_max = backoff_max
         self._clock = clock
-        self._failures: dict[str, collections.deque[float]] = {}
-        self.restarts = 0  # failed turns seen, over all runs (each one asked for a restart)
+        self._failures: dict[tuple[str, bool], collections.deque[float]] = {}  # (run, store failure?) -> times
+        self.restarts = 0  # worker turns lost (the worker died or raised), over all runs
+        self.store_outages = 0  # turns ended by a store that could not write, over all runs
 
     def after_failure(self, run_id: str, reason: str, failure: TurnFailure) -> RestartDecision:
         """Record a failed turn of ``run_id`` (``reason``: what happened, for the message)."""
         now = self._clock()
-        history = self._failures.setdefault(run_id, collections.deque())
+        store = failure is TurnFailure.STORE
+        key = (run_id, store)
+        history = self._failures.setdefault(key, collections.deque())
         while history and now - history[0] > self.window:
             history.popleft()
         history.append(now)
-        self.restarts += 1
+        if store:
+            self.store_outages += 1
+        else:
+            self.restarts += 1
         if len(history) > self.limit:
-            del self._failures[run_id]
+            del self._failures[key]
+            what, verb = ("failed store writes", "paused") if store else ("failed worker turns", "stopped")
             return GiveUp(
                 message=(
-                    f"run stopped: {reason}; that is {len(history)} failed worker turns within "
+                    f"run {verb}: {reason}; that is {len(history)} {what} within "
                     f"{self.window:g}s, over the restart limit of {self.limit}. {_ADVICE[failure]}"
                 )
             )
@@ -94,4 +111,5 @@ class RestartPolicy:
 
     def forget(self, run_id: str) -> None:
         """The run ended: its failures no longer count."""
-        self._failures.pop(run_id, None)
+        self._failures.pop((run_id, False), None)
+        self._failures.pop((run_id, True), None)

@@ -109,6 +109,7 @@ class RunData:
     signals: list[tuple[int, str, Any]] = field(default_factory=list)  # received, not consumed
     last_signal_id: int = 0
     paused: bool = False
+    pause_reason: str = ""  # the RunPaused's reason while paused
     suspended: bool = False
     outcome: RunStatus | None = None  # COMPLETED, FAILED or CANCELLED
     result: Any = None

@@ -10,7 +10,10 @@ leases expire), is replaced after a backoff, with a new lease, until a run
 goes over the restart-intensity limit (:mod:`runner.restart_policy`), which
 fails it with an error that says why. A worker loss hits every run it drove; each
 of them gets a worker of its own for its next turn, so a run whose inline
-code kills its process cannot take its neighbours down again. On start it
+code kills its process cannot take its neighbours down again. A turn that
+ended because the store could not write (a full disk) is no worker loss: the
+worker stays, the run is retried after the same backoff and, over the same
+limit, paused with the reason (see ``_pause_for_store``). On start it
 resumes every pending or running run found in the store
 (:mod:`runner.startup_recovery`), so stopping Ray entirely loses nothing.
 
@@ -37,7 +40,7 @@ import ray
 from ray.exceptions import RayActorError, RayTaskError
 
 from runner import lifecycle
-from runner.cycle import StopRequest
+from runner.cycle import StopRequest, TurnEnd
 from runner.errors import FencedError, IllegalTransition, RunClosed
 from runner.lease_watch import LeaseWatch, answer_within
 from runner.pool import WorkerPool, WorkerSlot
@@ -68,6 +71,7 @@ STORE_CONCURRENCY = 10_000  # calls the async Store actor holds at once (callers
 OUTCOMES_KEPT = 10_000  # last outcomes remembered, for last_outcome()
 _ENDED = tuple(status.value for status in TERMINAL)  # an Outcome's status, compared by value
 STOP_ATTEMPTS = 5  # times cancel/pause look again after the run's turn ended another way
+BLOCKED_RETRY_MIN = 0.5  # seconds at least between tries to record a blocked run's pause
 
 
 class Runner:
@@ -105,6 +109,7 @@ class Runner:
         self.status_writes = StatusWriter(self.store, config.worker.lease_ttl)
         self._pending: collections.deque[str] = collections.deque()
         self._backing_off: set[str] = set()  # runs waiting out a restart backoff
+        self._blocked: dict[str, str] = {}  # runs to pause whose pause the store could not record -> the reason
         self._signalled_while_active: set[str] = set()
         self._resumed_while_active: set[str] = set()
         self._lost: dict[str, asyncio.Future[str]] = {}  # worker id -> why it is lost, once it is
@@ -252,7 +257,13 @@ class Runner:
             self._turn_ended.remove(run_id, turn)
 
     async def resume(self, run_id: str) -> RunRecord:
-        """Queue a paused run again; its next worker records RunResumed."""
+        """Queue a paused run again; its next worker records RunResumed. A run whose pause
+        could not be recorded (the store could not write) is paused first: StoreWriteFailed
+        if the store still cannot write."""
+        if run_id in self._blocked:
+            error = await self._pause_for_store(run_id, self._blocked[run_id])
+            if error is not None:
+                raise error
         record = await self.store.get_run(run_id)
         if record.status is not RunStatus.PAUSED:
             raise IllegalTransition(run_id, record.status.value, RunStatus.RUNNING.value)
@@ -269,6 +280,7 @@ class Runner:
             busy_workers=self.pool.busy,
             pending=len(self._pending),
             restarts=self.restarts.restarts,
+            store_outages=self.restarts.store_outages,
             workers_started=self.pool.started,
             start_order=tuple(self.pool.start_order),
         )
@@ -355,13 +367,14 @@ class Runner:
             if isinstance(exc, RayActorError):
                 reason = f"its worker died ({type(exc).__name__}: {_first_line(exc)})"
             elif exc is not None:
-                cause = exc.cause if isinstance(exc, RayTaskError) and exc.cause is not None else exc
-                reason = f"its worker could not drive it: {type(cause).__name__}: {_first_line(cause)}"
+                reason = f"its worker could not drive it: {_described(exc)}"
                 failure = TurnFailure.WORKER_RAISED
         self.pool.turn_ended(run_id, slot, finished=outcome is not None)
         self._turn_ended.wake(run_id)
         if outcome is not None:
             self._after_outcome(outcome)
+            if outcome.status == TurnEnd.STORE_FAILED:  # the worker is fine: it stays in the pool
+                await self._restart_or_fail(run_id, outcome.error, TurnFailure.STORE)
         else:
             log.warning("run %s: %s", run_id, reason)
             self._retire(slot)
@@ -419,7 +432,10 @@ class Runner:
         decision = self.restarts.after_failure(run_id, reason, failure)
         if isinstance(decision, GiveUp):
             self.pool.forget(run_id)
-            await self._fail_run(run_id, decision.message)
+            if failure is TurnFailure.STORE:
+                await self._pause_for_store(run_id, decision.message)
+            else:
+                await self._fail_run(run_id, decision.message)
             return
         self._backing_off.add(run_id)
         asyncio.get_running_loop().create_task(self._requeue_after(run_id, decision.delay))
@@ -439,6 +455,39 @@ class Runner:
         except Exception:
             log.exception("run %s: could not record its failure", run_id)
         self._run_ended.wake(run_id)
+
+    async def _pause_for_store(self, run_id: str, reason: str) -> Exception | None:
+        """Pause a run whose store writes kept failing, ``reason`` in its RunPaused: nothing
+        recorded is lost, and it goes on once resumed. If the store cannot take even that write,
+        the run stays as it is stored (running, no worker, its lease free or expiring), is
+        listed in the recovery report's ``blocked`` with the reason, and the pause is tried
+        again every ``restart_backoff_max`` seconds, and at ``resume`` (a Runner start resumes
+        it). The error that write failed with, or None (paused, or the run moved on)."""
+        try:
+            await self.status_writes.pause(run_id, reason)
+        except (FencedError, RunClosed, IllegalTransition):
+            pass  # it moved on meanwhile: paused or cancelled by a user, ended, driven again
+        except Exception as exc:
+            error = exc.cause if isinstance(exc, RayTaskError) and isinstance(exc.cause, Exception) else exc
+            self.recovery.blocked(run_id, f"{reason} (its pause could not be recorded: {_described(exc)})")
+            if run_id not in self._blocked:
+                log.warning("run %s: could not record its pause (%s); will try again", run_id, _described(exc))
+                self._blocked[run_id] = reason
+                asyncio.get_running_loop().create_task(self._retry_pause(run_id))
+            return error
+        self._blocked.pop(run_id, None)
+        self.recovery.unblocked(run_id)
+        return None
+
+    async def _retry_pause(self, run_id: str) -> None:
+        """Try again to record the pause of a blocked run, until it is recorded or the run moves on."""
+        while run_id in self._blocked:
+            await asyncio.sleep(max(self.config.restart_backoff_max, BLOCKED_RETRY_MIN))
+            if self.pool.is_driving(run_id) or run_id in self._pending or run_id in self._backing_off:
+                self._blocked.pop(run_id, None)  # it is being driven again: nothing to pause
+                self.recovery.unblocked(run_id)
+            elif run_id in self._blocked:
+                await self._pause_for_store(run_id, self._blocked[run_id])
 
     # -------------------------------------------------------------- recovery
     async def _recover(self) -> None:
@@ -469,6 +518,12 @@ def _retrieve(future: asyncio.Future[Outcome]) -> None:
     'exception was never retrieved'."""
     if not future.cancelled():
         future.exception()
+
+
+def _described(exc: BaseException) -> str:
+    """``Type: first line`` of an error, the one a Ray task error carries rather than itself."""
+    cause = exc.cause if isinstance(exc, RayTaskError) and exc.cause is not None else exc
+    return f"{type(cause).__name__}: {_first_line(cause)}"
 
 
 def _first_line(exc: BaseException) -> str:

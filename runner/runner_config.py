@@ -72,6 +72,9 @@ class RecoveryReport:
     redispatched: dict[str, int] = field(default_factory=dict)
     leases_taken_over: tuple[str, ...] = ()
     not_resumed: dict[str, str] = field(default_factory=dict)
+    # runs the Runner had to pause (the store could not write) but could not even record the
+    # pause of: still stored as running; the pause is tried again. Run id -> why.
+    blocked: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -80,6 +83,7 @@ class RunnerStats:
     peak_workers: int
     busy_workers: int
     pending: int
-    restarts: int
+    restarts: int  # worker turns lost (the worker died or raised), each one restarted or given up on
     workers_started: int
     start_order: tuple[str, ...]
+    store_outages: int = 0  # turns ended by a store that could not write (not worker losses)

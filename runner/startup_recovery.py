@@ -6,7 +6,9 @@ restart loses nothing. A suspended run is started at once when a signal came
 while it slept or its timer is already due; a timer due later is set; a run
 waiting for a signal that has not come is left alone. The recovery report
 says all of this, and later also how many steps each resumed run dispatched
-again and which resumed runs could not be carried on, and why.
+again, which resumed runs could not be carried on, and why, and which runs
+(resumed or not) are blocked: to be paused because the store could not write,
+without even the pause recorded yet.
 """
 
 from __future__ import annotations
@@ -98,6 +100,7 @@ class RecoveryLedger:
         self._resumed: set[str] = set()
         self._redispatched: dict[str, int] = {}
         self._not_resumed: dict[str, str] = {}
+        self._blocked: dict[str, str] = {}
 
     def found(self, plan: StartupPlan) -> None:
         self._found = plan.report()
@@ -114,6 +117,13 @@ class RecoveryLedger:
         if run_id in self._resumed:
             self._not_resumed[run_id] = message
 
+    def blocked(self, run_id: str, why: str) -> None:
+        """``run_id`` was to be paused (its store could not write), but not even its pause could be recorded."""
+        self._blocked[run_id] = why
+
+    def unblocked(self, run_id: str) -> None:
+        self._blocked.pop(run_id, None)
+
     def report(self) -> RecoveryReport:
         return RecoveryReport(
             resumed=self._found.resumed,
@@ -122,4 +132,5 @@ class RecoveryLedger:
             redispatched=dict(self._redispatched),
             leases_taken_over=self._found.leases_taken_over,
             not_resumed=dict(self._not_resumed),
+            blocked=dict(self._blocked),
         )

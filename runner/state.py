@@ -144,6 +144,11 @@ class WorkflowState:
         return self._data.status
 
     @property
+    def pause_reason(self) -> str:
+        """Why the run is paused, as its RunPaused says (empty: paused on request, or not paused)."""
+        return self._data.pause_reason
+
+    @property
     def is_finished(self) -> bool:
         return self._data.outcome is not None
 

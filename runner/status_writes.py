@@ -44,8 +44,10 @@ class StatusWriter:
     async def cancel(self, run_id: str) -> StatusMove:
         return await self._write(run_id, lambda status, state: lifecycle.cancel(run_id, status, state))
 
-    async def pause(self, run_id: str) -> StatusMove:
-        return await self._write(run_id, lambda status, state: lifecycle.pause(run_id, status, state), release=True)
+    async def pause(self, run_id: str, reason: str = "") -> StatusMove:
+        return await self._write(
+            run_id, lambda status, state: lifecycle.pause(run_id, status, state, reason), release=True
+        )
 
     async def fail(self, run_id: str, message: str) -> StatusMove:
         return await self._write(

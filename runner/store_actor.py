@@ -23,6 +23,11 @@ A store that cannot be opened (a typo in its path, a file that is not a
 database) does not kill the actor in its constructor: the actor stays up and
 answers every call with the adapter's error, so its Runner can report it as a
 value and be removed instead of leaving a dead actor behind.
+
+A commit the disk refuses (full, read-only, no permission) answers every
+caller in it with :class:`~runner.errors.StoreWriteFailed`: the adapter
+translates its driver's error, and a raw ``OSError`` that reaches the commit is
+translated here. Nothing of that commit is stored; the actor lives on.
 """
 
 from __future__ import annotations
@@ -35,9 +40,9 @@ from typing import Any
 
 import ray
 
-from adapters import open_store
+from adapters import open_store, store_path
 from runner import faults
-from runner.errors import RunnerError, StoreError, StoreLocked
+from runner.errors import RunnerError, StoreError, StoreLocked, write_failure
 from runner.events import Event, StoredEvent
 from runner.faults import FaultPoint
 from runner.store import (
@@ -89,6 +94,15 @@ def open_with_retry(url: str, deadline_seconds: float = OPEN_RETRY_SECONDS) -> A
             time.sleep(0.2)
 
 
+def _file_of(url: str) -> str:
+    """The store's file, or its URL when it has none (``memory://``) or the URL is not valid."""
+    try:
+        path = store_path(url)
+    except RunnerError:
+        return url
+    return str(path) if path is not None else url
+
+
 class _Unopened:
     """Stands for a store that could not be opened: every call raises the error it failed with."""
 
@@ -120,6 +134,7 @@ class StoreActor:
 
     def __init__(self, url: str) -> None:
         self.url = url
+        self._path = _file_of(url)  # what a StoreWriteFailed names
         try:
             self._store: Any = open_with_retry(url)
         except RunnerError as exc:
@@ -181,17 +196,26 @@ class StoreActor:
     def _commit(self, batch: list[_Pending]) -> list[Receipt | Exception]:
         requests = [pending.request for pending in batch]
         try:
-            faults.hit_any(FaultPoint.STORE_COMMIT, (r.run_id for r in requests))  # e.g. a full disk
-            results = self._store.append_many(requests)
+            results = self._append_many(requests)
             # committed, not yet answered: a crash here loses the replies, never the events
             faults.hit_any(FaultPoint.STORE_COMMITTED, (r.run_id for r in requests))
-        except Exception as exc:  # the adapter itself failed: every caller learns it
+        except Exception as exc:  # the adapter itself failed (StoreWriteFailed: a full disk): every caller learns it
             results = [exc] * len(batch)
         size = sum(len(r.events) for r in requests)
         self._commits += 1
         self._batches += len(batch)
         self._events += size
         self._largest = max(self._largest, size)
+        return results
+
+    def _append_many(self, requests: list[AppendRequest]) -> list[Receipt | Exception]:
+        """The adapter's ``append_many``; an ``OSError`` on the way (the file system refused the
+        write past the adapter's own translation, or the fault point says so) is StoreWriteFailed."""
+        try:
+            faults.hit_any(FaultPoint.STORE_COMMIT, (r.run_id for r in requests))  # e.g. a full disk
+            results: list[Receipt | Exception] = self._store.append_many(requests)
+        except OSError as exc:
+            raise write_failure(self._path, exc) from exc
         return results
 
     def read_events(self, run_id: str, after: int = 0, limit: int = 5_000) -> list[StoredEvent]:

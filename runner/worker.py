@@ -13,7 +13,9 @@ append (a step's result together with the starts it unlocks), dispatches the
 new tasks as Ray tasks (:mod:`runner.step_task`; inline ones run in place),
 and waits for the first to finish (:mod:`runner.in_flight`). There is no
 barrier between siblings: each result is applied as soon as it arrives.
-On FencedError the turn ends at once: another owner has the run.
+On FencedError the turn ends at once: another owner has the run. On
+StoreWriteFailed (a full disk) too, with a STORE_FAILED outcome: the Runner
+retries the run after a backoff and pauses it if the store stays unwritable.
 
 ``Worker`` is the thin Ray actor the Runner keeps in its pool: it drives
 several runs at once on one event loop (their steps run as Ray tasks
@@ -38,7 +40,14 @@ from typing import Any
 from runner import faults, serialization
 from runner.batching import CallBatcher
 from runner.cycle import StopRequest, TurnEnd, outcome_events, plan_cycle
-from runner.errors import FencedError, IllegalTransition, InvalidArgument, SnapshotMismatch, StoreError
+from runner.errors import (
+    FencedError,
+    IllegalTransition,
+    InvalidArgument,
+    SnapshotMismatch,
+    StoreError,
+    StoreWriteFailed,
+)
 from runner.events import Event, RunResumed, SignalReceived, StoredEvent
 from runner.execution import StepResult
 from runner.faults import FaultPoint
@@ -93,12 +102,14 @@ class RecoveryStats:
 
 @dataclass(frozen=True, kw_only=True)
 class Outcome:
-    """How a worker's turn with a run ended: the run's status then, or FENCED."""
+    """How a worker's turn with a run ended: the run's status then, or FENCED, or STORE_FAILED
+    (``error``: which file could not be written, and the system's reason)."""
 
     run_id: str
     status: TurnEnd
     wake_at: float | None = None
     recovery: RecoveryStats = field(default_factory=RecoveryStats)
+    error: str = ""
 
 
 class StoreCalls:
@@ -197,10 +208,25 @@ class RunExecutor:
 
     # --------------------------------------------------------------- cycles
     async def run(self) -> Outcome:
-        state, stats, record = await self.recover()
-        if record.status.is_terminal or state.is_finished:
-            ended = record.status if record.status.is_terminal else state.status
-            return Outcome(run_id=self.run_id, status=TurnEnd(ended.value), recovery=stats)
+        """Recover the run and drive it until its turn ends. A write the store refuses
+        (StoreWriteFailed: a full disk) ends the turn as STORE_FAILED: the tasks in flight are
+        cancelled and their results, never recorded, come from running them again next turn."""
+        stats = RecoveryStats()
+        try:
+            state, stats, record = await self.recover()
+            if record.status.is_terminal or state.is_finished:
+                ended = record.status if record.status.is_terminal else state.status
+                return Outcome(run_id=self.run_id, status=TurnEnd(ended.value), recovery=stats)
+            return await self._drive(record, stats)
+        except StoreWriteFailed as exc:
+            self._in_flight.cancel_all()
+            message = f"the store file {exc.path} cannot be written ({exc.detail})"
+            log.warning("run %s: its turn ends: %s", self.run_id, message)
+            with contextlib.suppress(Exception):  # if the store can take that much; else the lease expires
+                await self._release()
+            return Outcome(run_id=self.run_id, status=TurnEnd.STORE_FAILED, recovery=stats, error=message)
+
+    async def _drive(self, record: RunRecord, stats: RecoveryStats) -> Outcome:
         renewer = asyncio.get_running_loop().create_task(self._renew_lease())
         try:
             if record.status in (RunStatus.SUSPENDED, RunStatus.PAUSED):
@@ -367,10 +393,14 @@ class RunExecutor:
                 log.warning("run %s: could not renew its lease (%s: %s)", self.run_id, type(exc).__name__, exc)
 
     async def _release(self) -> None:
+        if not self.lease:
+            return
         try:
             await self.store.release_lease(self.run_id, self.lease)
         except FencedError as exc:
             self._fenced = exc
+        except StoreWriteFailed as exc:  # the lease expires by itself; the turn's end is recorded already
+            log.warning("run %s: could not release its lease: %s", self.run_id, exc)
 
 
 class Worker:

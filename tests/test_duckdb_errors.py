@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import errno
+import os
+import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import duckdb
 import pytest
 
 from adapters.duckdb.errors import driver_errors, translate
-from runner.errors import InvalidArgument, StoreCorrupt, StoreError, StoreLocked
+from runner.errors import InvalidArgument, StoreCorrupt, StoreError, StoreLocked, StoreWriteFailed
 
 PATH = Path("/data/store.duckdb")
 LOCKED = 'IO Error: Could not set lock on file "/data/store.duckdb": Conflicting lock is held in python (PID 7)'
@@ -72,3 +77,86 @@ def test_driver_errors_chains_the_driver_error():
         raise duckdb.IOException(LOCKED)
     assert isinstance(info.value.__cause__, duckdb.IOException)
     assert info.value.path == str(PATH) and info.value.detail == LOCKED
+
+
+# ------------------------------------------------------- writes the disk refuses
+# What DuckDB 2.0.1 raised on a full tmpfs, at the commit of an append, a fact or a new run.
+DISK_FULL_COMMIT = (
+    'TransactionContext Error: Failed to commit: Could not write file "/data/store.duckdb.wal": No space left on device'
+)
+
+
+@pytest.mark.parametrize(
+    "exc",
+    [
+        duckdb.TransactionException(DISK_FULL_COMMIT),
+        duckdb.IOException('IO Error: Could not write file "/data/store.duckdb.wal": No space left on device'),
+        duckdb.IOException("IO Error: Cannot open file: Read-only file system"),
+    ],
+    ids=["commit", "io", "read-only"],
+)
+def test_a_write_the_driver_could_not_make_is_store_write_failed(exc):
+    translated = translate(exc, PATH, writing=True)
+    assert type(translated) is StoreWriteFailed
+    assert translated.path == str(PATH) and translated.detail == str(exc)
+    assert "Free disk space or fix the file's permissions" in str(translated)
+    assert "runner resume RUN_ID" in str(translated) and "client.resume(run_id)" in str(translated)
+
+
+def test_a_lock_or_damage_met_while_writing_keeps_its_own_error():
+    assert type(translate(duckdb.IOException(LOCKED), PATH, writing=True)) is StoreLocked
+    assert type(translate(duckdb.IOException(NOT_DUCKDB), PATH, writing=True)) is StoreCorrupt
+
+
+def test_an_io_error_while_reading_is_no_write_failure():
+    assert type(translate(duckdb.IOException("IO Error: No space left on device"), PATH)) is StoreError
+
+
+@pytest.mark.parametrize(
+    ("number", "name"),
+    [(errno.ENOSPC, "ENOSPC"), (errno.EROFS, "EROFS"), (errno.EACCES, "EACCES"), (errno.EDQUOT, "EDQUOT")],
+)
+def test_an_os_error_that_refuses_a_write_is_store_write_failed(number, name):
+    translated = translate(OSError(number, os.strerror(number)), PATH, writing=True)
+    assert type(translated) is StoreWriteFailed
+    assert translated.detail == f"{name}: {os.strerror(number)}"
+    assert str(PATH) in str(translated)
+
+
+def test_other_os_errors_stay_store_errors():
+    assert type(translate(OSError(errno.EIO, "Input/output error"), PATH, writing=True)) is StoreError
+    assert type(translate(OSError(errno.ENOSPC, "No space left on device"), PATH)) is StoreError  # not writing
+
+
+@pytest.mark.skipif(not hasattr(signal, "SIGXFSZ"), reason="needs RLIMIT_FSIZE and SIGXFSZ")
+def test_a_commit_the_operating_system_refuses_stores_nothing_and_the_store_writes_again_later(tmp_path):
+    """A real refusal, not a stand-in: in a child process (the limit would hold for every file
+    this one writes), a file-size limit makes the commit's write fail (EFBIG) as a full disk does."""
+    script = f"""
+import resource, signal
+from adapters import open_store
+from runner.errors import StoreWriteFailed
+from runner.events import FactProduced, RunSubmitted
+from runner.store import NewRun
+
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # the write fails with EFBIG instead of killing us
+store = open_store("duckdb:///{tmp_path}/s.duckdb")
+first = RunSubmitted(workflow="w", input=None, definition_hash="h")
+store.create_run(NewRun(run_id="r", workflow="w", definition=b"x", definition_hash="h", events=(first,)))
+lease = store.acquire_lease("r", "me", 60)
+soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+resource.setrlimit(resource.RLIMIT_FSIZE, (64 * 1024, hard))
+try:
+    store.append("r", [FactProduced(node="a", value="v" * 400_000)], lease.token, after_seq=1)
+    raise SystemExit("the append went through")
+except StoreWriteFailed as exc:
+    assert exc.path.endswith("s.duckdb") and "File too large" in exc.detail, exc
+resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+assert [s.seq for s in store.stream("r")] == [1]  # nothing of the refused append
+receipt = store.append("r", [FactProduced(node="a", value="v" * 400_000)], lease.token, after_seq=1)
+assert (receipt.first_seq, receipt.last_seq) == (2, 2)
+print("ok")
+"""
+    root = Path(__file__).resolve().parent.parent
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=root, timeout=60)
+    assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr[-2000:]

@@ -73,6 +73,7 @@ ADVICE: dict[str, str] = {
     "StoreLocked": "go through the cluster that holds it",
     "StoreCorrupt": "point the store at another file or move this one away",
     "StorePathInvalid": "give the path of a DuckDB file in a directory you can write to",
+    "StoreWriteFailed": "Free disk space or fix the file's permissions",
     "AppendConflict": "this writer must stop and recover the run from the store",
     "ConfigMismatch": "connect without config= and max_workers= to use the running Runner as it is",
 }

@@ -886,6 +886,17 @@ def test_paused_runs_offer_nothing_until_resumed():
     assert [t.node for t in state.runnables()] == ["total", "count"]
 
 
+def test_a_pause_keeps_its_reason_until_the_run_is_resumed():
+    wf = diamond()
+    reason = "run paused: the store file cannot be written (ENOSPC: No space left on device)"
+    state = fold(wf, submitted(wf, {"items": [1]}), RunPaused(reason=reason, at=0.0))
+    assert state.status == "paused" and state.pause_reason == reason
+    assert state.copy().pause_reason == reason  # kept in snapshots
+    state.apply(number(RUN, [RunResumed(at=1.0)], first=state.cursor + 1)[0])
+    assert state.status == "running" and state.pause_reason == ""
+    assert fold(wf, submitted(wf, {"items": [1]}), RunPaused(at=0.0)).pause_reason == ""
+
+
 def test_cancelled_runs_are_finished_and_offer_nothing():
     wf = diamond()
     state = fold(wf, submitted(wf, {"items": [1]}), RunCancelled(reason="user asked", at=0.0))

@@ -61,6 +61,15 @@ def test_pause_of_a_running_run_records_run_paused() -> None:
     assert [type(e) for e in move.events] == [RunPaused]
 
 
+def test_a_pause_the_runner_makes_on_its_own_carries_its_reason_into_the_fold() -> None:
+    state = _submitted_state()
+    reason = "run paused: the store file /data/s.duckdb cannot be written (ENOSPC: No space left on device)"
+    move = pause(RUN, RunStatus.RUNNING, state, reason=reason)
+    assert move.events == (RunPaused(reason=reason, at=move.events[0].at),)
+    assert state.status is RunStatus.PAUSED and state.pause_reason == reason
+    assert pause(RUN, RunStatus.RUNNING).events[0].reason == ""  # a user's pause has none
+
+
 @pytest.mark.parametrize("status", [s for s in RunStatus if s is not RunStatus.RUNNING])
 def test_only_a_running_run_can_be_paused(status: RunStatus) -> None:
     with pytest.raises(IllegalTransition) as caught:

@@ -52,6 +52,7 @@ EXPECTED = [
     "StoreError",
     "StoreLocked",
     "StorePathInvalid",
+    "StoreWriteFailed",
     "WorkerConfig",
     "WorkerLost",
     "Workflow",

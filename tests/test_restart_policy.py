@@ -92,3 +92,40 @@ def test_the_limit_counts_restarts_not_failures(limit: int) -> None:
     for _ in range(limit):
         assert isinstance(policy.after_failure("r", "died", TurnFailure.WORKER_DIED), Restart)
     assert isinstance(policy.after_failure("r", "died", TurnFailure.WORKER_DIED), GiveUp)
+
+
+# ------------------------------------------------------- the store's outages
+DISK_FULL = "the store file /data/s.duckdb cannot be written (ENOSPC: No space left on device)"
+
+
+def test_a_store_outage_is_counted_apart_from_worker_losses() -> None:
+    policy = _policy(_Clock(), limit=2)
+    assert policy.after_failure("r", DISK_FULL, TurnFailure.STORE) == Restart(delay=0.2)
+    assert policy.after_failure("r", DISK_FULL, TurnFailure.STORE) == Restart(delay=0.4)
+    assert (policy.restarts, policy.store_outages) == (0, 2)
+    # the run's worker budget is untouched by the outage, and the other way round
+    assert policy.after_failure("r", "its worker died", TurnFailure.WORKER_DIED) == Restart(delay=0.2)
+    assert (policy.restarts, policy.store_outages) == (1, 2)
+    assert isinstance(policy.after_failure("r", DISK_FULL, TurnFailure.STORE), GiveUp)
+    assert policy.after_failure("r", "its worker died", TurnFailure.WORKER_DIED) == Restart(delay=0.4)
+
+
+def test_over_the_limit_a_store_outage_says_the_run_is_paused_and_how_to_go_on() -> None:
+    policy = _policy(_Clock(), limit=1, window=30.0)
+    policy.after_failure("r", DISK_FULL, TurnFailure.STORE)
+    decision = policy.after_failure("r", DISK_FULL, TurnFailure.STORE)
+    assert isinstance(decision, GiveUp)
+    assert decision.message.startswith(f"run paused: {DISK_FULL}; that is 2 failed store writes within 30s")
+    assert "over the restart limit of 1" in decision.message
+    assert "free disk space or fix the store file's permissions" in decision.message
+    assert "`runner resume RUN_ID` or client.resume(run_id)" in decision.message
+    assert "replay" not in decision.message  # nothing is lost: no replay needed
+
+
+def test_forget_clears_both_counts() -> None:
+    policy = _policy(_Clock(), limit=1)
+    policy.after_failure("r", DISK_FULL, TurnFailure.STORE)
+    policy.after_failure("r", "died", TurnFailure.WORKER_DIED)
+    policy.forget("r")
+    assert policy.after_failure("r", DISK_FULL, TurnFailure.STORE) == Restart(delay=0.2)
+    assert policy.after_failure("r", "died", TurnFailure.WORKER_DIED) == Restart(delay=0.2)

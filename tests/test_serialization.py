@@ -136,7 +136,7 @@ def sample_events() -> list[Any]:
             {"reason": "timer", "wake_at": 99.5, "at": 10.0},
         ],
         "RunResumed": [{"at": 11.0}],
-        "RunPaused": [{"at": 12.0}],
+        "RunPaused": [{"at": 12.0}, {"reason": "run paused: the store file cannot be written", "at": 12.5}],
         "RunCancelled": [{"reason": "user", "at": 13.0}],
         "RunCompleted": [{"result": {"a": REF, "b": [1.5, None]}, "at": 14.0}, {"result": 3, "at": 14.0}],
         "RunFailed": [
@@ -187,6 +187,11 @@ def test_error_info_with_a_pickled_exception_survives_the_event_round_trip():
     assert decoded.error.pickled == event.error.pickled
     exc = exception_of(decoded.error)
     assert isinstance(exc, ValueError) and str(exc) == "bad value 42"
+
+
+def test_a_run_paused_stored_before_it_had_a_reason_decodes_with_none():
+    event = decode_event("RunPaused", '{"at":12.0}')
+    assert event == EVENT_TYPES["RunPaused"](reason="", at=12.0)
 
 
 def test_unknown_event_kind_says_to_upgrade():

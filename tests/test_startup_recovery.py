@@ -4,7 +4,7 @@ and what becomes of a suspended run (woken, timer set, or left waiting)."""
 from __future__ import annotations
 
 from runner.events import RunSuspended, SignalReceived, StoredEvent
-from runner.startup_recovery import AtStart, StartupPlan, resume_order, suspended_at_start
+from runner.startup_recovery import AtStart, RecoveryLedger, StartupPlan, resume_order, suspended_at_start
 from runner.store import RunRecord, RunStatus, Signal
 
 NOW = 10_000.0
@@ -81,3 +81,16 @@ def test_the_plan_reports_what_it_found() -> None:
         ("a",),
     )
     assert report.redispatched == {} and report.not_resumed == {}
+
+
+def test_the_report_lists_blocked_runs_with_why_until_they_are_unblocked() -> None:
+    ledger = RecoveryLedger()
+    ledger.blocked("r1", "run paused: the store file cannot be written (ENOSPC)")
+    ledger.blocked("r2", "run paused: the store file cannot be written (EROFS)")
+    assert ledger.report().blocked == {
+        "r1": "run paused: the store file cannot be written (ENOSPC)",
+        "r2": "run paused: the store file cannot be written (EROFS)",
+    }
+    ledger.unblocked("r1")
+    ledger.unblocked("r3")  # never blocked: nothing to do
+    assert ledger.report().blocked == {"r2": "run paused: the store file cannot be written (EROFS)"}

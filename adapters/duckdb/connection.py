@@ -1,7 +1,8 @@
 """The store's one DuckDB connection: opening the file, reads, transactions.
 
 Every statement runs inside :meth:`Connection.read` or :meth:`Connection.transaction`,
-which hold the connection's lock and pass any driver error to ``errors.translate``
+which hold the connection's lock and pass any driver error (and, from a transaction,
+any ``OSError``: a write the file system refused) to ``errors.translate``
 (inline rather than through ``errors.driver_errors``: a second context manager
 per call would cost a cached ``get_run`` most of its speed).
 """
@@ -60,8 +61,8 @@ class Connection:
             if one_write:
                 try:
                     yield con
-                except duckdb.Error as exc:
-                    raise translate(exc, self.path) from exc
+                except (duckdb.Error, OSError) as exc:
+                    raise translate(exc, self.path, writing=True) from exc
                 return
             try:
                 con.execute("BEGIN TRANSACTION")
@@ -70,8 +71,8 @@ class Connection:
             except BaseException as exc:
                 with contextlib.suppress(duckdb.Error):
                     con.execute("ROLLBACK")
-                if isinstance(exc, duckdb.Error):
-                    raise translate(exc, self.path) from exc
+                if isinstance(exc, (duckdb.Error, OSError)):
+                    raise translate(exc, self.path, writing=True) from exc
                 raise
 
     @contextlib.contextmanager
