@@ -23,7 +23,6 @@ for the caller to append. Pure: no Ray, no I/O, no clock (``now`` is given).
 
 from __future__ import annotations
 
-import enum
 import random
 from collections.abc import Collection
 from dataclasses import dataclass
@@ -33,19 +32,17 @@ from runner.execution import StepResult
 from runner.planning import DEFAULT_SYSTEM_RETRIES, Task
 from runner.run_data import TaskKey
 from runner.state import WorkflowState
+from runner.vocabulary import Vocabulary
 
 
-class StopRequest(str, enum.Enum):
+class StopRequest(Vocabulary):
     """What a user asked of a running run."""
 
     CANCEL = "cancel"  # running steps are cancelled, the run ends cancelled
     PAUSE = "pause"  # running steps finish first, then the run pauses and releases its worker
 
-    def __str__(self) -> str:
-        return self.value
 
-
-class TurnEnd(str, enum.Enum):
+class TurnEnd(Vocabulary):
     """Why a worker's turn with a run ended: the run's status then, or FENCED (another owner has it),
     or STORE_FAILED (the store could not write; the run is as its last successful write left it)."""
 
@@ -56,9 +53,6 @@ class TurnEnd(str, enum.Enum):
     PAUSED = "paused"
     FENCED = "fenced"
     STORE_FAILED = "store_failed"
-
-    def __str__(self) -> str:
-        return self.value
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -63,7 +63,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import enum
 import errno
 import json
 import os
@@ -75,11 +74,13 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from runner.vocabulary import Vocabulary
+
 ENV_VAR = "RUNNER_FAULTS"
 GATE_POLL_SECONDS = 0.01
 
 
-class FaultPoint(str, enum.Enum):
+class FaultPoint(Vocabulary):
     """A named place in the code where a test can inject a fault."""
 
     STEP_FINISHED = "step_finished"  # worker: a task's result arrived, not yet appended
@@ -89,7 +90,7 @@ class FaultPoint(str, enum.Enum):
     STORE_COMMITTED = "store_committed"  # Store actor: committed, the callers not yet answered
 
 
-class Action(str, enum.Enum):
+class Action(Vocabulary):
     """What a process does when it reaches an armed point."""
 
     CRASH = "crash"  # SIGKILL its own process

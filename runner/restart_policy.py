@@ -15,13 +15,14 @@ paused (the Runner does that), not failed.
 from __future__ import annotations
 
 import collections
-import enum
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from runner.vocabulary import Vocabulary
 
-class TurnFailure(str, enum.Enum):
+
+class TurnFailure(Vocabulary):
     """How a worker turn with a run failed."""
 
     WORKER_DIED = "worker_died"  # the worker process died under the run (killed, crashed, node lost)

@@ -8,12 +8,12 @@ plain values only. Pure: no Ray, no I/O.
 
 from __future__ import annotations
 
-import enum
 from dataclasses import dataclass, field
 from typing import Any
 
 from runner.events import ErrorInfo
 from runner.store import RunStatus
+from runner.vocabulary import Vocabulary
 from runner.workflow import Node, NodeKind
 
 TaskKey = tuple[str, "int | None"]
@@ -23,7 +23,7 @@ EXECUTABLE_KINDS = (NodeKind.STEP, NodeKind.RULE, NodeKind.MAP)
 """Component kinds that run user code as tasks (waits and sleeps do not)."""
 
 
-class TaskStatus(str, enum.Enum):
+class TaskStatus(Vocabulary):
     """Where one task stands in the log."""
 
     WAITING = "waiting"  # not started yet
@@ -34,9 +34,6 @@ class TaskStatus(str, enum.Enum):
     DONE = "done"  # FactProduced
     SKIPPED = "skipped"  # StepSkipped
     FAILED = "failed"  # failed for good
-
-    def __str__(self) -> str:
-        return self.value
 
 
 READY_STATUSES = frozenset({TaskStatus.WAITING, TaskStatus.RETRY, TaskStatus.LOST, TaskStatus.FALLBACK})

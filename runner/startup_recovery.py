@@ -13,7 +13,6 @@ without even the pause recorded yet.
 
 from __future__ import annotations
 
-import enum
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -22,6 +21,7 @@ from runner.events import RunSuspended, StoredEvent
 from runner.runner_config import RecoveryReport
 from runner.store import RunFilter, RunRecord, RunStatus, Signal
 from runner.store_handle import StoreHandle
+from runner.vocabulary import Vocabulary
 from runner.worker import Outcome
 
 _ALL = 1 << 62  # "no limit" for list_runs
@@ -29,7 +29,7 @@ _UNFINISHED = (RunStatus.RUNNING, RunStatus.CANCELLING, RunStatus.PENDING)
 _RESUME_RANK = {RunStatus.RUNNING: 0, RunStatus.CANCELLING: 0, RunStatus.PENDING: 1}
 
 
-class AtStart(str, enum.Enum):
+class AtStart(Vocabulary):
     """What start-up does with a suspended run."""
 
     WAKE = "wake"  # a signal came while it slept, or its timer is due: start it now

@@ -7,15 +7,15 @@ date per event. Pure: no Ray, no I/O.
 
 from __future__ import annotations
 
-import enum
 from dataclasses import dataclass
 
 from runner.events import SKIPPED, ErrorInfo
 from runner.run_data import MapSummary, RunData, TaskStatus
+from runner.vocabulary import Vocabulary
 from runner.workflow import Node, NodeKind, Workflow
 
 
-class StepStatus(str, enum.Enum):
+class StepStatus(Vocabulary):
     """Where a component stands, as shown to users."""
 
     PENDING = "pending"  # upstream components not done
@@ -26,9 +26,6 @@ class StepStatus(str, enum.Enum):
     DONE = "done"
     SKIPPED = "skipped"
     FAILED = "failed"
-
-    def __str__(self) -> str:
-        return self.value
 
 
 @dataclass(frozen=True, kw_only=True)

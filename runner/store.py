@@ -12,7 +12,6 @@ superseded gets :class:`~runner.errors.FencedError` and must stop.
 
 from __future__ import annotations
 
-import enum
 import math
 import re
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -32,9 +31,10 @@ from runner.events import (
     RunSuspended,
     StoredEvent,
 )
+from runner.vocabulary import Vocabulary
 
 
-class RunStatus(str, enum.Enum):
+class RunStatus(Vocabulary):
     PENDING = "pending"
     RUNNING = "running"
     SUSPENDED = "suspended"  # waiting for a signal or timer; holds no worker
@@ -43,9 +43,6 @@ class RunStatus(str, enum.Enum):
     COMPLETED = "completed"
     FAILED = "failed"
     CANCELLED = "cancelled"
-
-    def __str__(self) -> str:
-        return self.value
 
     @property
     def is_terminal(self) -> bool:

@@ -7,7 +7,6 @@ result. Definitions are validated as they are built: every problem raises
 
 from __future__ import annotations
 
-import enum
 import functools
 import hashlib
 import inspect
@@ -20,12 +19,13 @@ from typing import Any, TypeVar, Union
 from runner.errors import DefinitionError, InvalidArgument
 from runner.inputs import check_input_type, validate_input
 from runner.policy import Policy, Resources
+from runner.vocabulary import Vocabulary
 
 F = TypeVar("F", bound=Callable[..., Any])
 NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.\-]*$")
 
 
-class NodeKind(str, enum.Enum):
+class NodeKind(Vocabulary):
     STEP = "step"  # call fn(*upstream values)
     RULE = "rule"  # if when(*values): then(*values) else skipped
     MAP = "map"  # fn(item) for each item of the single upstream list
