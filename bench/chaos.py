@@ -218,6 +218,11 @@ def _judge(
             result.run_errors.append(f"wrong result {last.result!r}, expected {p.expected!r}")
         else:
             result.hung += 1
+            result.notes.append(f"{p.kind} hung after {type(last).__name__} (event {len(history)})")
+            if os.environ.get("CHAOS_DEBUG"):
+                rec = trial.client.get(run_id).record()
+                print("DEBUG", run_id, rec.status, [type(s.event).__name__ for s in history], flush=True)
+                print("DEBUG", [(s.event.at, type(s.event).__name__) for s in history], "struck", struck, flush=True)
         facts = collections.Counter((s.event.node, s.event.item) for s in history if isinstance(s.event, FactProduced))
         result.duplicated += sum(n - 1 for n in facts.values() if n > 1)
         result.broken += [s.seq for s in history] != list(range(1, len(history) + 1))
