@@ -13,7 +13,8 @@ of them gets a worker of its own for its next turn, so a run whose inline
 code kills its process cannot take its neighbours down again. A turn that
 ended because the store could not write (a full disk) is no worker loss: the
 worker stays, the run is retried after the same backoff and, over the same
-limit, paused with the reason (see ``_pause_for_store``). On start it
+limit, paused with the reason (see ``_pause_for_store``); a suspended or pending
+run cannot be paused: its wake-up is tried again later instead. On start it
 resumes every pending or running run found in the store
 (:mod:`runner.startup_recovery`), so stopping Ray entirely loses nothing.
 
@@ -32,6 +33,7 @@ import asyncio
 import collections
 import contextlib
 import logging
+import time
 import uuid
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, cast
@@ -72,6 +74,9 @@ OUTCOMES_KEPT = 10_000  # last outcomes remembered, for last_outcome()
 _ENDED = tuple(status.value for status in TERMINAL)  # an Outcome's status, compared by value
 STOP_ATTEMPTS = 5  # times cancel/pause look again after the run's turn ended another way
 BLOCKED_RETRY_MIN = 0.5  # seconds at least between tries to record a blocked run's pause
+# statuses a run that cannot be paused may be stored with when its store writes keep failing:
+# it is not running, so its wake-up (a signal, a timer, its first start) is tried again instead
+_WAKE_LATER = (RunStatus.SUSPENDED.value, RunStatus.PENDING.value)
 
 
 class Runner:
@@ -465,8 +470,12 @@ class Runner:
         it). The error that write failed with, or None (paused, or the run moved on)."""
         try:
             await self.status_writes.pause(run_id, reason)
-        except (FencedError, RunClosed, IllegalTransition):
-            pass  # it moved on meanwhile: paused or cancelled by a user, ended, driven again
+        except IllegalTransition as exc:
+            if exc.from_status in _WAKE_LATER:
+                self._wake_later(run_id, exc.from_status)
+            # else it moved on meanwhile: paused or cancelled by a user, or ended
+        except (FencedError, RunClosed):
+            pass  # it moved on meanwhile: cancelled by a user, ended, driven again
         except Exception as exc:
             error = exc.cause if isinstance(exc, RayTaskError) and isinstance(exc.cause, Exception) else exc
             self.recovery.blocked(run_id, f"{reason} (its pause could not be recorded: {_described(exc)})")
@@ -478,6 +487,16 @@ class Runner:
         self._blocked.pop(run_id, None)
         self.recovery.unblocked(run_id)
         return None
+
+    def _wake_later(self, run_id: str, status: str) -> None:
+        """A run that is not running cannot be paused: a suspended run whose wake-up (a signal,
+        its timer) its turns could not record, or a pending run that could not start. What
+        woke it is still stored, so its wake-up is tried again later, as a Runner start would."""
+        delay = max(self.config.restart_backoff_max, BLOCKED_RETRY_MIN)
+        log.warning(
+            "run %s: its store writes keep failing while it is %s; waking it again in %gs", run_id, status, delay
+        )
+        self.timers.add(time.time() + delay, run_id)
 
     async def _retry_pause(self, run_id: str) -> None:
         """Try again to record the pause of a blocked run, until it is recorded or the run moves on."""

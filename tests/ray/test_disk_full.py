@@ -172,3 +172,31 @@ def test_a_long_outage_pauses_the_run_with_the_reason_and_resume_completes_it(
     stats = client.stats()
     assert stats.restarts == 0 and stats.store_outages >= 2
     assert _store_commit_firings(fault_dir, run_id) >= 3  # two turns' appends and the first try of the pause
+
+
+def test_a_signal_that_cannot_be_recorded_still_wakes_the_suspended_run_once_the_disk_has_room(
+    make_client: Callable[[RunnerConfig | None], Client], fault_dir: Path
+) -> None:
+    client = make_client(CONFIG)
+    wf = runner.Workflow("disk-approval")
+
+    @wf.step()
+    def ask(x: str) -> str:
+        return f"approve {x}?"
+
+    wf.wait_for("answer", after=ask)
+    run_id = f"disk-approval-{uuid.uuid4().hex[:12]}"
+    handle = client.submit(wf, "plan", run_id=run_id)
+    eventually(lambda: handle.status() is RunStatus.SUSPENDED, what="the run to suspend")
+
+    # the disk fills; the signal is stored, but no turn it wakes can record it: over the limit
+    # (two failed turns) the Runner gives up, and the run, suspended, cannot be paused
+    faults.arm(fault_dir, FaultPoint.STORE_COMMIT, Action.RAISE, run_id=run_id, times=None)
+    handle.signal("answer", {"approved": True})
+    eventually(lambda: client.stats().store_outages >= 2, what="the woken turns to fail")
+    assert handle.status() is RunStatus.SUSPENDED
+    faults.disarm(fault_dir)  # the disk has room again: the run's wake-up is tried again
+
+    assert handle.result(timeout=20) == {"approved": True}
+    kinds = [type(s.event).__name__ for s in handle.history()]
+    assert kinds.count("SignalReceived") == 1 and kinds[-1] == "RunCompleted"
