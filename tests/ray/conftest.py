@@ -8,6 +8,7 @@ Tests never sleep to wait for state: they poll with :func:`eventually`.
 
 from __future__ import annotations
 
+import os
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -16,6 +17,7 @@ import pytest
 import ray
 from ray_support import kill_runner, start_ray
 
+from runner import faults
 from runner.client import Client, connect
 from runner.runner import RunnerConfig
 
@@ -29,6 +31,26 @@ def ray_instance() -> Iterator[None]:
         yield
     finally:
         ray.shutdown()
+
+
+@pytest.fixture(scope="module")
+def fault_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """A module's Ray instance started with fault points armable from ``fault_dir``
+    (:mod:`runner.faults`): every Ray process inherits the directory through the environment."""
+    directory = tmp_path_factory.mktemp("faults")
+    if ray.is_initialized():
+        ray.shutdown()
+    before = os.environ.get(faults.ENV_VAR)
+    os.environ[faults.ENV_VAR] = str(directory)
+    try:
+        start_ray()
+        yield directory
+    finally:
+        ray.shutdown()
+        if before is None:
+            os.environ.pop(faults.ENV_VAR, None)
+        else:
+            os.environ[faults.ENV_VAR] = before
 
 
 @pytest.fixture

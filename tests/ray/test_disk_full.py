@@ -12,16 +12,14 @@ the armings of these tests.
 
 from __future__ import annotations
 
-import os
 import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-import ray
 from click.testing import CliRunner
-from ray_support import assert_gapless, eventually, facts, has_fact, has_started, kill_runner, lines, start_ray, touch
+from ray_support import assert_gapless, eventually, facts, has_fact, has_started, kill_runner, lines, touch
 
 import runner
 from runner import cli, faults
@@ -36,24 +34,6 @@ pytestmark = pytest.mark.ray
 
 # over the limit after two failed turns; a blocked pause is tried again every half second
 CONFIG = RunnerConfig(restart_limit=1, restart_window=60.0, restart_backoff=0.05, restart_backoff_max=0.5)
-
-
-@pytest.fixture(scope="module")
-def fault_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    directory = tmp_path_factory.mktemp("faults")
-    if ray.is_initialized():
-        ray.shutdown()
-    before = os.environ.get(faults.ENV_VAR)
-    os.environ[faults.ENV_VAR] = str(directory)  # Ray's processes inherit it
-    try:
-        start_ray()
-        yield directory
-    finally:
-        ray.shutdown()
-        if before is None:
-            os.environ.pop(faults.ENV_VAR, None)
-        else:
-            os.environ[faults.ENV_VAR] = before
 
 
 @pytest.fixture

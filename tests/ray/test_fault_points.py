@@ -6,14 +6,12 @@ every Ray process (the Store actor included) obeys the armings of this test.
 
 from __future__ import annotations
 
-import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import ray
-from ray_support import alive, assert_gapless, eventually, facts, kill_runner, start_ray
+from ray_support import alive, assert_gapless, eventually, facts, kill_runner
 
 import runner
 from runner import faults
@@ -22,24 +20,6 @@ from runner.events import StepStarted
 from runner.faults import Action, FaultPoint
 
 pytestmark = pytest.mark.ray
-
-
-@pytest.fixture(scope="module")
-def fault_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    directory = tmp_path_factory.mktemp("faults")
-    if ray.is_initialized():
-        ray.shutdown()
-    before = os.environ.get(faults.ENV_VAR)
-    os.environ[faults.ENV_VAR] = str(directory)  # Ray's processes inherit it
-    try:
-        start_ray()
-        yield directory
-    finally:
-        ray.shutdown()
-        if before is None:
-            os.environ.pop(faults.ENV_VAR, None)
-        else:
-            os.environ[faults.ENV_VAR] = before
 
 
 @pytest.fixture

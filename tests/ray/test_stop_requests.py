@@ -10,7 +10,6 @@ obeys the armings of its tests.
 
 from __future__ import annotations
 
-import os
 import random
 import threading
 import time
@@ -20,8 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import ray
-from ray_support import assert_gapless, eventually, kill_runner, start_ray
+from ray_support import assert_gapless, eventually, kill_runner
 
 import runner
 from runner import faults
@@ -36,24 +34,6 @@ pytestmark = pytest.mark.ray
 
 TERMINAL_EVENTS = {RunCompleted: runner.RunStatus.COMPLETED, RunCancelled: runner.RunStatus.CANCELLED}
 SEED = 20261129
-
-
-@pytest.fixture(scope="module")
-def fault_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    directory = tmp_path_factory.mktemp("faults")
-    if ray.is_initialized():
-        ray.shutdown()
-    before = os.environ.get(faults.ENV_VAR)
-    os.environ[faults.ENV_VAR] = str(directory)  # Ray's processes inherit it
-    try:
-        start_ray()
-        yield directory
-    finally:
-        ray.shutdown()
-        if before is None:
-            os.environ.pop(faults.ENV_VAR, None)
-        else:
-            os.environ[faults.ENV_VAR] = before
 
 
 @pytest.fixture
