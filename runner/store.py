@@ -523,3 +523,30 @@ def status_after(events: Sequence[Event]) -> RunStatus | None:
 def status_path(events: Sequence[Event]) -> list[RunStatus]:
     """The statuses the run-level events in ``events`` move the run to, in order."""
     return [status for status in (_STATUS_OF_EVENT.get(type(event)) for event in events) if status is not None]
+
+
+def append_through_many(
+    append_many: Callable[[Sequence[AppendRequest]], list[Receipt | Exception]],
+    run_id: str,
+    events: Sequence[Event],
+    lease: int,
+    *,
+    status: RunStatus | None = None,
+    after_seq: int | None = None,
+    request_id: str | None = None,
+) -> Receipt:
+    """``Store.append`` for an adapter whose ``append_many`` does the work: one request, its
+    receipt returned or its error raised."""
+    check_run_id(run_id)
+    request = AppendRequest(
+        run_id=run_id,
+        events=check_events(events),
+        lease=lease,
+        status=status,
+        after_seq=after_seq,
+        request_id=request_id,
+    )
+    result = append_many([request])[0]
+    if isinstance(result, Exception):
+        raise result
+    return result

@@ -35,6 +35,7 @@ from runner.store import (
     RunStatus,
     Signal,
     Snapshot,
+    append_through_many,
     as_status,
     check_append_cursor,
     check_cursor,
@@ -324,19 +325,9 @@ class DuckDBStore:
         after_seq: int | None = None,
         request_id: str | None = None,
     ) -> Receipt:
-        check_run_id(run_id)
-        request = AppendRequest(
-            run_id=run_id,
-            events=check_events(events),
-            lease=lease,
-            status=status,
-            after_seq=after_seq,
-            request_id=request_id,
+        return append_through_many(
+            self.append_many, run_id, events, lease, status=status, after_seq=after_seq, request_id=request_id
         )
-        result = self.append_many([request])[0]
-        if isinstance(result, Exception):
-            raise result
-        return result
 
     def append_many(self, requests: Sequence[AppendRequest]) -> list[Receipt | Exception]:
         """All accepted batches in one transaction; a rejected one gets its own error."""
