@@ -158,6 +158,7 @@ class WorkerPool:
             slot.alone = False
         if finished:
             slot.turns += 1
+            slot.seen_alive = True  # it answered: it has started
             self._alone.discard(run_id)
 
     def retire(self, slot: WorkerSlot) -> None:

@@ -114,3 +114,22 @@ def test_a_finished_turn_lifts_the_alone_rule_and_forget_drops_it() -> None:
     pool.forget("c")
     placed, left = _place(pool, "c")
     assert placed["c"] is slot and left == []
+
+
+def test_a_worker_that_finished_a_turn_counts_as_started_for_supervision() -> None:
+    """A worker that gave an outcome has started, even if no lease check fell inside its turn:
+    its next run is judged with the short claim window, not the one for a starting worker."""
+    pool, _ = _pool()
+    placed, _ = _place(pool, "a")
+    assert [d.seen_alive for d in pool.drives()] == [False]
+    pool.turn_ended("a", placed["a"], finished=True)
+    _place(pool, "b")
+    assert [(d.run_id, d.seen_alive) for d in pool.drives()] == [("b", True)]
+
+
+def test_a_worker_whose_turn_ended_without_an_outcome_is_not_counted_as_started() -> None:
+    pool, _ = _pool(max_workers=1)
+    placed, _ = _place(pool, "a")
+    pool.turn_ended("a", placed["a"], finished=False)
+    _place(pool, "b")
+    assert [(d.run_id, d.seen_alive) for d in pool.drives()] == [("b", False)]

@@ -1,4 +1,4 @@
-"""Fixtures for the Ray integration tests: one Ray instance per module, one Runner per test.
+"""Fixtures for the Ray integration tests: one Ray instance shared by the modules, one Runner per test.
 
 Every test gets its own namespace (so its own detached Runner actor) and its
 own DuckDB file under ``tmp_path``; the Runner is killed at teardown, which
@@ -9,6 +9,7 @@ Tests never sleep to wait for state: they poll with :func:`eventually`.
 from __future__ import annotations
 
 import os
+import shutil
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -22,35 +23,41 @@ from runner.client import Client, connect
 from runner.runner import RunnerConfig
 
 
-@pytest.fixture(scope="module")
-def ray_instance() -> Iterator[None]:
-    if ray.is_initialized():
-        ray.shutdown()
-    start_ray()
-    try:
-        yield
-    finally:
-        ray.shutdown()
-
-
-@pytest.fixture(scope="module")
-def fault_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    """A module's Ray instance started with fault points armable from ``fault_dir``
-    (:mod:`runner.faults`): every Ray process inherits the directory through the environment."""
+@pytest.fixture(scope="session", autouse=True)
+def faults_root(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """The session's fault directory (:mod:`runner.faults`): set in the environment before the
+    first Ray instance starts, so every Ray process of the session inherits it; Ray is shut
+    down at the end of the session."""
     directory = tmp_path_factory.mktemp("faults")
-    if ray.is_initialized():
-        ray.shutdown()
     before = os.environ.get(faults.ENV_VAR)
     os.environ[faults.ENV_VAR] = str(directory)
     try:
-        start_ray()
         yield directory
     finally:
-        ray.shutdown()
+        if ray.is_initialized():
+            ray.shutdown()
         if before is None:
             os.environ.pop(faults.ENV_VAR, None)
         else:
             os.environ[faults.ENV_VAR] = before
+
+
+@pytest.fixture(scope="module")
+def ray_instance(faults_root: Path) -> Iterator[None]:
+    """A local Ray instance shared by the modules in turn (starting one costs seconds): started
+    if none runs, e.g. because an earlier module restarted or replaced it."""
+    if not ray.is_initialized():
+        start_ray()
+    yield
+
+
+@pytest.fixture(scope="module")
+def fault_dir(ray_instance: None, faults_root: Path) -> Iterator[Path]:
+    """Where a module arms fault points; emptied at the module's end, which also opens any gate
+    a test left shut, so the next module starts with nothing armed and nothing fired."""
+    yield faults_root
+    for part in ("armed", "fired"):
+        shutil.rmtree(faults_root / part, ignore_errors=True)
 
 
 @pytest.fixture

@@ -13,16 +13,6 @@ from runner.store_actor import RemoteStoreActor
 pytestmark = pytest.mark.ray
 
 
-@pytest.fixture(scope="module")
-def ray_instance():
-    started = not ray.is_initialized()
-    if started:
-        ray.init(address="local", num_cpus=2, include_dashboard=False, logging_level="ERROR")
-    yield
-    if started:
-        ray.shutdown()
-
-
 @pytest.fixture
 def store_actor(ray_instance, tmp_path):
     actor = RemoteStoreActor.options(max_concurrency=64).remote(f"duckdb:///{tmp_path}/s.duckdb")
