@@ -127,7 +127,8 @@ def _napper(log: str, seconds: float) -> runner.Workflow:
     "suspend_after",
     [
         pytest.param(0.5, id="suspended-sleep"),  # the run released its worker: the Runner re-arms its timer
-        pytest.param(30.0, id="in-place-sleep"),  # its worker waited in place: the run is resumed as running
+        # its worker waited in place: the run is resumed as running (a second Ray restart: in make chaos)
+        pytest.param(30.0, id="in-place-sleep", marks=pytest.mark.slow),
     ],
 )
 def test_sleep_goes_on_across_a_ray_restart_and_fires_once(no_ray: None, tmp_path: Path, suspend_after: float) -> None:

@@ -195,6 +195,7 @@ def test_a_stop_request_while_the_worker_is_held_at_a_fault_point(
 
 
 # ------------------------------------------------------------ random moments
+@pytest.mark.slow  # a randomised soak (make chaos); the named fault-point races above run in make test
 def test_cancel_pause_resume_and_signal_at_random_moments(make_client: Callable[..., Client]) -> None:
     """40 short runs; each gets up to three requests at random moments (a seeded RNG). Every run
     ends in exactly one state (runs left paused or waiting are resumed or signalled to the end),
