@@ -8,6 +8,7 @@ first use, so the pure core imports without Ray.
 from typing import TYPE_CHECKING, Any
 
 from runner.context import StepContext, context
+from runner.continuation import Continuation, continuation
 from runner.errors import (
     AppendConflict,
     ConfigMismatch,
@@ -81,6 +82,8 @@ __all__ = [
     "connect",
     "context",
     "ConfigMismatch",
+    "Continuation",
+    "continuation",
     "DefinitionError",
     "FactNotFound",
     "FactRef",

@@ -117,6 +117,20 @@ class StepLost:
 
 
 @dataclass(frozen=True, kw_only=True)
+class StepContinued:
+    """Attempt ``attempt`` of a task returned a continuation: the call stored as fact ``call`` runs
+    in the task's place next, at ``level`` (1: the step's own continuation, 2: that call's, ...),
+    and its result will be the task's (see :mod:`runner.continuation`)."""
+
+    node: str
+    attempt: int
+    call: FactRef
+    level: int
+    item: int | None = None
+    at: float = field(default_factory=_now)
+
+
+@dataclass(frozen=True, kw_only=True)
 class StepSkipped:
     node: str
     reason: str
@@ -208,6 +222,7 @@ Event = Union[
     RunCancelled,
     RunCompleted,
     RunFailed,
+    StepContinued,
 ]
 
 EVENT_TYPES: dict[str, type] = {
@@ -230,6 +245,7 @@ EVENT_TYPES: dict[str, type] = {
         RunCancelled,
         RunCompleted,
         RunFailed,
+        StepContinued,
     )
 }
 

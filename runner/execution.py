@@ -17,6 +17,7 @@ from typing import Any
 
 from runner import serialization
 from runner.context import StepContext
+from runner.continuation import run_call
 from runner.events import ErrorInfo, FactRef
 from runner.planning import NOT_TAKEN, Task
 from runner.workflow import Node, NodeKind
@@ -46,6 +47,8 @@ class StepResult:
 def run_task(node: Node, task: Task, inputs: tuple[Any, ...], load: Load | None = None) -> Any:
     """Call the user code ``task`` stands for and return its value (NOT_TAKEN: a rule that did not fire).
     ``load``: gives the value a FactRef among the inputs names (None: pass the inputs as they are)."""
+    if task.call is not None and not task.fallback:  # a continuation runs in the step's place
+        return run_call(task.call, load)
     args = task_args(node, task, inputs, load)
     if task.fallback:
         assert node.policy.fallback is not None
@@ -82,7 +85,8 @@ def idempotency_key(run_id: str, task: Task) -> str:
     """``run_id:node[:item]:input-hash``: the same for every attempt of a task with the same inputs."""
     digest = hashlib.sha256(serialization.dumps(task.inputs)).hexdigest()[:16]
     item = "" if task.item is None else f":{task.item}"
-    return f"{run_id}:{task.node}{item}:{digest}"
+    level = f":{task.level}" if task.level else ""  # each continuation's call has a key of its own
+    return f"{run_id}:{task.node}{item}{level}:{digest}"
 
 
 def step_context(run_id: str, task: Task) -> StepContext:

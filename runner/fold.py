@@ -28,6 +28,7 @@ from runner.events import (
     RunSubmitted,
     RunSuspended,
     SignalReceived,
+    StepContinued,
     StepFailed,
     StepLost,
     StepSkipped,
@@ -207,6 +208,20 @@ class Fold:
         if not e.fallback:  # a lost fallback stays FALLBACK: it is offered again as it was
             self._set_status((e.node, e.item), rec, LOST)
 
+    def _on_continued(self, run_id: str, e: StepContinued) -> None:
+        """The task's attempt returned a continuation: the task waits to run that call, one level deeper."""
+        self._executable(e.node, e.item)
+        rec = self._open_record(e.node, e.item, "StepContinued")
+        if rec.status is not RUNNING:
+            raise FoldError(f"StepContinued for {label(e.node, e.item)} which is {rec.status}, not running")
+        if e.attempt != rec.attempt or e.level != rec.level + 1:
+            raise FoldError(
+                f"StepContinued of attempt {e.attempt} at level {e.level} for {label(e.node, e.item)}, "
+                f"whose attempt {rec.attempt} runs at level {rec.level}"
+            )
+        self._set_status((e.node, e.item), rec, WAITING)
+        rec.call, rec.level, rec.attempt, rec.retry_at = e.call, e.level, 0, None
+
     def _on_skipped(self, run_id: str, e: StepSkipped) -> None:
         node = self._node(e.node)
         d = self._d
@@ -359,6 +374,7 @@ _HANDLERS: dict[type, Callable[[Fold, str, Any], None]] = {
     MapExpanded: Fold._on_expanded,
     StepFailed: Fold._on_failed,
     StepLost: Fold._on_lost,
+    StepContinued: Fold._on_continued,
     StepSkipped: Fold._on_skipped,
     SignalReceived: Fold._on_signal,
     TimerScheduled: Fold._on_timer_scheduled,

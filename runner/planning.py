@@ -23,6 +23,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from runner import serialization
+from runner.continuation import Continued
 from runner.errors import StepLostError
 from runner.events import (
     SKIPPED,
@@ -33,6 +34,7 @@ from runner.events import (
     MapExpanded,
     RunCompleted,
     RunFailed,
+    StepContinued,
     StepFailed,
     StepLost,
     StepSkipped,
@@ -71,6 +73,8 @@ class Task:
     item: int | None = None
     fallback: bool = False
     nested_facts: bool = False  # some input holds FactRefs inside a list or dict (a map's large items)
+    call: FactRef | None = None  # a continuation's call to run instead of the step's code
+    level: int = 0  # how many continuations deep ``call`` is
 
     @property
     def key(self) -> TaskKey:
@@ -132,7 +136,14 @@ class Planner:
                 else:
                     continue
                 task = Task(
-                    node=key[0], item=key[1], attempt=attempt, inputs=inputs, fallback=fallback, nested_facts=nested
+                    node=key[0],
+                    item=key[1],
+                    attempt=attempt,
+                    inputs=inputs,
+                    fallback=fallback,
+                    nested_facts=nested,
+                    call=None if fallback else rec.call,
+                    level=rec.level,
                 )
                 tasks.append(task)
         order = self._index.order
@@ -218,9 +229,27 @@ class Planner:
         """Events recording that ``task`` returned ``value`` (NOT_TAKEN: a rule that did not fire)."""
         if value is NOT_TAKEN:
             return [StepSkipped(node=task.node, item=task.item, reason="rule condition was false", at=now)]
+        if isinstance(value, Continued):
+            return self._continued_events(task, value, now)
         return [
             FactProduced(
                 node=task.node, item=task.item, value=value, attempt=task.attempt, fallback=task.fallback, at=now
+            )
+        ]
+
+    def _continued_events(self, task: Task, value: Continued, now: float) -> list[Event]:
+        """A task returned a continuation: it runs next, one level deeper (a fallback may not continue)."""
+        if task.fallback:
+            error = ErrorInfo(
+                type="runner.errors.InvalidArgument",
+                message=f"the fallback of {label(task.node, task.item)} returned a continuation; "
+                "a fallback must return the step's value",
+                non_retryable=True,
+            )
+            return self.failure_events(task, error, now)
+        return [
+            StepContinued(
+                node=task.node, item=task.item, attempt=task.attempt, call=value.call, level=task.level + 1, at=now
             )
         ]
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from runner.events import ErrorInfo
+from runner.events import ErrorInfo, FactRef
 from runner.store import RunStatus
 from runner.vocabulary import Vocabulary
 from runner.workflow import Node, NodeKind
@@ -53,6 +53,8 @@ class TaskRecord:
     finished_at: float | None = None
     first_started_at: float | None = None
     lost: int = 0  # times its attempts were lost to the system (StepLost), all attempts together
+    call: FactRef | None = None  # the continuation that runs in the step's place (StepContinued)
+    level: int = 0  # how many continuations deep that call is (0: the step's own code)
 
 
 class _Open:

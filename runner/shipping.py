@@ -33,6 +33,7 @@ import cloudpickle
 import ray
 
 from runner import serialization
+from runner.continuation import Continuation
 from runner.workflow import Workflow
 
 # Registration is process-wide and submits may run on several threads at once: count the users
@@ -52,13 +53,25 @@ def pickle_definition(workflow: Workflow) -> bytes:
         return serialization.dumps(workflow)
 
 
-@contextlib.contextmanager
-def by_value(workflow: Workflow) -> Iterator[None]:
+def pickle_call(call: Continuation) -> bytes:
+    """The bytes of a continuation's call, its function and arguments' code carried by value
+    (the worker that runs it next may not import the module it came from)."""
+    with by_value_of([call.fn, call.args, call.kwargs]):
+        return serialization.dumps(call)
+
+
+def by_value(workflow: Workflow) -> contextlib.AbstractContextManager[None]:
     """Pickle the modules of the workflow's own code by value, so Ray workers need not import them.
 
     Registered with both cloudpickle (the stored definition) and Ray's copy of it (a submit's
     arguments, such as an input of the workflow's ``input_type`` defined in the same module)."""
-    modules = user_modules(definition_parts(workflow))
+    return by_value_of(definition_parts(workflow))
+
+
+@contextlib.contextmanager
+def by_value_of(objects: Iterable[Any]) -> Iterator[None]:
+    """Pickle the user's modules that ``objects`` reach by value while in this block (see :func:`by_value`)."""
+    modules = user_modules(objects)
     registered = []
     with _BY_VALUE_LOCK:
         for module in modules:

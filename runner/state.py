@@ -45,12 +45,12 @@ __all__ = [
     "WorkflowState",
 ]
 
-SNAPSHOT_FORMAT = 3
+SNAPSHOT_FORMAT = 4
 """The layout of a snapshot's bytes: ``(SNAPSHOT_FORMAT, definition hash, RunData)``.
 Raise it whenever RunData (or anything it holds) changes shape: a snapshot of another
 format is not read, and recovery folds the full log instead. (1: the unversioned
 ``(definition hash, data)`` pairs before this number existed; 2: before
-``RunData.nested_facts`` and ``TaskRecord.lost``.)"""
+``RunData.nested_facts`` and ``TaskRecord.lost``; 3: before ``TaskRecord.call`` and ``level``.)"""
 
 
 class WorkflowState:
@@ -200,7 +200,11 @@ class WorkflowState:
     def ran(self) -> set[str]:
         """Components that have started at least once (their code ran, or may have)."""
         d = self._data
-        names = {name for (name, _), rec in d.tasks.items() if rec.attempt > 0 or rec.status is TaskStatus.RUNNING}
+        names = {
+            name
+            for (name, _), rec in d.tasks.items()
+            if rec.attempt > 0 or rec.level > 0 or rec.status is TaskStatus.RUNNING
+        }
         return names | {name for name, summary in d.map_summary.items() if summary.attempts > 0}
 
     def steps(self) -> list[StepInfo]:

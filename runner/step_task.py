@@ -20,8 +20,10 @@ import ray
 
 from runner import serialization
 from runner.context import installed
+from runner.continuation import Continuation, store_call
 from runner.execution import StepResult, run_task, step_context
 from runner.planning import Task
+from runner.shipping import pickle_call
 from runner.store import RunRecord
 from runner.store_handle import StoreHandle
 from runner.workflow import Node, Workflow
@@ -81,11 +83,18 @@ def execute_step(
         load = serialization.FactLoader(lambda fact_hash: ray.get(store().load_fact(fact_hash)))
         with installed(step_context(run_id, task)):
             value = run_task(node, task, task.inputs, load)
-        stored, blob = serialization.externalize(value, fact_threshold)
+        stored: Any
+        blob: bytes | None
+        if isinstance(value, Continuation):  # the call is saved as a fact: it runs next, in the step's place
+            stored, blob = store_call(value, pickle_call)
+            fact_hash = stored.call.hash
+        else:
+            stored, blob = serialization.externalize(value, fact_threshold)
+            fact_hash = stored.hash if blob is not None else ""
         if blob is not None and deferred_facts is not None:
-            deferred_facts.append((stored.hash, blob))
+            deferred_facts.append((fact_hash, blob))
         elif blob is not None:
-            ray.get(store().save_fact(stored.hash, blob))
+            ray.get(store().save_fact(fact_hash, blob))
         return StepResult(value=stored)
     except Exception as exc:
         return StepResult(error=serialization.error_info(exc))

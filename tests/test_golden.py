@@ -19,6 +19,7 @@ from typing import Any
 
 import pytest
 
+import runner
 from runner import SKIPPED
 from runner.events import EVENT_TYPES, ErrorInfo, StepFailed, StepLost, StoredEvent
 from runner.execution import StepResult, run_task
@@ -112,6 +113,25 @@ def lost_workflow() -> Workflow:
     return wf
 
 
+def halve(n: int, steps: int) -> Any:
+    """A loop written as continuations: one level per halving, until 1."""
+    return steps if n <= 1 else runner.continuation(halve, n // 2, steps + 1)
+
+
+def continuation_workflow() -> Workflow:
+    wf = Workflow("continuation")
+
+    @wf.step()
+    def count(n):
+        return runner.continuation(halve, n, 0)
+
+    @wf.step(after=count)
+    def report(steps):
+        return f"{steps} halvings"
+
+    return wf
+
+
 NODE_DIED = ErrorInfo(type="ray.exceptions.NodeDiedError", message="the node running this task died")
 
 
@@ -138,6 +158,7 @@ CASES: dict[str, tuple[Any, Any]] = {
     "retry": (retry_workflow, {"amount": 42}),
     "map_reduce": (map_reduce_workflow, {"items": [1, 2, 3]}),
     "lost": (lost_workflow, {"items": [1, 2]}),
+    "continuation": (continuation_workflow, 8),
 }
 INTERCEPTORS: dict[str, Any] = {
     # name: what stands in for the infrastructure while the golden history is generated
@@ -238,6 +259,21 @@ def test_map_reduce_history():
     assert [(e.node, e.count) for e in expanded] == [("square", 3)]
     items = [(s.event.node, s.event.item) for s in log if type(s.event).__name__ == "StepStarted"]
     assert items == [("items", None), ("square", 0), ("square", 1), ("square", 2), ("total", None)]
+
+
+def test_continuation_history():
+    """Each level of the loop is a StepContinued naming its stored call; the last call's value is the step's."""
+    state, log = fold("continuation")
+    assert state.status == "completed" and state.result == "3 halvings"
+    continued = [s.event for s in log if type(s.event).__name__ == "StepContinued"]
+    assert [(e.node, e.level, e.attempt) for e in continued] == [
+        ("count", 1, 1),
+        ("count", 2, 1),
+        ("count", 3, 1),
+        ("count", 4, 1),
+    ]
+    assert all(len(e.call.hash) == 64 for e in continued)
+    assert state.task("count").level == 4
 
 
 def test_lost_history():

@@ -15,6 +15,7 @@ EXPECTED = [
     "AppendConflict",
     "Client",
     "ConfigMismatch",
+    "Continuation",
     "DefinitionError",
     "FactNotFound",
     "FactRef",
@@ -61,6 +62,7 @@ EXPECTED = [
     "__version__",
     "connect",
     "context",
+    "continuation",
 ]
 
 # Names that need Ray; ``runner`` loads their module on first use.

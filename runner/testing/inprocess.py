@@ -14,6 +14,7 @@ from collections.abc import Callable
 from typing import Any
 
 from runner import serialization
+from runner.continuation import Continuation, store_call
 from runner.cycle import outcome_events, plan_cycle, started_event
 from runner.events import Event, RunSubmitted, SignalReceived, StoredEvent
 from runner.execution import StepResult, run_task
@@ -51,6 +52,8 @@ class InProcessRun:
         first = StoredEvent(run_id=run_id, seq=1, event=submitted)
         self.state.apply(first)
         self.log: list[StoredEvent] = [first]
+        self.facts: dict[str, bytes] = {}  # the calls of continuations, by hash
+        self.load = serialization.FactLoader(self.facts.__getitem__)
 
     def record(self, event: Event) -> None:
         self.log.append(self.state.record(event))
@@ -71,10 +74,17 @@ class InProcessRun:
     def _execute(self, task: Task, intercept: Interceptor | None) -> StepResult:
         """The task's outcome. An interceptor stands in for the step's code: its value is the
         step's, its exception the step's failure, and a StepResult it returns is the outcome
-        itself (``StepResult(error=..., lost=True)``: a task lost to the system)."""
+        itself (``StepResult(error=..., lost=True)``: a task lost to the system). A continuation's
+        call (``task.call``) always runs as it is: the interceptor stands in for the step's own code."""
         node = self.workflow.nodes[task.node]
         try:
-            value = intercept(task) if intercept is not None else run_task(node, task, task.inputs)
+            if intercept is not None and task.call is None:
+                value = intercept(task)
+            else:
+                value = run_task(node, task, task.inputs, self.load)
+            if isinstance(value, Continuation):  # its call is kept as a fact, as the worker's store would
+                value, blob = store_call(value, serialization.dumps)
+                self.facts[value.call.hash] = blob
         except Exception as exc:
             return StepResult(error=serialization.error_info(exc))
         return value if isinstance(value, StepResult) else StepResult(value=value)
