@@ -162,6 +162,17 @@ class RunResumed:
 
 
 @dataclass(frozen=True, kw_only=True)
+class RunReopened:
+    """A failed or cancelled run goes on in place, under the same run id (``client.resume``):
+    ``from_status`` is the status it ended with ("failed" or "cancelled"); every recorded
+    result is kept, and each step that had failed for good gets a fresh retry budget."""
+
+    from_status: str
+    reason: str = ""
+    at: float = field(default_factory=_now)
+
+
+@dataclass(frozen=True, kw_only=True)
 class RunPaused:
     """No new step starts until the run is resumed. ``reason``: why, when the Runner paused it
     (the store could not write); empty for a pause a user asked for (and in logs written before
@@ -208,6 +219,7 @@ Event = Union[
     RunCancelled,
     RunCompleted,
     RunFailed,
+    RunReopened,
 ]
 
 EVENT_TYPES: dict[str, type] = {
@@ -230,6 +242,7 @@ EVENT_TYPES: dict[str, type] = {
         RunCancelled,
         RunCompleted,
         RunFailed,
+        RunReopened,
     )
 }
 

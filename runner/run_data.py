@@ -53,6 +53,10 @@ class TaskRecord:
     finished_at: float | None = None
     first_started_at: float | None = None
     lost: int = 0  # times its attempts were lost to the system (StepLost), all attempts together
+    # attempts and losses spent before the run was last reopened (RunReopened): a step that had
+    # failed for good gets a fresh budget of retries and system retries from there
+    attempts_before_reopen: int = 0
+    lost_before_reopen: int = 0
 
 
 class _Open:
