@@ -196,3 +196,90 @@ def test_stored_reopen_numbers_follow_the_log() -> None:
     stored = StoredEvent(run_id="run-1", seq=run.state.cursor + 2, event=RunReopened(from_status="failed"))
     with pytest.raises(FoldError):
         run.state.apply(stored)
+
+
+# ------------------------------------------------- the Runner's reopen write, over an in-memory store
+class _AsyncStore:
+    """The StoreHandle calls StatusWriter.reopen makes, answered by an InMemoryStore (awaitable)."""
+
+    def __init__(self, store: Any) -> None:
+        self.store = store
+
+    async def get_run(self, run_id: str) -> Any:
+        return self.store.get_run(run_id)
+
+    async def load_snapshot(self, run_id: str) -> Any:
+        return self.store.load_snapshot(run_id)
+
+    async def read_events(self, run_id: str, after: int, limit: int) -> list[StoredEvent]:
+        return list(self.store.stream(run_id, after))[:limit]
+
+    async def reopen(self, run_id: str, event: RunReopened, after_seq: int, request_id: str) -> Any:
+        return self.store.reopen(run_id, event, after_seq=after_seq, request_id=request_id)
+
+
+def _stored_failed_run(definition: bytes | None = None) -> Any:
+    from adapters.memory import InMemoryStore
+    from runner import serialization
+    from runner.store import AppendRequest, NewRun
+
+    run, _ = _failed_run()
+    store = InMemoryStore()
+    wf = run.workflow
+    events = [s.event for s in run.log]
+    pickled = definition if definition is not None else serialization.dumps(wf)
+    new = NewRun(
+        run_id="run-1",
+        workflow=wf.name,
+        definition=pickled,
+        definition_hash=wf.definition_hash(),
+        events=(events[0],),
+    )
+    store.create_run(new)
+    lease = store.acquire_lease("run-1", "w", 30.0)
+    store.append_many(
+        [AppendRequest(run_id="run-1", events=tuple(events[1:]), lease=lease.token, status=RunStatus.FAILED)]
+    )
+    assert store.get_run("run-1").status is RunStatus.FAILED
+    return store
+
+
+def test_the_runner_reopens_a_failed_run_after_folding_it() -> None:
+    import asyncio
+
+    from runner.status_writes import StatusWriter
+
+    store = _stored_failed_run()
+    writer = StatusWriter(_AsyncStore(store), 30.0)  # type: ignore[arg-type]
+    record = asyncio.run(writer.reopen("run-1", "fixed"))
+    assert record.status is RunStatus.RUNNING and record.lease_owner is None
+    last = list(store.stream("run-1"))[-1].event
+    assert isinstance(last, RunReopened) and (last.from_status, last.reason) == ("failed", "fixed")
+    with pytest.raises(ResumeRefused):  # running now
+        asyncio.run(writer.reopen("run-1"))
+
+
+def test_the_runner_says_why_a_run_whose_definition_cannot_load_is_not_resumed() -> None:
+    import asyncio
+    import pickle
+    import sys
+    import types
+
+    from runner.errors import DefinitionUnavailable
+    from runner.status_writes import StatusWriter
+
+    # a pickle that names a module nobody installed: what a missing dependency looks like
+    module = types.ModuleType("not_installed_x")
+    exec("class Thing:\n    pass\n", module.__dict__)
+    module.Thing.__module__ = "not_installed_x"
+    sys.modules["not_installed_x"] = module
+    try:
+        missing = pickle.dumps(module.Thing)
+    finally:
+        del sys.modules["not_installed_x"]
+    store = _stored_failed_run(definition=missing)
+    writer = StatusWriter(_AsyncStore(store), 30.0)  # type: ignore[arg-type]
+    with pytest.raises(DefinitionUnavailable) as info:
+        asyncio.run(writer.reopen("run-1"))
+    assert "not_installed_x" in str(info.value) and "then resume it again" in str(info.value)
+    assert store.get_run("run-1").status is RunStatus.FAILED  # nothing was written
