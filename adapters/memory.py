@@ -14,7 +14,7 @@ from dataclasses import replace
 
 from runner import serialization
 from runner.errors import FactNotFound, FencedError, InvalidArgument, RunClosed, RunNotFound, StoreError
-from runner.events import Event, StoredEvent
+from runner.events import Event, RunReopened, StoredEvent
 from runner.store import (
     AppendRequest,
     Lease,
@@ -34,6 +34,7 @@ from runner.store import (
     check_events,
     check_fact,
     check_lease_request,
+    check_reopen,
     check_run_id,
     check_signal_name,
     check_transition,
@@ -160,6 +161,21 @@ class InMemoryStore:
             record = replace(record, status=target, updated_at=self._clock())
             self._runs[run_id] = record
             return record
+
+    def reopen(self, run_id: str, event: RunReopened, *, after_seq: int, request_id: str) -> RunRecord:
+        check_run_id(run_id)
+        rows = _encode((event,)) if isinstance(event, RunReopened) else ()
+        with self._lock:
+            self._check_open()
+            record = self._record(run_id)
+            request_ids = self._request_ids[run_id]
+            reopened = check_reopen(record, event, after_seq, request_id, request_ids.get, self._clock())
+            if reopened is None:  # committed before: a retry
+                return record
+            self._events[run_id].extend(rows)
+            request_ids[reopened.last_seq] = request_id
+            self._runs[run_id] = reopened
+            return reopened
 
     # ---------------------------------------------------------------- leases
     def acquire_lease(self, run_id: str, owner: str, ttl: float, *, force: bool = False) -> Lease:

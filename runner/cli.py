@@ -509,10 +509,11 @@ def pause(run_id: str, store: str, address: str | None, namespace: str) -> None:
 
 @main.command()
 @click.argument("run_id")
+@click.option("--reason", default="", help="Why a failed or cancelled run may go on now (kept in its history).")
 @common
-def resume(run_id: str, store: str, address: str | None, namespace: str) -> None:
-    """Resume a paused run."""
-    _connect(store, address, namespace).resume(run_id)
+def resume(run_id: str, reason: str, store: str, address: str | None, namespace: str) -> None:
+    """Resume a paused run, or a failed or cancelled one in place (from where it ended)."""
+    _connect(store, address, namespace).resume(run_id, reason=reason)
     out.print(f"{run_id}: resumed")  # the answer is the record as it was (paused); the run is queued again
 
 

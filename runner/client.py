@@ -284,16 +284,23 @@ class Client:
         check_run_id(run_id)
         return self._once(lambda r: r.pause, run_id, lambda record: record.status is RunStatus.PAUSED)
 
-    def resume(self, run_id: str) -> RunRecord:
-        """Queue a paused run again."""
+    def resume(self, run_id: str, *, reason: str = "") -> RunRecord:
+        """Go on with a stopped run under the same run id. A paused run is queued again. A failed
+        or cancelled run (after its cause is fixed) continues from where it ended: every
+        recorded result is kept, steps that failed for good run again with a fresh retry
+        budget, and its history records RunReopened with ``reason``. ResumeRefused for a
+        running or completed run; DefinitionUnavailable if its definition cannot be loaded."""
         check_run_id(run_id)
+        if not isinstance(reason, str):
+            raise InvalidArgument(f"reason must be a string, got {type(reason).__name__}")
         return self._once(
             lambda r: r.resume,
             run_id,
             lambda record: record.status is not RunStatus.PAUSED and not record.status.is_terminal,
+            reason,
         )
 
-    def _once(self, method: Any, run_id: str, took_effect: Any) -> RunRecord:
+    def _once(self, method: Any, run_id: str, took_effect: Any, *args: Any) -> RunRecord:
         """A Runner call whose answer would differ if it ran twice (cancel, pause, resume): Ray does
         not send it again by itself; if its Runner restarted meanwhile, the run's record says
         whether it took effect (``took_effect(record)``) before it is sent again."""
@@ -303,7 +310,7 @@ class Client:
             return record if took_effect(record) else None
 
         record: RunRecord = self._calls.call(
-            lambda r: method(r).options(max_task_retries=0).remote(run_id), settled=settled
+            lambda r: method(r).options(max_task_retries=0).remote(run_id, *args), settled=settled
         )
         return record
 
@@ -445,8 +452,8 @@ class RunHandle:
     def pause(self) -> RunRecord:
         return self.client.pause(self.run_id)
 
-    def resume(self) -> RunRecord:
-        return self.client.resume(self.run_id)
+    def resume(self, *, reason: str = "") -> RunRecord:
+        return self.client.resume(self.run_id, reason=reason)
 
     def replay(self, *, allow_irreversible: bool = False) -> RunHandle:
         return self.client.replay(self.run_id, allow_irreversible=allow_irreversible)

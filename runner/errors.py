@@ -225,6 +225,33 @@ class IllegalTransition(StoreError):
         return (type(self), (self.run_id, self.from_status, self.to_status))
 
 
+class ResumeRefused(IllegalTransition):
+    """``resume`` of a run that is neither paused, failed nor cancelled (a running or completed run)."""
+
+    def __init__(self, run_id: str, from_status: str, to_status: str = "running") -> None:
+        IllegalTransition.__init__(self, run_id, from_status, to_status)
+        ended = "; replay or fork a completed run to run it again" if from_status == "completed" else ""
+        self.args = (
+            f"run {run_id!r} cannot be resumed from {from_status!r} to {to_status!r}: "
+            f"resume takes a paused, failed or cancelled run{ended}",
+        )
+
+
+class DefinitionUnavailable(RunnerError):
+    """A run's stored definition cannot be loaded here, so it cannot be driven (e.g. resumed)."""
+
+    def __init__(self, run_id: str, cause: str) -> None:
+        self.run_id = run_id
+        self.cause = cause
+        super().__init__(
+            f"run {run_id!r}: its workflow definition cannot be loaded ({cause}); make what it imports "
+            "importable on the cluster (install the package, fix the path), then resume it again"
+        )
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.run_id, self.cause))
+
+
 class RunClosed(StoreError):
     """A write was sent to a run that has ended (completed, failed or cancelled)."""
 

@@ -176,6 +176,17 @@ class RunResumed:
 
 
 @dataclass(frozen=True, kw_only=True)
+class RunReopened:
+    """A failed or cancelled run goes on in place, under the same run id (``client.resume``):
+    ``from_status`` is the status it ended with ("failed" or "cancelled"); every recorded
+    result is kept, and each step that had failed for good gets a fresh retry budget."""
+
+    from_status: str
+    reason: str = ""
+    at: float = field(default_factory=_now)
+
+
+@dataclass(frozen=True, kw_only=True)
 class RunPaused:
     """No new step starts until the run is resumed. ``reason``: why, when the Runner paused it
     (the store could not write); empty for a pause a user asked for (and in logs written before
@@ -223,6 +234,7 @@ Event = Union[
     RunCompleted,
     RunFailed,
     StepContinued,
+    RunReopened,
 ]
 
 EVENT_TYPES: dict[str, type] = {
@@ -246,6 +258,7 @@ EVENT_TYPES: dict[str, type] = {
         RunCompleted,
         RunFailed,
         StepContinued,
+        RunReopened,
     )
 }
 

@@ -24,6 +24,7 @@ from runner.events import (
     RunCompleted,
     RunFailed,
     RunPaused,
+    RunReopened,
     RunResumed,
     RunSubmitted,
     RunSuspended,
@@ -50,7 +51,7 @@ from runner.run_data import (
     label,
 )
 from runner.serialization import holds_fact_refs
-from runner.store import RunStatus
+from runner.store import REOPENABLE, RunStatus
 from runner.workflow import Node, NodeKind, Workflow
 
 WAITING, RUNNING, RETRY, FALLBACK = TaskStatus.WAITING, TaskStatus.RUNNING, TaskStatus.RETRY, TaskStatus.FALLBACK
@@ -76,7 +77,7 @@ class Fold:
         event = stored.event
         if not d.submitted and not isinstance(event, RunSubmitted):
             raise FoldError(f"the log must start with RunSubmitted, not {type(event).__name__}")
-        if d.outcome is not None:
+        if d.outcome is not None and not isinstance(event, RunReopened):
             raise FoldError(f"{type(event).__name__} after the run ended ({d.outcome})")
         handler = _HANDLERS.get(type(event))
         if handler is None:
@@ -289,6 +290,26 @@ class Fold:
         self._resolve(e.node, e.value)
         d.reused.add(e.node)
 
+    def _on_reopened(self, run_id: str, e: RunReopened) -> None:
+        """The run goes on after it failed or was cancelled: every result stays; a step that had
+        failed for good is retried with a fresh budget; a map whose input was not a list is
+        expanded again; steps that were running when it ended are dispatched again."""
+        d = self._d
+        if d.outcome not in REOPENABLE or e.from_status != d.outcome.value:
+            ended = "has not ended" if d.outcome is None else f"ended {d.outcome.value}"
+            raise FoldError(f"RunReopened from {e.from_status!r} of a run that {ended}")
+        d.outcome, d.error, d.failed_node = None, None, None
+        d.paused, d.pause_reason, d.suspended = False, "", False
+        for key, rec in list(d.tasks.items()):
+            if rec.status is not FAILED:
+                continue
+            name, item = key
+            if item is None and self._node(name).kind is NodeKind.MAP:
+                del d.tasks[key]  # failed before it expanded: planning expands it again
+                continue
+            rec.attempts_before_reopen, rec.lost_before_reopen, rec.retry_at = rec.attempt, rec.lost, None
+            self._set_status(key, rec, RETRY)
+
     def _on_cancelled(self, run_id: str, e: RunCancelled) -> None:
         self._d.outcome = RunStatus.CANCELLED
 
@@ -382,6 +403,7 @@ _HANDLERS: dict[type, Callable[[Fold, str, Any], None]] = {
     RunSuspended: Fold._on_suspended,
     RunResumed: Fold._on_resumed,
     RunPaused: Fold._on_paused,
+    RunReopened: Fold._on_reopened,
     RunCancelled: Fold._on_cancelled,
     FactReused: Fold._on_reused,
     RunCompleted: Fold._on_completed,

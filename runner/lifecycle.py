@@ -1,7 +1,8 @@
 """The status changes the Runner itself records, as pure functions (no Ray, no I/O).
 
 Workers record most status changes as they drive a run. The Runner records
-three for a run no worker drives: a cancel (RunCancelled), a pause
+four for a run no worker drives: the reopening of a failed or cancelled run
+(RunReopened, written by ``Store.reopen``, see :func:`reopen`); a cancel (RunCancelled), a pause
 (RunPaused: asked by a user, or with a reason when the run's store writes kept
 failing) and the failure of a run over its restart limit (RunFailed with a
 ``runner.errors.WorkerLost`` error). Each function here takes the run's
@@ -17,10 +18,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from runner.errors import IllegalTransition
-from runner.events import ErrorInfo, Event, RunCancelled, RunFailed, RunPaused, number
+from runner.errors import IllegalTransition, ResumeRefused
+from runner.events import ErrorInfo, Event, RunCancelled, RunFailed, RunPaused, RunReopened, number
 from runner.state import WorkflowState
-from runner.store import TRANSITIONS, RunStatus
+from runner.store import REOPENABLE, TRANSITIONS, RunStatus
 
 WORKER_LOST = "runner.errors.WorkerLost"  # the ErrorInfo type of a run failed over its restart limit
 CANCEL_REASON = "cancelled on request"
@@ -72,6 +73,15 @@ def fail_worker_lost(run_id: str, status: RunStatus, message: str, state: Workfl
     return _folded(
         StatusMove(run_id=run_id, origin=status, to=RunStatus.FAILED, events=(RunFailed(error=error),)), state
     )
+
+
+def reopen(run_id: str, status: RunStatus, state: WorkflowState | None = None, reason: str = "") -> StatusMove:
+    """Resume a failed or cancelled run in place (``runner.store.REOPENABLE``); ResumeRefused for
+    any other status. ``reason``: why it may go on now (the cause that was fixed)."""
+    if status not in REOPENABLE:
+        raise ResumeRefused(run_id, status.value)
+    event = RunReopened(from_status=status.value, reason=reason)
+    return _folded(StatusMove(run_id=run_id, origin=status, to=RunStatus.RUNNING, events=(event,)), state)
 
 
 def _check(run_id: str, status: RunStatus, to: RunStatus) -> None:

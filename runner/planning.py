@@ -257,8 +257,10 @@ class Planner:
         """Events recording that ``task`` failed: a retry, a fallback to run, a skip or the run's failure."""
         node = self.workflow.nodes[task.node]
         policy = node.policy
-        if not task.fallback and not error.non_retryable and task.attempt < policy.max_attempts:
-            retry_at = now + policy.retry_delay(task.attempt, rng)
+        rec = self._d.tasks.get(task.key)
+        spent = task.attempt - (rec.attempts_before_reopen if rec is not None else 0)  # since the last reopen
+        if not task.fallback and not error.non_retryable and spent < policy.max_attempts:
+            retry_at = now + policy.retry_delay(spent, rng)
             return [
                 StepFailed(node=task.node, item=task.item, attempt=task.attempt, error=error, retry_at=retry_at, at=now)
             ]
@@ -273,7 +275,7 @@ class Planner:
         attempt runs again without spending the step's retries. After that the step fails, with
         no retry, with a :class:`~runner.errors.StepLostError` (its fallback still stands in)."""
         rec = self._d.tasks.get(task.key)
-        lost = rec.lost if rec is not None else 0
+        lost = rec.lost - rec.lost_before_reopen if rec is not None else 0  # since the last reopen
         if lost < system_retries:
             return [
                 StepLost(

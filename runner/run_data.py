@@ -55,6 +55,10 @@ class TaskRecord:
     lost: int = 0  # times its attempts were lost to the system (StepLost), all attempts together
     call: FactRef | None = None  # the continuation that runs in the step's place (StepContinued)
     level: int = 0  # how many continuations deep that call is (0: the step's own code)
+    # attempts and losses spent before the run was last reopened (RunReopened): a step that had
+    # failed for good gets a fresh budget of retries and system retries from there
+    attempts_before_reopen: int = 0
+    lost_before_reopen: int = 0
 
 
 class _Open:

@@ -43,14 +43,14 @@ from ray.exceptions import RayActorError, RayTaskError
 
 from runner import lifecycle
 from runner.cycle import StopRequest, TurnEnd
-from runner.errors import FencedError, IllegalTransition, RunClosed
+from runner.errors import FencedError, IllegalTransition, ResumeRefused, RunClosed
 from runner.lease_watch import LeaseWatch, answer_within
 from runner.pool import WorkerPool, WorkerSlot
 from runner.restart_policy import GiveUp, RestartPolicy, TurnFailure
 from runner.runner_config import RecoveryReport, RunnerConfig, RunnerStats
 from runner.startup_recovery import RecoveryLedger, plan_startup
 from runner.status_writes import StatusWriter
-from runner.store import TERMINAL, NewRun, RunRecord, RunStatus
+from runner.store import REOPENABLE, TERMINAL, NewRun, RunRecord, RunStatus
 from runner.store_actor import RemoteStoreActor
 from runner.store_handle import StoreHandle
 from runner.supervision import ANSWER_TIMEOUT
@@ -117,6 +117,7 @@ class Runner:
         self._blocked: dict[str, str] = {}  # runs to pause whose pause the store could not record -> the reason
         self._signalled_while_active: set[str] = set()
         self._resumed_while_active: set[str] = set()
+        self._reopened_while_active: set[str] = set()
         self._lost: dict[str, asyncio.Future[str]] = {}  # worker id -> why it is lost, once it is
         self._run_ended = Waiters()
         self._turn_ended = Waiters()
@@ -261,19 +262,35 @@ class Runner:
         finally:
             self._turn_ended.remove(run_id, turn)
 
-    async def resume(self, run_id: str) -> RunRecord:
+    async def resume(self, run_id: str, reason: str = "") -> RunRecord:
         """Queue a paused run again; its next worker records RunResumed. A run whose pause
         could not be recorded (the store could not write) is paused first: StoreWriteFailed
-        if the store still cannot write."""
+        if the store still cannot write. A failed or cancelled run is reopened in place
+        (:meth:`_reopen`). ResumeRefused for any other run."""
+        record = await self.store.get_run(run_id)
+        if record.status in REOPENABLE:
+            return await self._reopen(run_id, reason)
         if run_id in self._blocked:
             error = await self._pause_for_store(run_id, self._blocked[run_id])
             if error is not None:
                 raise error
         record = await self.store.get_run(run_id)
         if record.status is not RunStatus.PAUSED:
-            raise IllegalTransition(run_id, record.status.value, RunStatus.RUNNING.value)
+            raise ResumeRefused(run_id, record.status.value)
         if self.pool.is_driving(run_id):  # paused, its turn not over yet: queue it once it is
             self._resumed_while_active.add(run_id)
+        else:
+            self._enqueue(run_id)
+        return record
+
+    async def _reopen(self, run_id: str, reason: str) -> RunRecord:
+        """Reopen a failed or cancelled run (RunReopened) and queue it: it goes on from where it
+        ended under the same run id, every recorded result kept. A run whose last turn has not
+        ended yet (its worker recorded the failure and is finishing) is queued once it has."""
+        record = await self.status_writes.reopen(run_id, reason)
+        self.restarts.forget(run_id)  # a fresh restart budget, as the failed steps get fresh retries
+        if self.pool.is_driving(run_id):
+            self._reopened_while_active.add(run_id)
         else:
             self._enqueue(run_id)
         return record
@@ -432,6 +449,9 @@ class Runner:
             self._enqueue(run_id)
         self._signalled_while_active.discard(run_id)
         self._resumed_while_active.discard(run_id)
+        if run_id in self._reopened_while_active:  # reopened while its last turn was ending
+            self._reopened_while_active.discard(run_id)
+            self._enqueue(run_id)
 
     async def _restart_or_fail(self, run_id: str, reason: str, failure: TurnFailure) -> None:
         decision = self.restarts.after_failure(run_id, reason, failure)

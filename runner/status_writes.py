@@ -1,4 +1,4 @@
-"""The Runner's own writes of a run's status: cancel, pause and fail a run no worker drives.
+"""The Runner's own writes of a run's status: cancel, pause, fail and reopen a run no worker drives.
 
 Each write takes the run's lease from whoever held it (``force``: no worker
 drives the run, or the one that did is gone), so nothing else can append
@@ -21,7 +21,8 @@ import uuid
 from collections.abc import Callable
 
 from runner import lifecycle, serialization
-from runner.errors import FoldError, SnapshotMismatch
+from runner.errors import DefinitionUnavailable, FoldError, SnapshotMismatch
+from runner.events import RunReopened
 from runner.lifecycle import StatusMove
 from runner.state import WorkflowState
 from runner.store import RunRecord, RunStatus
@@ -54,6 +55,26 @@ class StatusWriter:
             run_id, lambda status, state: lifecycle.fail_worker_lost(run_id, status, message, state)
         )
 
+    async def reopen(self, run_id: str, reason: str = "") -> RunRecord:
+        """Move a failed or cancelled run back to running (RunReopened) in one store call, which
+        frees its lease under a new token: the next worker takes it over. Checked against the
+        fold first: ResumeRefused if it is not failed or cancelled, DefinitionUnavailable if its
+        definition cannot be loaded here (a worker could not drive it either), FoldError if its
+        log does not fold. No lease is taken: an ended run has no writer to fence."""
+        record = await self.store.get_run(run_id)
+        lifecycle.reopen(run_id, record.status)  # ResumeRefused before anything is loaded
+        try:
+            workflow = serialization.loads(record.definition)
+        except Exception as exc:
+            raise DefinitionUnavailable(run_id, f"{type(exc).__name__}: {exc}") from exc
+        if not isinstance(workflow, Workflow):
+            raise DefinitionUnavailable(run_id, f"it holds a {type(workflow).__name__}, not a runner.Workflow")
+        state = await self._folded(record, workflow)
+        move = lifecycle.reopen(run_id, record.status, state, reason)
+        event = move.events[0]
+        assert isinstance(event, RunReopened)
+        return await self.store.reopen(run_id, event, record.last_seq, uuid.uuid4().hex)
+
     async def _write(self, run_id: str, plan: Plan, *, release: bool = False) -> StatusMove:
         """Take the lease, plan the move on the run as stored, append it; ``release``: give the
         lease back afterwards (the run will be driven again)."""
@@ -83,6 +104,14 @@ class StatusWriter:
             return None
         if not isinstance(workflow, Workflow):
             return None
+        try:
+            return await self._folded(record, workflow)
+        except FoldError as exc:
+            log.warning("run %s: its log does not fold (%s); checking by status", record.run_id, exc)
+            return None
+
+    async def _folded(self, record: RunRecord, workflow: Workflow) -> WorkflowState:
+        """The run's state: its latest snapshot (if of this definition) and the events after it."""
         state = WorkflowState(workflow)
         snapshot = await self.store.load_snapshot(record.run_id)
         if snapshot is not None:
@@ -90,13 +119,9 @@ class StatusWriter:
                 state = WorkflowState.restore(workflow, snapshot.blob)
             except SnapshotMismatch:  # another definition: fold the whole log instead
                 state = WorkflowState(workflow)
-        try:
-            while True:
-                chunk = await self.store.read_events(record.run_id, state.cursor, READ_CHUNK)
-                for stored in chunk:
-                    state.apply(stored)
-                if len(chunk) < READ_CHUNK:
-                    return state
-        except FoldError as exc:
-            log.warning("run %s: its log does not fold (%s); checking by status", record.run_id, exc)
-            return None
+        while True:
+            chunk = await self.store.read_events(record.run_id, state.cursor, READ_CHUNK)
+            for stored in chunk:
+                state.apply(stored)
+            if len(chunk) < READ_CHUNK:
+                return state

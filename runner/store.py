@@ -26,6 +26,7 @@ from runner.events import (
     RunCompleted,
     RunFailed,
     RunPaused,
+    RunReopened,
     RunResumed,
     RunSubmitted,
     RunSuspended,
@@ -63,6 +64,11 @@ TRANSITIONS: dict[RunStatus, frozenset[RunStatus]] = {
     RunStatus.FAILED: frozenset(),
     RunStatus.CANCELLED: frozenset(),
 }
+
+REOPENABLE = frozenset({RunStatus.FAILED, RunStatus.CANCELLED})
+"""Ended statuses from which ``Store.reopen`` moves a run back to running (a resume in place,
+after the cause of the failure is fixed). Not a transition of :data:`TRANSITIONS`: an ended
+run still refuses every ordinary write; a completed run is never reopened."""
 
 RUN_ID = re.compile(r"^[A-Za-z0-9_.:\-]{1,128}$")
 
@@ -261,6 +267,16 @@ class Store(Protocol):
         TRANSITIONS allows it."""
         ...
 
+    def reopen(self, run_id: str, event: RunReopened, *, after_seq: int, request_id: str) -> RunRecord:
+        """Reopen a failed or cancelled run (:data:`REOPENABLE`) in one commit: append ``event``
+        right after ``after_seq`` (the run's last event), move the run to running, clear its
+        error and free its lease under a new token, which fences any writer left.
+
+        RunClosed for a completed run, IllegalTransition for one that has not ended,
+        AppendConflict if the log holds events after ``after_seq``. Sent again after it was
+        committed (same ``request_id``), it writes nothing and returns the record as it is."""
+        ...
+
     # leases
     def acquire_lease(self, run_id: str, owner: str, ttl: float, *, force: bool = False) -> Lease:
         """A new fencing token, granted when the lease is free or expired, or with ``force``."""
@@ -423,6 +439,46 @@ def check_transition(record: RunRecord, to: RunStatus) -> None:
         raise IllegalTransition(record.run_id, record.status.value, to.value)
 
 
+def check_reopen(
+    record: RunRecord,
+    event: RunReopened,
+    after_seq: int,
+    request_id: str,
+    recorded: Callable[[int], str | None],
+    now: float,
+) -> RunRecord | None:
+    """The record after ``Store.reopen`` of ``record`` at ``now`` (to write), or None when this reopen was
+    committed before (a retry: write nothing). ``recorded(seq)``: the request id stored with
+    the run's event at ``seq``; read only when the log has events after ``after_seq``."""
+    if not isinstance(event, RunReopened):
+        raise InvalidArgument(f"reopen takes a RunReopened event, got {event!r}")
+    check_cursor(after_seq, "after_seq")
+    if not isinstance(request_id, str) or not request_id:
+        raise InvalidArgument(f"request_id must be a non-empty string, got {request_id!r}")
+    if after_seq < record.last_seq and recorded(after_seq + 1) == request_id:
+        return None
+    if record.status not in REOPENABLE:
+        if record.status in TERMINAL:
+            raise RunClosed(record.run_id, record.status.value)
+        raise IllegalTransition(record.run_id, record.status.value, RunStatus.RUNNING.value)
+    if event.from_status != record.status.value:
+        raise InvalidArgument(
+            f"run {record.run_id!r} is {record.status.value}, but its RunReopened says {event.from_status!r}"
+        )
+    if after_seq != record.last_seq:
+        raise AppendConflict(record.run_id, after_seq, record.last_seq)
+    return replace(
+        record,
+        status=RunStatus.RUNNING,
+        last_seq=record.last_seq + 1,
+        lease=record.lease + 1,
+        lease_owner=None,
+        lease_expires_at=None,
+        error=None,
+        updated_at=now,
+    )
+
+
 def check_write(record: RunRecord, lease: int, to: RunStatus | None, events: Sequence[Event] = ()) -> None:
     """The checks every fenced write makes: run open, lease current, status path legal.
 
@@ -508,6 +564,7 @@ _STATUS_OF_EVENT: dict[type, RunStatus] = {
     RunSuspended: RunStatus.SUSPENDED,
     RunPaused: RunStatus.PAUSED,
     RunResumed: RunStatus.RUNNING,
+    RunReopened: RunStatus.RUNNING,
 }
 
 

@@ -43,7 +43,7 @@ import ray
 from adapters import open_store, store_path
 from runner import faults
 from runner.errors import RunnerError, StoreError, StoreLocked, write_failure
-from runner.events import Event, StoredEvent
+from runner.events import Event, RunReopened, StoredEvent
 from runner.faults import FaultPoint
 from runner.store import (
     AppendRequest,
@@ -297,6 +297,10 @@ class StoreActor:
 
     def transition(self, run_id: str, to: RunStatus, lease: int) -> RunRecord:
         record: RunRecord = self._store.transition(run_id, to, lease=lease)
+        return record
+
+    def reopen(self, run_id: str, event: RunReopened, after_seq: int, request_id: str) -> RunRecord:
+        record: RunRecord = self._store.reopen(run_id, event, after_seq=after_seq, request_id=request_id)
         return record
 
     def acquire_lease(self, run_id: str, owner: str, ttl: float, force: bool = False) -> Lease:

@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from runner.events import Event, StoredEvent
+from runner.events import Event, RunReopened, StoredEvent
 from runner.store import (
     AppendRequest,
     Lease,
@@ -101,6 +101,9 @@ class StoreHandle:
 
     def transition(self, run_id: str, to: RunStatus, lease: int) -> ObjectRef[RunRecord]:
         return self.actor.transition.remote(run_id, to, lease)
+
+    def reopen(self, run_id: str, event: RunReopened, after_seq: int, request_id: str) -> ObjectRef[RunRecord]:
+        return self.actor.reopen.remote(run_id, event, after_seq, request_id)
 
     def acquire_lease(self, run_id: str, owner: str, ttl: float, force: bool = False) -> ObjectRef[Lease]:
         return self.actor.acquire_lease.remote(run_id, owner, ttl, force)

@@ -64,6 +64,8 @@ ADVICE: dict[str, str] = {
     "LeaseHeld": "wait for it to expire or take it over with force=True",
     "IllegalTransition": "see runner.store.TRANSITIONS for the legal moves",
     "RunClosed": "replay or fork it to run again",
+    "ResumeRefused": "resume takes a paused, failed or cancelled run",
+    "DefinitionUnavailable": "make what it imports importable on the cluster",
     "WorkflowFailed": "fix it, then replay or fork the run",
     "StepTimeout": "raise its timeout=",
     "StepLostError": "Check the nodes' health and memory (or raise system_retries), then replay the run",

@@ -21,7 +21,7 @@ import pytest
 
 import runner
 from runner import SKIPPED
-from runner.events import EVENT_TYPES, ErrorInfo, StepFailed, StepLost, StoredEvent
+from runner.events import EVENT_TYPES, ErrorInfo, RunReopened, StepFailed, StepLost, StoredEvent
 from runner.execution import StepResult, run_task
 from runner.planning import Task
 from runner.serialization import decode_event, decode_value, encode_event
@@ -132,6 +132,37 @@ def continuation_workflow() -> Workflow:
     return wf
 
 
+def reopened_workflow() -> Workflow:
+    wf = Workflow("reopened")
+
+    @wf.step()
+    def fetch(order):
+        return order["amount"]
+
+    @wf.step(after=fetch)
+    def charge(amount):
+        return {"charged": amount}
+
+    return wf
+
+
+def failing_first(node: str) -> Any:
+    """An interceptor factory for ``drive``: the first run of ``node`` raises (its cause, later fixed)."""
+
+    def make(wf: Workflow) -> Any:
+        runs: list[str] = []
+
+        def intercept(task: Task) -> Any:
+            runs.append(task.node)
+            if task.node == node and runs.count(node) == 1:
+                raise ConnectionError("payment gateway down")
+            return run_task(wf.nodes[task.node], task, task.inputs)
+
+        return intercept
+
+    return make
+
+
 NODE_DIED = ErrorInfo(type="ray.exceptions.NodeDiedError", message="the node running this task died")
 
 
@@ -159,10 +190,16 @@ CASES: dict[str, tuple[Any, Any]] = {
     "map_reduce": (map_reduce_workflow, {"items": [1, 2, 3]}),
     "lost": (lost_workflow, {"items": [1, 2]}),
     "continuation": (continuation_workflow, 8),
+    "reopened": (reopened_workflow, {"amount": 42}),
 }
 INTERCEPTORS: dict[str, Any] = {
     # name: what stands in for the infrastructure while the golden history is generated
     "lost": losing({("fetch", None): 1, ("weigh", 1): 2}),
+    "reopened": failing_first("charge"),
+}
+REOPENED: dict[str, str] = {
+    # name: the reason of the RunReopened recorded after the run failed (then it runs on)
+    "reopened": "payment gateway back",
 }
 
 
@@ -294,6 +331,30 @@ def test_lost_history():
     assert [(steps[n].attempts, steps[n].lost) for n in ("fetch", "weigh", "total")] == [(1, 1), (2, 2), (1, 0)]
 
 
+def test_reopened_history():
+    """A run that failed, was reopened after its cause was fixed, and completed: only the failed
+    step ran again, with the next attempt number and a fresh budget."""
+    state, log = fold("reopened")
+    assert state.status == "completed"
+    assert state.result == {"charged": 42}
+    assert kinds(log) == [
+        "RunSubmitted",
+        "StepStarted",
+        "FactProduced",
+        "StepStarted",
+        "StepFailed",
+        "RunFailed",
+        "RunReopened",
+        "StepStarted",
+        "FactProduced",
+        "RunCompleted",
+    ]
+    reopened = [s.event for s in log if isinstance(s.event, RunReopened)]
+    assert [(e.from_status, e.reason) for e in reopened] == [("failed", "payment gateway back")]
+    starts = [(s.event.node, s.event.attempt) for s in log if type(s.event).__name__ == "StepStarted"]
+    assert starts == [("fetch", 1), ("charge", 1), ("charge", 2)]
+
+
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_golden_history_matches_a_fresh_in_process_run(name):
     """Today's runtime still produces the committed history (kinds, nodes, items, values)."""
@@ -320,7 +381,11 @@ def generate(name: str) -> list[dict[str, Any]]:
     builder, input = CASES[name]
     workflow = builder()
     run = InProcessRun(workflow, input, run_id=RUN_ID)
-    run.run(INTERCEPTORS[name](workflow) if name in INTERCEPTORS else None)
+    intercept = INTERCEPTORS[name](workflow) if name in INTERCEPTORS else None
+    run.run(intercept)
+    if name in REOPENED:
+        run.record(RunReopened(from_status=run.state.status.value, reason=REOPENED[name], at=run.now))
+        run.run(intercept)
     entries = []
     for stored in run.log:
         event = stored.event

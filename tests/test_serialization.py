@@ -137,6 +137,10 @@ def sample_events() -> list[Any]:
             {"reason": "timer", "wake_at": 99.5, "at": 10.0},
         ],
         "RunResumed": [{"at": 11.0}],
+        "RunReopened": [
+            {"from_status": "failed", "reason": "dependency installed", "at": 11.5},
+            {"from_status": "cancelled", "at": 11.6},
+        ],
         "RunPaused": [{"at": 12.0}, {"reason": "run paused: the store file cannot be written", "at": 12.5}],
         "RunCancelled": [{"reason": "user", "at": 13.0}],
         "RunCompleted": [{"result": {"a": REF, "b": [1.5, None]}, "at": 14.0}, {"result": 3, "at": 14.0}],

@@ -137,6 +137,7 @@ _RUN_FIELDS: dict[str, tuple[str, Callable[[RunRecord], Any]]] = {
     "lease_expires_at": ("DOUBLE", lambda r: r.lease_expires_at),
 }
 CURSOR_AND_STATUS = ("last_seq", "status", "updated_at", "error")
+LEASE = ("lease", "lease_owner", "lease_expires_at")
 LEASE_AND_STATUS = ("lease", "lease_owner", "lease_expires_at", "status", "updated_at")
 
 

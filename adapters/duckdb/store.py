@@ -23,7 +23,7 @@ from adapters.duckdb.caches import CacheLimits, RecordCache, TailCache
 from adapters.duckdb.connection import Connection
 from runner import serialization
 from runner.errors import FactNotFound, FencedError, InvalidArgument, RunClosed, RunNotFound, StoreError
-from runner.events import Event, StoredEvent
+from runner.events import Event, RunReopened, StoredEvent
 from runner.store import (
     AppendRequest,
     Lease,
@@ -43,6 +43,7 @@ from runner.store import (
     check_events,
     check_fact,
     check_lease_request,
+    check_reopen,
     check_run_id,
     check_signal_name,
     check_transition,
@@ -239,6 +240,25 @@ class DuckDBStore:
                 )
             self._records.mark_written(run_id)  # the row is current: an ended run's record may leave the cache
             return self._records.put(replace(record, status=target, updated_at=now))
+
+    def reopen(self, run_id: str, event: RunReopened, *, after_seq: int, request_id: str) -> RunRecord:
+        check_run_id(run_id)
+        rows = [serialization.encode_event(event)] if isinstance(event, RunReopened) else []
+        with self._db.lock:
+            with self._db.transaction() as con:
+                record = self._record(con, run_id)
+                recorded = functools.partial(self._request_id, con, run_id)
+                reopened = check_reopen(record, event, after_seq, request_id, recorded, self._clock())
+                if reopened is None:  # committed before: a retry
+                    return record
+                event_rows = statements.EventRows()
+                event_rows.add(run_id, reopened.last_seq, (event,), rows, request_id)
+                event_rows.insert(con)
+                statements.update_runs(con, [reopened], statements.CURSOR_AND_STATUS + statements.LEASE)
+            self._records.put(reopened)
+            self._records.mark_written(run_id)
+            self._tails.remember(run_id, reopened.last_seq, (event,))
+        return reopened
 
     # ---------------------------------------------------------------- leases
     def acquire_lease(self, run_id: str, owner: str, ttl: float, *, force: bool = False) -> Lease:

@@ -53,6 +53,7 @@ from runner.events import (
     RunCompleted,
     RunFailed,
     RunPaused,
+    RunReopened,
     RunResumed,
     RunSubmitted,
     RunSuspended,
@@ -62,6 +63,7 @@ from runner.events import (
     StoredEvent,
 )
 from runner.store import (
+    REOPENABLE,
     TERMINAL,
     TRANSITIONS,
     AppendRequest,
@@ -191,6 +193,7 @@ PER_RUN_CALLS: dict[str, Callable[[Store, str, int], Any]] = {
     "load_snapshot": lambda s, r, t: s.load_snapshot(r),
     "post_signal": lambda s, r, t: s.post_signal(r, "go", 1),
     "signals": lambda s, r, t: s.signals(r),
+    "reopen": lambda s, r, t: s.reopen(r, RunReopened(from_status="failed", at=T0), after_seq=1, request_id="q"),
 }
 
 # the calls that need no run, for the closed-store test
@@ -219,6 +222,7 @@ PATH: dict[RunStatus, tuple[RunStatus, ...]] = {
 LEGAL = [(a, b) for a, targets in TRANSITIONS.items() for b in sorted(targets, key=lambda s: s.value)]
 ILLEGAL = [(a, b) for a in RunStatus if a not in TERMINAL for b in RunStatus if b not in TRANSITIONS[a]]
 FROM_TERMINAL = [(a, b) for a in RunStatus if a in TERMINAL for b in RunStatus]
+NOT_REOPENABLE = [status for status in RunStatus if status not in REOPENABLE]
 
 
 def _move_id(pair: tuple[RunStatus, RunStatus]) -> str:
@@ -884,6 +888,81 @@ class StoreContract:
         assert _events(store, "r1")[-1] == RunCompleted(result={"ok": 1}, at=T0)
         assert [s.name for s in store.signals("r1")] == ["go"]
         assert store.load_snapshot("r1") == Snapshot(run_id="r1", cursor=1, blob=b"snap")
+
+    # ======================================================= reopening an ended run
+    @pytest.mark.parametrize("status", sorted(REOPENABLE, key=str), ids=str)
+    def test_reopen_moves_a_failed_or_cancelled_run_back_to_running(
+        self, store: Store, clock: FakeClock, status: RunStatus
+    ) -> None:
+        """Resume in place: RunReopened appended, status running, error cleared and the lease
+        freed under a new token in one commit; the old writer is fenced, a new one takes it."""
+        lease = self.run_with_lease(store)
+        store.transition("r1", RunStatus.RUNNING, lease=lease.token)
+        ended: Event = (
+            RunFailed(error=ErrorInfo(type="E", message="m"), at=T0)
+            if status is RunStatus.FAILED
+            else RunCancelled(reason="user", at=T0)
+        )
+        if status is RunStatus.CANCELLED:
+            store.transition("r1", RunStatus.CANCELLING, lease=lease.token)
+        store.append("r1", [ended], lease.token, status=status)
+        before = store.get_run("r1")
+        clock.advance(5)
+        event = RunReopened(from_status=status.value, reason="fixed", at=T0)
+        record = store.reopen("r1", event, after_seq=before.last_seq, request_id="q1")
+        assert record == store.get_run("r1")
+        assert (record.status, record.last_seq, record.error) == (RunStatus.RUNNING, before.last_seq + 1, None)
+        assert (record.lease, record.lease_owner, record.lease_expires_at) == (before.lease + 1, None, None)
+        assert record.updated_at == clock()
+        assert _events(store, "r1", after=before.last_seq) == [event]
+        with writes_nothing(store), pytest.raises(FencedError):
+            store.append("r1", [fact("late")], lease.token)
+        worker = store.acquire_lease("r1", "w2", TTL)  # free: no force needed
+        assert worker.token == record.lease + 1
+        receipt = store.append(
+            "r1", [fact("a"), RunCompleted(result=1, at=T0)], worker.token, status=RunStatus.COMPLETED
+        )
+        assert receipt.last_seq == record.last_seq + 2
+        assert store.get_run("r1").status is RunStatus.COMPLETED
+
+    @pytest.mark.parametrize("status", NOT_REOPENABLE, ids=str)
+    def test_reopen_refuses_a_completed_run_or_one_that_has_not_ended(self, store: Store, status: RunStatus) -> None:
+        self.run_in(store, status)
+        last = store.get_run("r1").last_seq
+        event = RunReopened(from_status=status.value, at=T0)
+        expected: type[Exception] = RunClosed if status in TERMINAL else IllegalTransition
+        with writes_nothing(store), pytest.raises(expected) as info:
+            store.reopen("r1", event, after_seq=last, request_id="q1")
+        if isinstance(info.value, IllegalTransition):
+            assert (info.value.from_status, info.value.to_status) == (status.value, "running")
+
+    def test_a_retried_reopen_writes_nothing_and_another_one_is_refused(self, store: Store) -> None:
+        self.run_in(store, RunStatus.FAILED)
+        event = RunReopened(from_status="failed", at=T0)
+        first = store.reopen("r1", event, after_seq=1, request_id="q1")
+        with writes_nothing(store):
+            assert store.reopen("r1", event, after_seq=1, request_id="q1") == first
+        with writes_nothing(store), pytest.raises(IllegalTransition):
+            store.reopen("r1", event, after_seq=1, request_id="q2")
+        assert _events(store, "r1") == [submitted(), event]
+
+    def test_reopen_checks_its_arguments_and_the_cursor(self, store: Store) -> None:
+        self.run_in(store, RunStatus.CANCELLED)
+        cancelled = RunReopened(from_status="cancelled", at=T0)
+        refused: list[tuple[type[Exception], Callable[[], Any]]] = [
+            (InvalidArgument, lambda: store.reopen("r1", RunResumed(at=T0), after_seq=1, request_id="q")),  # type: ignore[arg-type]
+            (
+                InvalidArgument,
+                lambda: store.reopen("r1", RunReopened(from_status="failed", at=T0), after_seq=1, request_id="q"),
+            ),
+            (InvalidArgument, lambda: store.reopen("r1", cancelled, after_seq=1, request_id="")),
+            (InvalidArgument, lambda: store.reopen("r1", cancelled, after_seq=-1, request_id="q")),
+            (AppendConflict, lambda: store.reopen("r1", cancelled, after_seq=0, request_id="q")),
+        ]
+        for error, call in refused:
+            with writes_nothing(store), pytest.raises(error):
+                call()
+        assert store.reopen("r1", cancelled, after_seq=1, request_id="q").status is RunStatus.RUNNING
 
     def test_a_run_failed_event_sets_the_record_error(self, store: Store) -> None:
         lease = self.run_with_lease(store)
