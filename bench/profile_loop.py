@@ -132,7 +132,7 @@ def split_samples(client: Any, timed: TimedClient, count: int, wait_each: bool) 
 def print_block(title: str, found: dict[str, list[float]]) -> None:
     print(f"\n{title}")
     for name, samples in found.items():
-        print(f"  {name:<42} {summary(samples)}")
+        print(f"  {name:<60} {summary(samples) if samples else 'none'}")
 
 
 def view_submit(client: Any, timed: TimedClient) -> None:
@@ -267,7 +267,7 @@ def view_loop(client: Any, timed: TimedClient, runs: int, profile: bool, spy: bo
             "queued (submit returned -> first StepStarted)": queued,
             "executing (first StepStarted -> RunCompleted)": executing,
             "result() of a run already ended: the call": ended_before,
-            "result() of a run still executing: returned after RunCompleted": lag_after_end or [0.0],
+            "result() of a run still executing: returned after RunCompleted": lag_after_end,
         },
     )
     if profiler:
