@@ -44,6 +44,7 @@ def main() -> int:
         f"- date: {facts['date']}",
         f"- commit: {facts['commit']}",
         f"- machine: {facts['cpus']} CPUs, {facts['memory_gib']} GiB, {facts['platform']}",
+        f"- load average (1, 5, 15 min) at the end: {facts['load_average']}",
         f"- Python {facts['python']}, Ray {facts['ray']}, DuckDB {facts['duckdb']}",
         f"- wall time of the whole suite: {time.perf_counter() - started:.0f} s",
         f"- not met: {sum(not r.met for r in results)} of {len(results)}",
