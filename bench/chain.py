@@ -1,4 +1,8 @@
-"""chain: 200 runs x 3 sequential trivial steps on the DuckDB store, against the same DAGs as plain Ray tasks."""
+"""chain, batched: 200 runs x 3 sequential trivial steps on the DuckDB store, submitted with one
+``submit_many`` and collected with one ``results``, against the same DAGs as plain Ray tasks.
+
+(bench/loop.py is the same workload written as a loop: one ``submit`` and one ``result()`` per run.)
+"""
 
 from __future__ import annotations
 
@@ -8,9 +12,10 @@ from common import Result, alternating, close, connect, emit, start_ray, stop_ra
 
 RUNS = 200
 REPEATS = 3  # median of three alternating rounds each
+TARGET_RATIO = 0.5  # of plain Ray's runs/s
 
 
-def _workflow():
+def chain_workflow():
     import runner
 
     wf = runner.Workflow("chain")
@@ -30,8 +35,12 @@ def _workflow():
     return wf
 
 
-def baseline_runner():
-    """The same DAGs as plain Ray tasks, all submitted at once, per call: runs/s."""
+def chain_expected(runs: int) -> list[int]:
+    return [(i + 1) * 2 - 3 for i in range(runs)]
+
+
+def plain_chain_tasks():
+    """The same three steps as plain Ray remote functions (warmed): (one, two, three)."""
     import ray
 
     @ray.remote
@@ -47,12 +56,20 @@ def baseline_runner():
         return x - 3
 
     ray.get([three.remote(two.remote(one.remote(i))) for i in range(20)])  # warm the task workers
+    return one, two, three
+
+
+def baseline_runner():
+    """The same DAGs as plain Ray tasks, all submitted at once, per call: runs/s."""
+    import ray
+
+    one, two, three = plain_chain_tasks()
 
     def run(runs: int) -> float:
         start = time.perf_counter()
         results = ray.get([three.remote(two.remote(one.remote(i))) for i in range(runs)])
         elapsed = time.perf_counter() - start
-        assert results == [(i + 1) * 2 - 3 for i in range(runs)]
+        assert results == chain_expected(runs)
         return runs / elapsed
 
     return run
@@ -61,7 +78,7 @@ def baseline_runner():
 def ours_runner():
     """``runs`` durable runs submitted at once and collected, per call: (runs/s, details)."""
     client = connect()
-    wf = _workflow()
+    wf = chain_workflow()
     client.results(client.submit_many(wf, list(range(10))), timeout=120)  # warm the workers
 
     def run(runs: int) -> tuple[float, dict]:
@@ -72,7 +89,7 @@ def ours_runner():
         handles = client.submit_many(wf, list(range(runs)))
         results = client.results(handles, timeout=600)
         elapsed = time.perf_counter() - start
-        assert results == [(i + 1) * 2 - 3 for i in range(runs)]
+        assert results == chain_expected(runs)
         after = ray.get(client.store.stats.remote())
         return runs / elapsed, {
             "seconds": round(elapsed, 2),
@@ -101,12 +118,12 @@ def main() -> Result:
     ratio = mine / plain
     return emit(
         Result(
-            name="chain",
+            name="chain, batched",
             figure=f"{mine:.1f} runs/s",
             baseline=f"plain Ray {plain:.1f} runs/s",
             ratio=ratio,
-            target=">= 0.25",
-            met=ratio >= 0.25,
+            target=">= 0.5",
+            met=ratio >= TARGET_RATIO,
             details=details,
         )
     )

@@ -146,6 +146,7 @@ def machine() -> dict[str, Any]:
         "ray": ray.__version__,
         "duckdb": duckdb.__version__,
         "platform": platform.platform(),
+        "load_average": " ".join(f"{x:.1f}" for x in os.getloadavg()),  # a shared machine: how busy it was
     }
 
 
