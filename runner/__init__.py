@@ -7,9 +7,12 @@ first use, so the pure core imports without Ray.
 
 from typing import TYPE_CHECKING, Any
 
+from runner.approvals import Decision
 from runner.context import StepContext, context
 from runner.errors import (
     AppendConflict,
+    ApprovalAlreadyDecided,
+    ApprovalRejected,
     ConfigMismatch,
     DefinitionError,
     FactNotFound,
@@ -35,6 +38,7 @@ from runner.errors import (
     StoreLocked,
     StorePathInvalid,
     StoreWriteFailed,
+    UnknownApproval,
     WorkerLost,
     WorkflowFailed,
 )
@@ -74,6 +78,8 @@ def __getattr__(name: str) -> Any:
 __all__ = [
     "SKIPPED",
     "AppendConflict",
+    "ApprovalAlreadyDecided",
+    "ApprovalRejected",
     "Client",
     "RunHandle",
     "StepContext",
@@ -81,6 +87,7 @@ __all__ = [
     "connect",
     "context",
     "ConfigMismatch",
+    "Decision",
     "DefinitionError",
     "FactNotFound",
     "FactRef",
@@ -115,6 +122,7 @@ __all__ = [
     "StoreLocked",
     "StorePathInvalid",
     "StoreWriteFailed",
+    "UnknownApproval",
     "WorkerLost",
     "Workflow",
     "WorkflowFailed",

@@ -21,7 +21,7 @@ from typing import Any
 import ray
 
 from adapters import DEFAULT_STORE_URL, store_path
-from runner import serialization
+from runner import approvals, serialization
 from runner.errors import (
     ConfigMismatch,
     IllegalTransition,
@@ -274,6 +274,29 @@ class Client:
         signal_id: int = self._calls.call(lambda r: r.signal.remote(run_id, name, payload, dedupe_key))
         return signal_id
 
+    def approve(self, run_id: str, approval: str, *, by: str, comment: str = "") -> approvals.Decision:
+        """Approve ``approval`` of a run; the decision is stored before this returns (see reject)."""
+        return self._decide(run_id, approval, True, by, comment)
+
+    def reject(self, run_id: str, approval: str, *, by: str, comment: str = "") -> approvals.Decision:
+        """Reject ``approval`` of a run; its workflow's ``on_reject`` says what follows.
+
+        A decision may come before the run reaches the approval (it is kept). The first
+        decision stands: the same one again returns it, another raises ApprovalAlreadyDecided.
+        UnknownApproval if the run's workflow has no such approval; RunClosed if the run
+        ended undecided."""
+        return self._decide(run_id, approval, False, by, comment)
+
+    def _decide(self, run_id: str, approval: str, approved: bool, by: str, comment: str) -> approvals.Decision:
+        check_run_id(run_id)
+        approvals.check_decision_args(approval, by, comment)
+        workflow: Workflow = serialization.loads(self.reader.get_run(run_id).definition)
+        approvals.check_known(run_id, approval, workflow.approvals())
+        asked = approvals.Decision(approval=approval, approved=approved, by=by, comment=comment, decided_at=time.time())
+        name = approvals.signal_name(approval)
+        stored = self._calls.call(lambda r: r.decide.remote(run_id, name, asked.to_payload()))
+        return approvals.stored_decision(run_id, asked, stored)
+
     def cancel(self, run_id: str) -> RunRecord:
         """Cancel a run (running steps are cancelled); IllegalTransition if it has ended."""
         check_run_id(run_id)
@@ -438,6 +461,12 @@ class RunHandle:
 
     def signal(self, name: str, payload: Any = None) -> int:
         return self.client.signal(self.run_id, name, payload)
+
+    def approve(self, approval: str, *, by: str, comment: str = "") -> approvals.Decision:
+        return self.client.approve(self.run_id, approval, by=by, comment=comment)
+
+    def reject(self, approval: str, *, by: str, comment: str = "") -> approvals.Decision:
+        return self.client.reject(self.run_id, approval, by=by, comment=comment)
 
     def cancel(self) -> RunRecord:
         return self.client.cancel(self.run_id)

@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 
 from runner import SKIPPED
-from runner.events import EVENT_TYPES, ErrorInfo, StepFailed, StepLost, StoredEvent
+from runner.events import EVENT_TYPES, ApprovalDecided, ErrorInfo, StepFailed, StepLost, StoredEvent
 from runner.execution import StepResult, run_task
 from runner.planning import Task
 from runner.serialization import decode_event, decode_value, encode_event
@@ -112,6 +112,22 @@ def lost_workflow() -> Workflow:
     return wf
 
 
+def approval_workflow() -> Workflow:
+    wf = Workflow("approval")
+
+    @wf.step()
+    def build(order):
+        return f"build-{order['version']}"
+
+    gate = wf.wait_for_approval("ship", after=build, on_reject="branch")
+
+    @wf.step(after=[build, gate])
+    def release(b, decision):
+        return {"build": b, "shipped": decision.approved, "by": decision.by}
+
+    return wf
+
+
 NODE_DIED = ErrorInfo(type="ray.exceptions.NodeDiedError", message="the node running this task died")
 
 
@@ -138,6 +154,17 @@ CASES: dict[str, tuple[Any, Any]] = {
     "retry": (retry_workflow, {"amount": 42}),
     "map_reduce": (map_reduce_workflow, {"items": [1, 2, 3]}),
     "lost": (lost_workflow, {"items": [1, 2]}),
+    "approval": (approval_workflow, {"version": 3}),
+}
+SIGNALS: dict[str, list[tuple[int, str, Any]]] = {
+    # name: signals received right after RunSubmitted (signal id, name, payload)
+    "approval": [
+        (
+            1,
+            "approval:ship",
+            {"approval": "ship", "approved": False, "by": "lee", "comment": "freeze", "decided_at": 12.0},
+        )
+    ],
 }
 INTERCEPTORS: dict[str, Any] = {
     # name: what stands in for the infrastructure while the golden history is generated
@@ -258,6 +285,17 @@ def test_lost_history():
     assert [(steps[n].attempts, steps[n].lost) for n in ("fetch", "weigh", "total")] == [(1, 1), (2, 2), (1, 0)]
 
 
+def test_approval_history():
+    """A rejection recorded with who, when and why; on_reject="branch" passes the decision on."""
+    state, log = fold("approval")
+    assert state.status == "completed"
+    assert state.result == {"build": "build-3", "shipped": False, "by": "lee"}
+    [decided] = [s.event for s in log if isinstance(s.event, ApprovalDecided)]
+    assert (decided.node, decided.approval, decided.signal_id, decided.approved) == ("approve_ship", "ship", 1, False)
+    assert (decided.by, decided.comment, decided.decided_at) == ("lee", "freeze", 12.0)
+    assert kinds(log)[:2] == ["RunSubmitted", "SignalReceived"]
+
+
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_golden_history_matches_a_fresh_in_process_run(name):
     """Today's runtime still produces the committed history (kinds, nodes, items, values)."""
@@ -284,6 +322,8 @@ def generate(name: str) -> list[dict[str, Any]]:
     builder, input = CASES[name]
     workflow = builder()
     run = InProcessRun(workflow, input, run_id=RUN_ID)
+    for signal_id, signal_name, payload in SIGNALS.get(name, []):
+        run.signal(signal_id, signal_name, payload)
     run.run(INTERCEPTORS[name](workflow) if name in INTERCEPTORS else None)
     entries = []
     for stored in run.log:

@@ -13,8 +13,11 @@ import runner
 
 EXPECTED = [
     "AppendConflict",
+    "ApprovalAlreadyDecided",
+    "ApprovalRejected",
     "Client",
     "ConfigMismatch",
+    "Decision",
     "DefinitionError",
     "FactNotFound",
     "FactRef",
@@ -53,6 +56,7 @@ EXPECTED = [
     "StoreLocked",
     "StorePathInvalid",
     "StoreWriteFailed",
+    "UnknownApproval",
     "WorkerConfig",
     "WorkerLost",
     "Workflow",
