@@ -123,6 +123,8 @@ def test_rejection_that_fails_the_run_names_the_approval_and_who_rejected():
         "not on a friday",
     )
     assert run.state.ran() == {"build"}
+    steps = {step.name: step.status for step in run.state.steps()}
+    assert steps == {"build": "done", "approve_ship": "failed", "release": "pending", "notify": "pending"}
 
 
 def test_rejection_that_skips_skips_what_only_the_approval_feeds():
