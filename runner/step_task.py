@@ -20,7 +20,7 @@ import ray
 
 from runner import serialization
 from runner.context import installed
-from runner.execution import StepResult, run_task, step_context
+from runner.execution import StepResult, call_step, failure, step_context
 from runner.planning import Task
 from runner.store import RunRecord
 from runner.store_handle import StoreHandle
@@ -80,7 +80,7 @@ def execute_step(
     try:
         load = serialization.FactLoader(lambda fact_hash: ray.get(store().load_fact(fact_hash)))
         with installed(step_context(run_id, task)):
-            value = run_task(node, task, task.inputs, load)
+            value = call_step(node, task, task.inputs, load)
         stored, blob = serialization.externalize(value, fact_threshold)
         if blob is not None and deferred_facts is not None:
             deferred_facts.append((stored.hash, blob))
@@ -88,7 +88,7 @@ def execute_step(
             ray.get(store().save_fact(stored.hash, blob))
         return StepResult(value=stored)
     except Exception as exc:
-        return StepResult(error=serialization.error_info(exc))
+        return failure(node, exc)
 
 
 @ray.remote(max_retries=0)

@@ -265,6 +265,8 @@ class Workflow:
         fallback: Callable[..., Any] | None = None,
         priority: int = 0,
         irreversible: bool = False,
+        retry_exceptions: bool | list[type[BaseException]] | tuple[type[BaseException], ...] = True,
+        catch_exceptions: bool = False,
         num_cpus: float | None = None,
         num_gpus: float | None = None,
         memory: int | None = None,
@@ -286,6 +288,8 @@ class Workflow:
             fallback=fallback,
             priority=priority,
             irreversible=irreversible,
+            retry_exceptions=retry_exceptions,
+            catch_exceptions=catch_exceptions,
         )
         ray_options = dict(num_cpus=num_cpus, num_gpus=num_gpus, memory=memory, resources=resources)
 
@@ -498,6 +502,8 @@ _POLICY_KEYS = {
     "fallback",
     "priority",
     "irreversible",
+    "retry_exceptions",
+    "catch_exceptions",
 }
 _RAY_KEYS = {"num_cpus", "num_gpus", "memory", "resources"}
 

@@ -13,10 +13,9 @@ import random
 from collections.abc import Callable
 from typing import Any
 
-from runner import serialization
 from runner.cycle import outcome_events, plan_cycle, started_event
 from runner.events import Event, RunSubmitted, SignalReceived, StoredEvent
-from runner.execution import StepResult, run_task
+from runner.execution import StepResult, call_step, failure
 from runner.planning import DEFAULT_SYSTEM_RETRIES, Task
 from runner.state import WorkflowState
 from runner.workflow import Workflow
@@ -74,9 +73,9 @@ class InProcessRun:
         itself (``StepResult(error=..., lost=True)``: a task lost to the system)."""
         node = self.workflow.nodes[task.node]
         try:
-            value = intercept(task) if intercept is not None else run_task(node, task, task.inputs)
+            value = intercept(task) if intercept is not None else call_step(node, task, task.inputs)
         except Exception as exc:
-            return StepResult(error=serialization.error_info(exc))
+            return failure(node, exc)
         return value if isinstance(value, StepResult) else StepResult(value=value)
 
     def run(self, intercept: Interceptor | None = None, max_cycles: int = 10_000) -> WorkflowState:
