@@ -34,6 +34,7 @@ from runner.errors import (
     StoreError,
 )
 from runner.events import SKIPPED, FactReused, RunSubmitted, StepSkipped, StoredEvent
+from runner.object_refs import resolve_object_refs
 from runner.ray_calls import RunnerCalls, StoreCalls, find_runner, runner_store
 from runner.reader import ActorStoreReader
 from runner.runner import RUNNER_NAME, RecoveryReport, Runner, RunnerConfig, RunnerStats
@@ -209,7 +210,7 @@ class Client:
             raise InvalidArgument(f"submit takes a runner.Workflow, got {type(workflow).__name__}")
         run_id = run_id if run_id is not None else f"{workflow.name}-{uuid.uuid4().hex[:16]}"
         check_run_id(run_id)
-        input = workflow.check_input(input)
+        input = workflow.check_input(resolve_object_refs(input))  # a ref's value is stored, not the ref
         if definition is None:
             definition = pickle_definition(workflow)
         submitted = RunSubmitted(

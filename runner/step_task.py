@@ -21,6 +21,7 @@ import ray
 from runner import serialization
 from runner.context import installed
 from runner.execution import StepResult, call_step, failure, step_context
+from runner.object_refs import resolve_object_refs
 from runner.planning import Task
 from runner.store import RunRecord
 from runner.store_handle import StoreHandle
@@ -80,7 +81,7 @@ def execute_step(
     try:
         load = serialization.FactLoader(lambda fact_hash: ray.get(store().load_fact(fact_hash)))
         with installed(step_context(run_id, task)):
-            value = call_step(node, task, task.inputs, load)
+            value = resolve_object_refs(call_step(node, task, task.inputs, load))  # values, not refs
         stored, blob = serialization.externalize(value, fact_threshold)
         if blob is not None and deferred_facts is not None:
             deferred_facts.append((stored.hash, blob))
