@@ -7,10 +7,13 @@ first use, so the pure core imports without Ray.
 
 from typing import TYPE_CHECKING, Any
 
+from runner.approvals import Decision
 from runner.context import StepContext, context
 from runner.continuation import Continuation, continuation
 from runner.errors import (
     AppendConflict,
+    ApprovalAlreadyDecided,
+    ApprovalRejected,
     ConfigMismatch,
     DefinitionError,
     DefinitionUnavailable,
@@ -38,6 +41,7 @@ from runner.errors import (
     StoreLocked,
     StorePathInvalid,
     StoreWriteFailed,
+    UnknownApproval,
     WorkerLost,
     WorkflowFailed,
 )
@@ -77,6 +81,8 @@ def __getattr__(name: str) -> Any:
 __all__ = [
     "SKIPPED",
     "AppendConflict",
+    "ApprovalAlreadyDecided",
+    "ApprovalRejected",
     "Client",
     "RunHandle",
     "StepContext",
@@ -86,6 +92,7 @@ __all__ = [
     "ConfigMismatch",
     "Continuation",
     "continuation",
+    "Decision",
     "DefinitionError",
     "DefinitionUnavailable",
     "FactNotFound",
@@ -122,6 +129,7 @@ __all__ = [
     "StoreLocked",
     "StorePathInvalid",
     "StoreWriteFailed",
+    "UnknownApproval",
     "WorkerLost",
     "Workflow",
     "WorkflowFailed",

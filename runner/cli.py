@@ -33,6 +33,7 @@ from rich.table import Table
 
 from adapters import DEFAULT_STORE_URL, open_store, store_path
 from runner.errors import (
+    ApprovalAlreadyDecided,
     DefinitionError,
     IllegalTransition,
     InvalidArgument,
@@ -43,7 +44,7 @@ from runner.errors import (
     RunNotFound,
     StoreError,
 )
-from runner.events import SKIPPED, RunCancelled, RunFailed
+from runner.events import SKIPPED, ApprovalDecided, RunCancelled, RunFailed
 from runner.store import RunFilter, RunStatus
 from runner.workflow import Workflow
 
@@ -53,7 +54,16 @@ if TYPE_CHECKING:
     from runner.reader import StoreReader
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
-_BAD_INPUT = (InvalidArgument, InvalidInput, DefinitionError, RunNotFound, IllegalTransition, RunClosed, ReplayRefused)
+_BAD_INPUT = (
+    ApprovalAlreadyDecided,
+    InvalidArgument,
+    InvalidInput,
+    DefinitionError,
+    RunNotFound,
+    IllegalTransition,
+    RunClosed,
+    ReplayRefused,
+)
 _PIPE_WIDTH = 100_000
 
 
@@ -467,6 +477,9 @@ def history(run_id: str, as_json: bool, store: str, address: str | None, namespa
 
 
 def _detail(event: Any) -> str:
+    if isinstance(event, ApprovalDecided):
+        why = f": {event.comment}" if event.comment else ""
+        return f"{'approved' if event.approved else 'rejected'} by {event.by}{why}"
     for name in ("error", "reason", "name", "count", "due_at", "attempt"):
         value = getattr(event, name, None)
         if value is not None and value != "":
@@ -485,6 +498,34 @@ def signal(run_id: str, name: str, payload: str | None, store: str, address: str
     client = _connect(store, address, namespace)
     signal_id = client.signal(run_id, name, value)
     out.print(f"signal {name} #{signal_id} stored for {run_id}")
+
+
+@main.command()
+@click.argument("run_id")
+@click.argument("approval")
+@click.option("--by", required=True, help="Who approves (recorded in the run's history).")
+@click.option("--comment", default="", help="Why (recorded in the run's history).")
+@common
+def approve(run_id: str, approval: str, by: str, comment: str, store: str, address: str | None, namespace: str) -> None:
+    """Approve APPROVAL of a run; stored before this returns, the first decision stands."""
+    _decide(run_id, approval, True, by, comment, _connect(store, address, namespace))
+
+
+@main.command()
+@click.argument("run_id")
+@click.argument("approval")
+@click.option("--by", required=True, help="Who rejects (recorded in the run's history).")
+@click.option("--comment", default="", help="Why (recorded in the run's history).")
+@common
+def reject(run_id: str, approval: str, by: str, comment: str, store: str, address: str | None, namespace: str) -> None:
+    """Reject APPROVAL of a run; its workflow says what a rejection does (fail, skip or branch)."""
+    _decide(run_id, approval, False, by, comment, _connect(store, address, namespace))
+
+
+def _decide(run_id: str, approval: str, approved: bool, by: str, comment: str, client: Client) -> None:
+    decide = client.approve if approved else client.reject
+    decision = decide(run_id, approval, by=by, comment=comment)
+    out.print(f"approval {approval} {decision.verb} by {decision.by} for {run_id}")
 
 
 @main.command()

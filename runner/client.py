@@ -21,7 +21,7 @@ from typing import Any
 import ray
 
 from adapters import DEFAULT_STORE_URL, store_path
-from runner import serialization
+from runner import approvals, serialization
 from runner.errors import (
     ConfigMismatch,
     IllegalTransition,
@@ -34,6 +34,7 @@ from runner.errors import (
     StoreError,
 )
 from runner.events import SKIPPED, FactReused, RunSubmitted, StepSkipped, StoredEvent
+from runner.object_refs import resolve_object_refs
 from runner.ray_calls import RunnerCalls, StoreCalls, find_runner, runner_store
 from runner.reader import ActorStoreReader
 from runner.runner import RUNNER_NAME, RecoveryReport, Runner, RunnerConfig, RunnerStats
@@ -209,7 +210,7 @@ class Client:
             raise InvalidArgument(f"submit takes a runner.Workflow, got {type(workflow).__name__}")
         run_id = run_id if run_id is not None else f"{workflow.name}-{uuid.uuid4().hex[:16]}"
         check_run_id(run_id)
-        input = workflow.check_input(input)
+        input = workflow.check_input(resolve_object_refs(input))  # a ref's value is stored, not the ref
         if definition is None:
             definition = pickle_definition(workflow)
         submitted = RunSubmitted(
@@ -273,6 +274,29 @@ class Client:
         dedupe_key = uuid.uuid4().hex  # this call's identity: sent again, it is stored once
         signal_id: int = self._calls.call(lambda r: r.signal.remote(run_id, name, payload, dedupe_key))
         return signal_id
+
+    def approve(self, run_id: str, approval: str, *, by: str, comment: str = "") -> approvals.Decision:
+        """Approve ``approval`` of a run; the decision is stored before this returns (see reject)."""
+        return self._decide(run_id, approval, True, by, comment)
+
+    def reject(self, run_id: str, approval: str, *, by: str, comment: str = "") -> approvals.Decision:
+        """Reject ``approval`` of a run; its workflow's ``on_reject`` says what follows.
+
+        A decision may come before the run reaches the approval (it is kept). The first
+        decision stands: the same one again returns it, another raises ApprovalAlreadyDecided.
+        UnknownApproval if the run's workflow has no such approval; RunClosed if the run
+        ended undecided."""
+        return self._decide(run_id, approval, False, by, comment)
+
+    def _decide(self, run_id: str, approval: str, approved: bool, by: str, comment: str) -> approvals.Decision:
+        check_run_id(run_id)
+        approvals.check_decision_args(approval, by, comment)
+        workflow: Workflow = serialization.loads(self.reader.get_run(run_id).definition)
+        approvals.check_known(run_id, approval, workflow.approvals())
+        asked = approvals.Decision(approval=approval, approved=approved, by=by, comment=comment, decided_at=time.time())
+        name = approvals.signal_name(approval)
+        stored = self._calls.call(lambda r: r.decide.remote(run_id, name, asked.to_payload()))
+        return approvals.stored_decision(run_id, asked, stored)
 
     def cancel(self, run_id: str) -> RunRecord:
         """Cancel a run (running steps are cancelled); IllegalTransition if it has ended."""
@@ -445,6 +469,12 @@ class RunHandle:
 
     def signal(self, name: str, payload: Any = None) -> int:
         return self.client.signal(self.run_id, name, payload)
+
+    def approve(self, approval: str, *, by: str, comment: str = "") -> approvals.Decision:
+        return self.client.approve(self.run_id, approval, by=by, comment=comment)
+
+    def reject(self, approval: str, *, by: str, comment: str = "") -> approvals.Decision:
+        return self.client.reject(self.run_id, approval, by=by, comment=comment)
 
     def cancel(self) -> RunRecord:
         return self.client.cancel(self.run_id)

@@ -386,3 +386,50 @@ class ConfigMismatch(RunnerError):
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (type(self), (self.namespace, self.differences))
+
+
+class ApprovalRejected(RunnerError):
+    """A run failed because approval ``approval`` was rejected (its workflow says ``on_reject="fail"``)."""
+
+    def __init__(self, approval: str, by: str, comment: str = "") -> None:
+        self.approval = approval
+        self.by = by
+        self.comment = comment
+        why = f": {comment}" if comment else ""
+        super().__init__(f"approval {approval!r} was rejected by {by}{why}; replay or fork the run to ask again")
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.approval, self.by, self.comment))
+
+
+class ApprovalAlreadyDecided(RunnerError):
+    """A second, different decision for an approval: the first one recorded stands."""
+
+    def __init__(self, run_id: str, approval: str, verb: str, by: str) -> None:
+        self.run_id = run_id
+        self.approval = approval
+        self.verb = verb
+        self.by = by
+        super().__init__(
+            f"approval {approval!r} of run {run_id!r} was already {verb} by {by}; a decision once "
+            "recorded stands (replay or fork the run to decide again)"
+        )
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.run_id, self.approval, self.verb, self.by))
+
+
+class UnknownApproval(InvalidArgument):
+    """approve/reject named an approval the run's workflow does not have."""
+
+    def __init__(self, run_id: str, approval: str, known: list[str]) -> None:
+        self.run_id = run_id
+        self.approval = approval
+        self.known = list(known)
+        has = self.known if self.known else "none"
+        super().__init__(
+            f"run {run_id!r} has no approval named {approval!r} (its approvals: {has}); nothing was stored"
+        )
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.run_id, self.approval, self.known))

@@ -149,6 +149,21 @@ class SignalReceived:
 
 
 @dataclass(frozen=True, kw_only=True)
+class ApprovalDecided:
+    """The wait ``node`` took the decision on approval ``approval`` from the inbox (signal
+    ``signal_id``): approved or rejected, by whom, when (``decided_at``) and why."""
+
+    node: str
+    approval: str
+    signal_id: int
+    approved: bool
+    by: str
+    comment: str = ""
+    decided_at: float = 0.0
+    at: float = field(default_factory=_now)
+
+
+@dataclass(frozen=True, kw_only=True)
 class TimerScheduled:
     node: str
     due_at: float
@@ -225,6 +240,7 @@ Event = Union[
     StepLost,
     StepSkipped,
     SignalReceived,
+    ApprovalDecided,
     TimerScheduled,
     TimerFired,
     RunSuspended,
@@ -249,6 +265,7 @@ EVENT_TYPES: dict[str, type] = {
         StepLost,
         StepSkipped,
         SignalReceived,
+        ApprovalDecided,
         TimerScheduled,
         TimerFired,
         RunSuspended,

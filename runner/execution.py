@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from runner import serialization
 from runner.context import StepContext
-from runner.continuation import run_call
+from runner.continuation import Continuation, run_call
 from runner.events import ErrorInfo, FactRef
 from runner.planning import NOT_TAKEN, Task
 from runner.workflow import Node, NodeKind
@@ -59,6 +59,32 @@ def run_task(node: Node, task: Task, inputs: tuple[Any, ...], load: Load | None 
             return NOT_TAKEN
     assert node.fn is not None
     return node.fn(*args)
+
+
+def call_step(node: Node, task: Task, inputs: tuple[Any, ...], load: Load | None = None) -> Any:
+    """:func:`run_task` under the step's ``catch_exceptions``: its value as ``(value, None)``, or
+    ``(None, exception)`` once no attempt is left to retry the exception (while one is, it is
+    raised, and the attempt fails and is retried as any other)."""
+    if not node.policy.catch_exceptions or task.fallback:
+        return run_task(node, task, inputs, load)
+    try:
+        value = run_task(node, task, inputs, load)
+    except Exception as exc:
+        if node.policy.retries_error(exc) and task.attempt < node.policy.max_attempts:
+            raise
+        return (None, exc)
+    if value is NOT_TAKEN or isinstance(value, Continuation):  # a continuation's own call is caught in its turn
+        return value
+    return (value, None)
+
+
+def failure(node: Node, exc: BaseException) -> StepResult:
+    """The outcome of an attempt whose code raised ``exc``: not retried if the step's
+    ``retry_exceptions`` leaves ``exc`` out (recorded as a non-retryable error)."""
+    error = serialization.error_info(exc)
+    if not error.non_retryable and not node.policy.retries_error(exc):
+        error = replace(error, non_retryable=True)
+    return StepResult(error=error)
 
 
 def task_args(node: Node, task: Task, inputs: tuple[Any, ...], load: Load | None = None) -> tuple[Any, ...]:

@@ -13,9 +13,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from runner.approvals import Decision, OnReject
 from runner.errors import FoldError
 from runner.events import (
     SKIPPED,
+    ApprovalDecided,
     FactProduced,
     FactRef,
     FactReused,
@@ -131,6 +133,8 @@ class Fold:
     def _on_fact(self, run_id: str, e: FactProduced) -> None:
         node = self._node(e.node)
         if node.kind is NodeKind.WAIT:
+            if node.approval is not None:
+                raise FoldError(f"FactProduced for approval {e.node!r}: an approval resolves by ApprovalDecided")
             if e.node in self._d.results or self._d.inputs(node) is None:
                 raise FoldError(f"FactProduced for wait {e.node!r} which is not waiting")
             index = next((i for i, s in enumerate(self._d.signals) if s[1] == node.signal), None)
@@ -249,6 +253,26 @@ class Fold:
             raise FoldError(f"signal {e.signal_id} received again (last was {d.last_signal_id})")
         d.signals.append((e.signal_id, e.name, e.payload))
         d.last_signal_id = e.signal_id
+
+    def _on_approval(self, run_id: str, e: ApprovalDecided) -> None:
+        """Take the decision out of the inbox; the approval's value follows from it and on_reject
+        (a rejection that fails the run resolves nothing: RunFailed follows)."""
+        node = self._node(e.node)
+        d = self._d
+        if node.approval is None or node.approval != e.approval:
+            raise FoldError(f"ApprovalDecided for {e.node!r}, which is not the wait for approval {e.approval!r}")
+        if e.node in d.results or d.inputs(node) is None:
+            raise FoldError(f"ApprovalDecided for {e.node!r}, which is not waiting")
+        index = next((i for i, s in enumerate(d.signals) if s[0] == e.signal_id and s[1] == node.signal), None)
+        if index is None:
+            raise FoldError(
+                f"ApprovalDecided for {e.node!r} names signal {e.signal_id}, not a received {node.signal!r}"
+            )
+        d.signals.pop(index)
+        if e.approved or node.on_reject is OnReject.BRANCH:
+            self._resolve(e.node, Decision.of(e))
+        elif node.on_reject is OnReject.SKIP:
+            self._resolve(e.node, SKIPPED)
 
     def _on_timer_scheduled(self, run_id: str, e: TimerScheduled) -> None:
         node = self._node(e.node)
@@ -398,6 +422,7 @@ _HANDLERS: dict[type, Callable[[Fold, str, Any], None]] = {
     StepContinued: Fold._on_continued,
     StepSkipped: Fold._on_skipped,
     SignalReceived: Fold._on_signal,
+    ApprovalDecided: Fold._on_approval,
     TimerScheduled: Fold._on_timer_scheduled,
     TimerFired: Fold._on_timer_fired,
     RunSuspended: Fold._on_suspended,

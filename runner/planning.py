@@ -23,10 +23,12 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from runner import serialization
+from runner.approvals import Decision, OnReject
 from runner.continuation import Continued
-from runner.errors import StepLostError
+from runner.errors import ApprovalRejected, StepLostError
 from runner.events import (
     SKIPPED,
+    ApprovalDecided,
     ErrorInfo,
     Event,
     FactProduced,
@@ -189,6 +191,19 @@ class Planner:
             if node.after and all(v is SKIPPED for v in inputs):
                 events.append(StepSkipped(node=name, reason="all upstream components were skipped", at=now))
                 settle(name, SKIPPED)
+            elif node.kind is NodeKind.WAIT and node.approval is not None:
+                decided = _take_decision(node, d.signals, taken_signals, now)
+                if decided is not None:
+                    taken_signals.add(decided.signal_id)
+                    events.append(decided)
+                    if decided.approved or node.on_reject is OnReject.BRANCH:
+                        settle(name, Decision.of(decided))
+                    elif node.on_reject is OnReject.SKIP:
+                        settle(name, SKIPPED)
+                    else:
+                        rejected = ApprovalRejected(node.approval, decided.by, decided.comment)
+                        events.append(RunFailed(error=serialization.error_info(rejected), node=name, at=now))
+                        return events
             elif node.kind is NodeKind.WAIT:
                 signal = next((s for s in d.signals if s[1] == node.signal and s[0] not in taken_signals), None)
                 if signal is not None:
@@ -284,6 +299,30 @@ class Planner:
             ]
         failure = serialization.error_info(StepLostError(label(task.node, task.item), lost + 1, str(error)))
         return self.failure_events(task, replace(failure, non_retryable=True), now)
+
+
+def _take_decision(
+    node: Node, signals: list[tuple[int, str, Any]], taken: set[int], now: float
+) -> ApprovalDecided | None:
+    """The event taking the first decision in the inbox for ``node``'s approval (a payload
+    that holds no decision, sent by hand under the approval's signal name, is passed over)."""
+    approval = node.approval or ""
+    for signal_id, name, payload in signals:
+        if name != node.signal or signal_id in taken:
+            continue
+        decision = Decision.from_payload(approval, payload)
+        if decision is not None:
+            return ApprovalDecided(
+                node=node.name,
+                approval=approval,
+                signal_id=signal_id,
+                approved=decision.approved,
+                by=decision.by,
+                comment=decision.comment,
+                decided_at=decision.decided_at,
+                at=now,
+            )
+    return None
 
 
 def _final_failure(node: Node, item: int | None, error: ErrorInfo, now: float) -> list[Event]:

@@ -11,7 +11,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from runner.errors import InvalidArgument
+from runner.errors import InvalidArgument, NonRetryableError
 
 BACKOFFS = ("none", "linear", "exponential", "jitter")
 ON_FAILURE = ("halt", "skip")
@@ -37,6 +37,11 @@ class Policy:
     seconds per attempt; ``on_failure`` "halt" fails the run, "skip" records
     the step as skipped so downstream sees it skipped; ``fallback`` is called
     with the step's inputs after the last failure and its value stands in.
+
+    ``retry_exceptions``: which errors the step's code raises are retried (True: all, False:
+    none, or a tuple of exception classes: those and their subclasses); NonRetryableError never
+    is. ``catch_exceptions``: the step's value is ``(value, None)``, or ``(None, exception)``
+    once its last attempt failed, so downstream handles the failure (no fallback then).
     """
 
     retries: int = 0
@@ -48,6 +53,8 @@ class Policy:
     fallback: Callable[..., Any] | None = None
     priority: int = 0
     irreversible: bool = False
+    retry_exceptions: bool | tuple[type[BaseException], ...] = True
+    catch_exceptions: bool = False
 
     def __post_init__(self) -> None:
         if isinstance(self.retries, bool) or not isinstance(self.retries, int) or self.retries < 0:
@@ -69,6 +76,17 @@ class Policy:
             raise InvalidArgument(f"priority must be an int, got {self.priority!r}")
         if not isinstance(self.irreversible, bool):
             raise InvalidArgument(f"irreversible must be True or False, got {self.irreversible!r}")
+        object.__setattr__(self, "retry_exceptions", _exception_classes(self.retry_exceptions))
+        if not isinstance(self.catch_exceptions, bool):
+            raise InvalidArgument(f"catch_exceptions must be True or False, got {self.catch_exceptions!r}")
+        if self.catch_exceptions and self.fallback is not None:
+            raise InvalidArgument("catch_exceptions=True passes the failure downstream; it takes no fallback")
+
+    def retries_error(self, exc: BaseException) -> bool:
+        """Whether an attempt that raised ``exc`` may be retried (attempts left aside)."""
+        if isinstance(exc, NonRetryableError) or self.retry_exceptions is False:
+            return False
+        return self.retry_exceptions is True or isinstance(exc, self.retry_exceptions)
 
     @property
     def max_attempts(self) -> int:
@@ -98,7 +116,26 @@ class Policy:
             fallback,
             self.priority,
             self.irreversible,
-        )
+        ) + self._error_options()
+
+    def _error_options(self) -> tuple[Any, ...]:
+        """The error options when not the defaults (so the hashes of other definitions stay as they were)."""
+        if self.retry_exceptions is True and not self.catch_exceptions:
+            return ()
+        kinds = self.retry_exceptions
+        named = kinds if isinstance(kinds, bool) else tuple(f"{k.__module__}.{k.__qualname__}" for k in kinds)
+        return (("retry_exceptions", named), ("catch_exceptions", self.catch_exceptions))
+
+
+def _exception_classes(value: Any) -> bool | tuple[type[BaseException], ...]:
+    """retry_exceptions as given: True, False, or exception classes (a list or tuple of them)."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, type) and issubclass(value, BaseException):
+        return (value,)
+    if isinstance(value, (list, tuple)) and all(isinstance(k, type) and issubclass(k, BaseException) for k in value):
+        return tuple(value)
+    raise InvalidArgument(f"retry_exceptions must be True, False or a list of exception classes, got {value!r}")
 
 
 @dataclass(frozen=True, kw_only=True)

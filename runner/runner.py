@@ -50,7 +50,7 @@ from runner.restart_policy import GiveUp, RestartPolicy, TurnFailure
 from runner.runner_config import RecoveryReport, RunnerConfig, RunnerStats
 from runner.startup_recovery import RecoveryLedger, plan_startup
 from runner.status_writes import StatusWriter
-from runner.store import REOPENABLE, TERMINAL, NewRun, RunRecord, RunStatus
+from runner.store import REOPENABLE, TERMINAL, NewRun, RunRecord, RunStatus, Signal
 from runner.store_actor import RemoteStoreActor
 from runner.store_handle import StoreHandle
 from runner.supervision import ANSWER_TIMEOUT
@@ -195,6 +195,17 @@ class Runner:
     async def signal(self, run_id: str, name: str, payload: Any, dedupe_key: str | None = None) -> int:
         """Put a signal in the run's inbox (durable on return) and wake the run if it waits.
         ``dedupe_key``: the call's identity, so a retried call stores the signal once."""
+        signal = await self._post_signal(run_id, name, payload, dedupe_key)
+        return int(signal.signal_id)
+
+    async def decide(self, run_id: str, name: str, payload: Any) -> Any:
+        """Post an approval's decision (signal ``name``, which is also its dedupe key: a run
+        stores one decision per approval) and wake the run; the decision stored, which is an
+        earlier one if the approval was decided before (see :mod:`runner.approvals`)."""
+        signal = await self._post_signal(run_id, name, payload, name)
+        return signal.payload
+
+    async def _post_signal(self, run_id: str, name: str, payload: Any, dedupe_key: str | None) -> Signal:
         signal = await self.store.post_signal(run_id, name, payload, dedupe_key)
         slot = self.pool.slot_of(run_id)
         if slot is not None:
@@ -205,7 +216,7 @@ class Runner:
             record = await self.store.get_run(run_id)
             if record.status is RunStatus.SUSPENDED:
                 self._enqueue(run_id)
-        return int(signal.signal_id)
+        return signal
 
     async def cancel(self, run_id: str) -> RunRecord:
         """Cancel a run: its running steps are cancelled and it ends ``cancelled``. A run a worker

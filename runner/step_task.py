@@ -21,7 +21,8 @@ import ray
 from runner import serialization
 from runner.context import installed
 from runner.continuation import Continuation, store_call
-from runner.execution import StepResult, run_task, step_context
+from runner.execution import StepResult, call_step, failure, step_context
+from runner.object_refs import resolve_object_refs
 from runner.planning import Task
 from runner.shipping import pickle_call
 from runner.store import RunRecord
@@ -82,7 +83,7 @@ def execute_step(
     try:
         load = serialization.FactLoader(lambda fact_hash: ray.get(store().load_fact(fact_hash)))
         with installed(step_context(run_id, task)):
-            value = run_task(node, task, task.inputs, load)
+            value = resolve_object_refs(call_step(node, task, task.inputs, load))  # values, not refs
         stored: Any
         blob: bytes | None
         if isinstance(value, Continuation):  # the call is saved as a fact: it runs next, in the step's place
@@ -97,7 +98,7 @@ def execute_step(
             ray.get(store().save_fact(fact_hash, blob))
         return StepResult(value=stored)
     except Exception as exc:
-        return StepResult(error=serialization.error_info(exc))
+        return failure(node, exc)
 
 
 @ray.remote(max_retries=0)

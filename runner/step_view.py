@@ -80,7 +80,7 @@ def step_info(node: Node, data: RunData) -> StepInfo:
         finished = max(ends) if ends else None
     else:
         statuses = {r.status for r in records}
-        if TaskStatus.FAILED in statuses:
+        if TaskStatus.FAILED in statuses or (not records and d.failed_node == name):  # a rejected approval
             status = StepStatus.FAILED
         elif TaskStatus.RUNNING in statuses or TaskStatus.FALLBACK in statuses:
             status = StepStatus.RUNNING

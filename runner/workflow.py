@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar, Union
 
+from runner.approvals import OnReject, is_approval_name, signal_name
 from runner.errors import DefinitionError, InvalidArgument
 from runner.inputs import check_input_type, validate_input
 from runner.policy import Policy, Resources
@@ -48,6 +49,8 @@ class Node:
     inline: bool = False
     signal: str | None = None
     seconds: float | None = None
+    approval: str | None = None  # a wait for a person's decision (see runner.approvals)
+    on_reject: OnReject = OnReject.FAIL
 
     @property
     def is_root(self) -> bool:
@@ -209,6 +212,8 @@ class Workflow:
             _code_fingerprint(node.fn, digest)
             _code_fingerprint(node.when, digest)
             _code_fingerprint(node.policy.fallback, digest)
+            if node.approval is not None:  # only then: the hashes of other definitions stay as they were
+                digest.update(repr(("approval", node.approval, node.on_reject.value)).encode())
         digest.update(repr(self._output).encode())
         digest.update(getattr(self.input_type, "__qualname__", repr(self.input_type)).encode())
         return digest.hexdigest()
@@ -260,6 +265,8 @@ class Workflow:
         fallback: Callable[..., Any] | None = None,
         priority: int = 0,
         irreversible: bool = False,
+        retry_exceptions: bool | list[type[BaseException]] | tuple[type[BaseException], ...] = True,
+        catch_exceptions: bool = False,
         num_cpus: float | None = None,
         num_gpus: float | None = None,
         memory: int | None = None,
@@ -281,6 +288,8 @@ class Workflow:
             fallback=fallback,
             priority=priority,
             irreversible=irreversible,
+            retry_exceptions=retry_exceptions,
+            catch_exceptions=catch_exceptions,
         )
         ray_options = dict(num_cpus=num_cpus, num_gpus=num_gpus, memory=memory, resources=resources)
 
@@ -350,6 +359,42 @@ class Workflow:
         label = name or f"wait_{signal}"
         upstream = self._resolve(_as_tuple(after), label)
         return self._register(Node(name=label, kind=NodeKind.WAIT, after=upstream, signal=signal))
+
+    def wait_for_approval(
+        self, approval: str, *, on_reject: str = "fail", name: str | None = None, after: After = None
+    ) -> Node:
+        """Suspend until a person approves or rejects ``approval`` (``client.approve`` /
+        ``client.reject``, ``runner approve|reject``). Approved: the result is the
+        :class:`~runner.approvals.Decision`. Rejected, by ``on_reject``: "fail" fails the run
+        with ApprovalRejected; "skip" skips the approval (and what only it feeds); "branch"
+        passes the Decision on, so downstream rules look at ``decision.approved``.
+        A decision made before the run reaches the approval is kept and used."""
+        label = name or f"approve_{approval}"
+        if not is_approval_name(approval):
+            raise DefinitionError(
+                name, f"approval name must be a plain identifier (letters, digits, '_'), got {approval!r}"
+            )
+        try:
+            reaction = OnReject(on_reject)
+        except ValueError:
+            choices = ", ".join(repr(o.value) for o in OnReject)
+            raise DefinitionError(label, f"on_reject must be one of {choices}; got {on_reject!r}") from None
+        if any(node.approval == approval for node in self._nodes.values()):
+            raise DefinitionError(label, f"workflow {self.name!r} already waits for approval {approval!r}")
+        upstream = self._resolve(_as_tuple(after), label)
+        node = Node(
+            name=label,
+            kind=NodeKind.WAIT,
+            after=upstream,
+            signal=signal_name(approval),
+            approval=approval,
+            on_reject=reaction,
+        )
+        return self._register(node)
+
+    def approvals(self) -> tuple[str, ...]:
+        """The names of the approvals this workflow waits for."""
+        return tuple(node.approval for node in self._nodes.values() if node.approval is not None)
 
     def sleep(self, seconds: float, *, name: str | None = None, after: After = None) -> Node:
         """A durable timer: waits ``seconds`` (surviving restarts), then passes its input on."""
@@ -457,6 +502,8 @@ _POLICY_KEYS = {
     "fallback",
     "priority",
     "irreversible",
+    "retry_exceptions",
+    "catch_exceptions",
 }
 _RAY_KEYS = {"num_cpus", "num_gpus", "memory", "resources"}
 

@@ -50,6 +50,11 @@ SAMPLES: dict[str, Any] = {
     "step": "'charge'",
     "losses": 6,
     "cause": "ray.exceptions.NodeDiedError: the node running the task died",
+    "approval": "ship",
+    "by": "dana",
+    "comment": "not on a friday",
+    "verb": "approved",
+    "known": ["deploy", "ship"],
 }
 # ResultTimeout reads its status as "still running"
 SAMPLES_BY_CLASS: dict[str, dict[str, Any]] = {"ResultTimeout": {"status": "running"}}
@@ -78,6 +83,9 @@ ADVICE: dict[str, str] = {
     "StoreWriteFailed": "Free disk space or fix the file's permissions",
     "AppendConflict": "this writer must stop and recover the run from the store",
     "ConfigMismatch": "connect without config= and max_workers= to use the running Runner as it is",
+    "ApprovalRejected": "replay or fork the run to ask again",
+    "ApprovalAlreadyDecided": "a decision once recorded stands",
+    "UnknownApproval": "nothing was stored",
 }
 
 

@@ -21,7 +21,7 @@ import pytest
 
 import runner
 from runner import SKIPPED
-from runner.events import EVENT_TYPES, ErrorInfo, RunReopened, StepFailed, StepLost, StoredEvent
+from runner.events import EVENT_TYPES, ApprovalDecided, ErrorInfo, RunReopened, StepFailed, StepLost, StoredEvent
 from runner.execution import StepResult, run_task
 from runner.planning import Task
 from runner.serialization import decode_event, decode_value, encode_event
@@ -132,6 +132,22 @@ def continuation_workflow() -> Workflow:
     return wf
 
 
+def approval_workflow() -> Workflow:
+    wf = Workflow("approval")
+
+    @wf.step()
+    def build(order):
+        return f"build-{order['version']}"
+
+    gate = wf.wait_for_approval("ship", after=build, on_reject="branch")
+
+    @wf.step(after=[build, gate])
+    def release(b, decision):
+        return {"build": b, "shipped": decision.approved, "by": decision.by}
+
+    return wf
+
+
 def reopened_workflow() -> Workflow:
     wf = Workflow("reopened")
 
@@ -191,6 +207,17 @@ CASES: dict[str, tuple[Any, Any]] = {
     "lost": (lost_workflow, {"items": [1, 2]}),
     "continuation": (continuation_workflow, 8),
     "reopened": (reopened_workflow, {"amount": 42}),
+    "approval": (approval_workflow, {"version": 3}),
+}
+SIGNALS: dict[str, list[tuple[int, str, Any]]] = {
+    # name: signals received right after RunSubmitted (signal id, name, payload)
+    "approval": [
+        (
+            1,
+            "approval:ship",
+            {"approval": "ship", "approved": False, "by": "lee", "comment": "freeze", "decided_at": 12.0},
+        )
+    ],
 }
 INTERCEPTORS: dict[str, Any] = {
     # name: what stands in for the infrastructure while the golden history is generated
@@ -355,6 +382,17 @@ def test_reopened_history():
     assert starts == [("fetch", 1), ("charge", 1), ("charge", 2)]
 
 
+def test_approval_history():
+    """A rejection recorded with who, when and why; on_reject="branch" passes the decision on."""
+    state, log = fold("approval")
+    assert state.status == "completed"
+    assert state.result == {"build": "build-3", "shipped": False, "by": "lee"}
+    [decided] = [s.event for s in log if isinstance(s.event, ApprovalDecided)]
+    assert (decided.node, decided.approval, decided.signal_id, decided.approved) == ("approve_ship", "ship", 1, False)
+    assert (decided.by, decided.comment, decided.decided_at) == ("lee", "freeze", 12.0)
+    assert kinds(log)[:2] == ["RunSubmitted", "SignalReceived"]
+
+
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_golden_history_matches_a_fresh_in_process_run(name):
     """Today's runtime still produces the committed history (kinds, nodes, items, values)."""
@@ -381,6 +419,8 @@ def generate(name: str) -> list[dict[str, Any]]:
     builder, input = CASES[name]
     workflow = builder()
     run = InProcessRun(workflow, input, run_id=RUN_ID)
+    for signal_id, signal_name, payload in SIGNALS.get(name, []):
+        run.signal(signal_id, signal_name, payload)
     intercept = INTERCEPTORS[name](workflow) if name in INTERCEPTORS else None
     run.run(intercept)
     if name in REOPENED:

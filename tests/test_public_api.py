@@ -13,9 +13,12 @@ import runner
 
 EXPECTED = [
     "AppendConflict",
+    "ApprovalAlreadyDecided",
+    "ApprovalRejected",
     "Client",
     "ConfigMismatch",
     "Continuation",
+    "Decision",
     "DefinitionError",
     "DefinitionUnavailable",
     "FactNotFound",
@@ -56,6 +59,7 @@ EXPECTED = [
     "StoreLocked",
     "StorePathInvalid",
     "StoreWriteFailed",
+    "UnknownApproval",
     "WorkerConfig",
     "WorkerLost",
     "Workflow",

@@ -130,6 +130,18 @@ def sample_events() -> list[Any]:
         "StepSkipped": [{"node": "a", "reason": "rule condition was false", "item": None, "at": 6.0}],
         "StepContinued": [{"node": "a", "attempt": 2, "call": REF, "level": 3, "item": 1, "at": 6.5}],
         "SignalReceived": [{"signal_id": 4, "name": "approve", "payload": ("yes", 1), "at": 7.0}],
+        "ApprovalDecided": [
+            {
+                "node": "gate",
+                "approval": "ship",
+                "signal_id": 5,
+                "approved": False,
+                "by": "lee",
+                "comment": "freeze",
+                "decided_at": 6.5,
+                "at": 7.5,
+            }
+        ],
         "TimerScheduled": [{"node": "nap", "due_at": 130.5, "at": 8.0}],
         "TimerFired": [{"node": "nap", "at": 9.0}],
         "RunSuspended": [

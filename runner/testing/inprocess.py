@@ -17,7 +17,7 @@ from runner import serialization
 from runner.continuation import Continuation, store_call
 from runner.cycle import outcome_events, plan_cycle, started_event
 from runner.events import Event, RunSubmitted, SignalReceived, StoredEvent
-from runner.execution import StepResult, run_task
+from runner.execution import StepResult, call_step, failure
 from runner.planning import DEFAULT_SYSTEM_RETRIES, Task
 from runner.state import WorkflowState
 from runner.workflow import Workflow
@@ -81,12 +81,12 @@ class InProcessRun:
             if intercept is not None and task.call is None:
                 value = intercept(task)
             else:
-                value = run_task(node, task, task.inputs, self.load)
+                value = call_step(node, task, task.inputs, self.load)
             if isinstance(value, Continuation):  # its call is kept as a fact, as the worker's store would
                 value, blob = store_call(value, serialization.dumps)
                 self.facts[value.call.hash] = blob
         except Exception as exc:
-            return StepResult(error=serialization.error_info(exc))
+            return failure(node, exc)
         return value if isinstance(value, StepResult) else StepResult(value=value)
 
     def run(self, intercept: Interceptor | None = None, max_cycles: int = 10_000) -> WorkflowState:

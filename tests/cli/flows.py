@@ -66,6 +66,23 @@ def publish(doc: dict, decision: dict) -> dict:
     return {"doc": doc["doc"], "approved": bool(decision["ok"])}
 
 
+# Waits for approval "ship" after choosing a candidate; a rejection is passed on (branch).
+release = runner.Workflow("release")
+
+
+@release.step()
+def candidate(request: dict) -> str:
+    return str(request["version"])
+
+
+ship = release.wait_for_approval("ship", after=candidate, on_reject="branch")
+
+
+@release.step(after=[candidate, ship])
+def outcome(version: str, decision: runner.Decision) -> dict:
+    return {"version": version, "shipped": decision.approved, "by": decision.by}
+
+
 # Two steps that each block on a gate file: first -> second -> finish.
 # Input: {"started1", "gate1", "started2", "gate2"} (paths). num_cpus=0: a blocked
 # step holds no CPU, so it never keeps other runs' steps from being scheduled.

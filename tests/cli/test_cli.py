@@ -24,6 +24,7 @@ FAILS = f"{FLOWS}:fails"
 APPROVAL = f"{FLOWS}:approval"
 GATED = f"{FLOWS}:gated"
 PAYMENT = f"{FLOWS}:payment"
+RELEASE = f"{FLOWS}:release"
 GENERATED_ID = re.compile(r"^(?P<workflow>[a-z]+)-[0-9a-f]{16}$")
 
 
@@ -306,6 +307,35 @@ def test_signal_resumes_a_waiting_run(cli: Cli, ids: dict[str, str]) -> None:
     done = wait_until_status(cli, run_id, "completed")
     assert json.loads(show_field(done, "result")) == {"doc": "d-1", "approved": True}
     assert steps_of(done) == {"draft": "done", "wait_approve": "done", "publish": "done"}
+
+
+def test_approve_and_reject_decide_waiting_runs_and_the_first_decision_stands(cli: Cli, started: Result) -> None:
+    approved_id, rejected_id = (
+        new_run_id(result, "release")
+        for result in cli.many(
+            ["submit", RELEASE, "--input", '{"version": 1}'], ["submit", RELEASE, "--input", '{"version": 2}']
+        )
+    )
+    approve, reject, unknown = cli.many(
+        ["approve", approved_id, "ship", "--by", "dana", "--comment", "all green"],
+        ["reject", rejected_id, "ship", "--by", "lee"],
+        ["approve", approved_id, "shipp", "--by", "dana"],
+    )
+    assert approve.code == 0, str(approve)
+    assert approve.out == f"approval ship approved by dana for {approved_id}\n", str(approve)
+    assert reject.out == f"approval ship rejected by lee for {rejected_id}\n", str(reject)
+    assert "no approval named 'shipp'" in one_error(unknown, 2)
+    done = wait_until_status(cli, approved_id, "completed")
+    assert json.loads(show_field(done, "result")) == {"version": "1", "shipped": True, "by": "dana"}
+    again, history, rejected = cli.many(
+        ["reject", approved_id, "ship", "--by", "lee"], ["history", approved_id], ["show", rejected_id]
+    )
+    if show_field(rejected, "status") != "completed":  # one CLI call less when it is done already
+        rejected = wait_until_status(cli, rejected_id, "completed")
+    assert json.loads(show_field(rejected, "result")) == {"version": "2", "shipped": False, "by": "lee"}
+    assert "already approved by dana" in one_error(again, 2)
+    rows = [row for row in table_rows(history.out) if row[2] == "ApprovalDecided"]
+    assert [(row[3], row[4]) for row in rows] == [("approve_ship", "approved by dana: all green")], str(history)
 
 
 def test_run_timeout_then_cancel_then_cancel_again(cli: Cli, started: Result, gates: dict[str, str]) -> None:
