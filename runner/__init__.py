@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from runner.context import StepContext, context
 from runner.continuation import Continuation, continuation
+from runner.continue_as_new import ContinueAsNew, continue_as_new
 from runner.errors import (
     AppendConflict,
     ConfigMismatch,
@@ -84,6 +85,8 @@ __all__ = [
     "ConfigMismatch",
     "Continuation",
     "continuation",
+    "ContinueAsNew",
+    "continue_as_new",
     "DefinitionError",
     "FactNotFound",
     "FactRef",

@@ -16,6 +16,7 @@ EXPECTED = [
     "Client",
     "ConfigMismatch",
     "Continuation",
+    "ContinueAsNew",
     "DefinitionError",
     "FactNotFound",
     "FactRef",
@@ -63,6 +64,7 @@ EXPECTED = [
     "connect",
     "context",
     "continuation",
+    "continue_as_new",
 ]
 
 # Names that need Ray; ``runner`` loads their module on first use.
