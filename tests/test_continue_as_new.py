@@ -8,7 +8,7 @@ import pytest
 
 import runner
 from runner.continue_as_new import continued_in, successor_of, successor_run, successor_run_id
-from runner.errors import FoldError
+from runner.errors import FoldError, InvalidArgument
 from runner.events import FactProduced, RunContinuedAsNew, RunSubmitted, StepStarted, kind_of, number
 from runner.serialization import decode_event, encode_event
 from runner.state import WorkflowState
@@ -189,6 +189,11 @@ def test_successor_of_follows_only_a_continued_run():
     assert successor_of(RunStatus.CONTINUED, moved) == "r:c1"
     assert successor_of(RunStatus.COMPLETED, None) is None
     assert successor_of(RunStatus.CONTINUED, None) is None
+
+
+def test_a_continuation_of_a_whole_workflow_points_at_continue_as_new():
+    with pytest.raises(InvalidArgument, match=r"runner\.continue_as_new\(input\)"):
+        runner.continuation(counter(), {"round": 1, "total": 0})
 
 
 def test_continue_as_new_is_exported():

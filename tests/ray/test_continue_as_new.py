@@ -62,6 +62,7 @@ def test_a_chain_of_three_successors_gives_the_last_runs_result(client: runner.C
     first_event = client.get(chain[2]).history()[0].event
     assert isinstance(first_event, RunSubmitted) and first_event.input == {"round": 3, "total": 3}
     assert client.get(chain[-1]).result(timeout=10) == 10
+    assert client.results([handle, client.get(chain[1])], timeout=10) == [10, 10]
 
 
 def test_a_worker_killed_after_creating_the_successor_leaves_exactly_one(
