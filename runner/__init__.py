@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 from runner.approvals import Decision
 from runner.context import StepContext, context
 from runner.continuation import Continuation, continuation
+from runner.continue_as_new import ContinueAsNew, continue_as_new
 from runner.errors import (
     AppendConflict,
     ApprovalAlreadyDecided,
@@ -93,6 +94,8 @@ __all__ = [
     "Continuation",
     "continuation",
     "Decision",
+    "ContinueAsNew",
+    "continue_as_new",
     "DefinitionError",
     "DefinitionUnavailable",
     "FactNotFound",

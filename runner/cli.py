@@ -433,6 +433,8 @@ def show(run_id: str, store: str, address: str | None, namespace: str) -> None:
         out.print(f"paused    {state.pause_reason}")
     if state.is_finished and state.status == RunStatus.COMPLETED:
         out.print(f"result    {_value(reader.load_value(state.result))}")
+    if state.successor_run_id is not None:
+        out.print(f"continued {state.successor_run_id}")
     rows = [
         (
             step.name,

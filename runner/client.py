@@ -22,6 +22,7 @@ import ray
 
 from adapters import DEFAULT_STORE_URL, store_path
 from runner import approvals, serialization
+from runner.continue_as_new import successor_of
 from runner.errors import (
     ConfigMismatch,
     IllegalTransition,
@@ -408,7 +409,14 @@ class Client:
         for record in records:
             if not record.status.is_terminal:
                 raise ResultTimeout(record.run_id, timeout or 0.0, record.status.value)
-        return [self.reader.result_of(record, last) for record, last in self.reader.outcomes(run_ids)]
+        return [self._result_following(record, last, timeout) for record, last in self.reader.outcomes(run_ids)]
+
+    def _result_following(self, record: RunRecord, last: StoredEvent | None, timeout: float | None) -> Any:
+        """An ended run's result; a run that continued as new gives its last successor's."""
+        successor = successor_of(record.status, last.event if last is not None else None)
+        if successor is not None:
+            return RunHandle(self, successor).result(timeout)
+        return self.reader.result_of(record, last)
 
     def wait_records(self, run_ids: Sequence[str], timeout: float | None) -> list[RunRecord]:
         """The runs' records once all have ended, or after ``timeout`` seconds (no error then)."""
@@ -505,10 +513,22 @@ class RunHandle:
 
     def result(self, timeout: float | None = None) -> Any:
         """The run's result. A failed run raises the failing step's own exception when it
-        can be rebuilt here (else WorkflowFailed); a cancelled run raises RunWasCancelled."""
-        self.wait(timeout)
-        record, last = self.client.reader.outcome(self.run_id)
+        can be rebuilt here (else WorkflowFailed); a cancelled run raises RunWasCancelled.
+        A run that continued as new gives the result of the last run of its chain."""
+        record, last = self._last_of_chain(timeout)
         return self.client.reader.result_of(record, last)
+
+    def _last_of_chain(self, timeout: float | None) -> tuple[RunRecord, StoredEvent | None]:
+        """The record and last event of the last run this run continued as (itself if none), once ended."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        run: RunHandle = self
+        while True:
+            run.wait(None if deadline is None else max(0.0, deadline - time.monotonic()))
+            record, last = self.client.reader.outcome(run.run_id)
+            successor = successor_of(record.status, last.event if last is not None else None)
+            if successor is None:
+                return record, last
+            run = RunHandle(self.client, successor)
 
 
 def _ancestors(workflow: Workflow, name: str) -> set[str]:

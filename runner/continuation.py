@@ -49,7 +49,8 @@ def continuation(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Continuat
     if isinstance(fn, Workflow):
         raise InvalidArgument(
             f"continuation got workflow {fn.name!r}: a continuation is a single call, "
-            "continuation(fn, *args); call the next step's function instead of a whole workflow"
+            "continuation(fn, *args); call the next step's function instead of a whole workflow "
+            "(to start this run's workflow again with a new input, return runner.continue_as_new(input))"
         )
     if not callable(fn):
         raise InvalidArgument(

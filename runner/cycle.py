@@ -49,6 +49,7 @@ class TurnEnd(Vocabulary):
     COMPLETED = "completed"
     FAILED = "failed"
     CANCELLED = "cancelled"
+    CONTINUED = "continued"  # the run ended by starting its successor
     SUSPENDED = "suspended"
     PAUSED = "paused"
     FENCED = "fenced"

@@ -224,6 +224,18 @@ class RunCompleted:
 
 
 @dataclass(frozen=True, kw_only=True)
+class RunContinuedAsNew:
+    """Task ``node`` (item ``item``) returned ``runner.continue_as_new(input)``: the run ends here and
+    run ``successor_run_id``, of the same workflow, starts with ``input`` (see :mod:`runner.continue_as_new`)."""
+
+    node: str
+    successor_run_id: str
+    input: Any
+    item: int | None = None
+    at: float = field(default_factory=_now)
+
+
+@dataclass(frozen=True, kw_only=True)
 class RunFailed:
     error: ErrorInfo
     node: str | None = None
@@ -251,6 +263,7 @@ Event = Union[
     RunFailed,
     StepContinued,
     RunReopened,
+    RunContinuedAsNew,
 ]
 
 EVENT_TYPES: dict[str, type] = {
@@ -276,6 +289,7 @@ EVENT_TYPES: dict[str, type] = {
         RunFailed,
         StepContinued,
         RunReopened,
+        RunContinuedAsNew,
     )
 }
 

@@ -85,6 +85,7 @@ class FaultPoint(Vocabulary):
 
     STEP_FINISHED = "step_finished"  # worker: a task's result arrived, not yet appended
     APPEND_COMMITTED = "append_committed"  # worker: the append returned its receipt, not yet acted on
+    SUCCESSOR_CREATED = "successor_created"  # worker: a continue-as-new's successor run exists, the run not closed
     TAKEN_OVER = "taken_over"  # worker: the run was taken over, its first cycle not yet run
     STORE_COMMIT = "store_commit"  # Store actor: about to commit a batch
     STORE_COMMITTED = "store_committed"  # Store actor: committed, the callers not yet answered

@@ -24,6 +24,7 @@ from runner.events import (
     MapExpanded,
     RunCancelled,
     RunCompleted,
+    RunContinuedAsNew,
     RunFailed,
     RunPaused,
     RunReopened,
@@ -340,6 +341,14 @@ class Fold:
     def _on_completed(self, run_id: str, e: RunCompleted) -> None:
         self._d.outcome, self._d.result = RunStatus.COMPLETED, e.result
 
+    def _on_continued_as_new(self, run_id: str, e: RunContinuedAsNew) -> None:
+        """A running task ended the run by starting its successor."""
+        self._executable(e.node, e.item)
+        rec = self._d.tasks.get((e.node, e.item))
+        if rec is None or rec.status not in (RUNNING, FALLBACK):
+            raise FoldError(f"RunContinuedAsNew from {label(e.node, e.item)}, which is not running")
+        self._d.outcome, self._d.successor_run_id = RunStatus.CONTINUED, e.successor_run_id
+
     def _on_run_failed(self, run_id: str, e: RunFailed) -> None:
         self._d.outcome, self._d.error, self._d.failed_node = RunStatus.FAILED, e.error, e.node
 
@@ -433,4 +442,5 @@ _HANDLERS: dict[type, Callable[[Fold, str, Any], None]] = {
     FactReused: Fold._on_reused,
     RunCompleted: Fold._on_completed,
     RunFailed: Fold._on_run_failed,
+    RunContinuedAsNew: Fold._on_continued_as_new,
 }

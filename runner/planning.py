@@ -25,6 +25,7 @@ from typing import Any
 from runner import serialization
 from runner.approvals import Decision, OnReject
 from runner.continuation import Continued
+from runner.continue_as_new import ContinueAsNew, successor_run_id
 from runner.errors import ApprovalRejected, StepLostError
 from runner.events import (
     SKIPPED,
@@ -35,6 +36,7 @@ from runner.events import (
     FactRef,
     MapExpanded,
     RunCompleted,
+    RunContinuedAsNew,
     RunFailed,
     StepContinued,
     StepFailed,
@@ -246,6 +248,8 @@ class Planner:
             return [StepSkipped(node=task.node, item=task.item, reason="rule condition was false", at=now)]
         if isinstance(value, Continued):
             return self._continued_events(task, value, now)
+        if isinstance(value, ContinueAsNew):
+            return self._continued_as_new_events(task, value, now)
         return [
             FactProduced(
                 node=task.node, item=task.item, value=value, attempt=task.attempt, fallback=task.fallback, at=now
@@ -267,6 +271,17 @@ class Planner:
                 node=task.node, item=task.item, attempt=task.attempt, call=value.call, level=task.level + 1, at=now
             )
         ]
+
+    def _continued_as_new_events(self, task: Task, value: ContinueAsNew, now: float) -> list[Event]:
+        """A task returned continue_as_new: the run ends and its successor starts with the checked
+        input (an input the workflow refuses fails the step, without retries)."""
+        try:
+            checked = self.workflow.check_input(value.input)
+            serialization.encode_value(checked)  # an input that cannot be stored is refused here
+        except Exception as exc:
+            return self.failure_events(task, replace(serialization.error_info(exc), non_retryable=True), now)
+        successor = successor_run_id(self._d.run_id)
+        return [RunContinuedAsNew(node=task.node, item=task.item, successor_run_id=successor, input=checked, at=now)]
 
     def failure_events(self, task: Task, error: ErrorInfo, now: float, rng: random.Random | None = None) -> list[Event]:
         """Events recording that ``task`` failed: a retry, a fallback to run, a skip or the run's failure."""

@@ -114,8 +114,9 @@ class RunData:
     paused: bool = False
     pause_reason: str = ""  # the RunPaused's reason while paused
     suspended: bool = False
-    outcome: RunStatus | None = None  # COMPLETED, FAILED or CANCELLED
+    outcome: RunStatus | None = None  # COMPLETED, FAILED, CANCELLED or CONTINUED
     result: Any = None
+    successor_run_id: str | None = None  # the run it continued as (RunContinuedAsNew)
     error: ErrorInfo | None = None
     failed_node: str | None = None
     reused: set[str] = field(default_factory=set)  # resolved by FactReused (a fork)

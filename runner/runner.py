@@ -451,6 +451,7 @@ class Runner:
         if outcome.status in _ENDED:
             self.restarts.forget(run_id)
             self._run_ended.wake(run_id)
+            self._start_successor(outcome)
         elif outcome.status == RunStatus.SUSPENDED.value:
             if run_id in self._signalled_while_active:
                 self._enqueue(run_id)
@@ -463,6 +464,11 @@ class Runner:
         if run_id in self._reopened_while_active:  # reopened while its last turn was ending
             self._reopened_while_active.discard(run_id)
             self._enqueue(run_id)
+
+    def _start_successor(self, outcome: Outcome) -> None:
+        """A run that continued as a new one: its successor (created by the worker) runs next."""
+        if outcome.successor_run_id is not None:
+            self._enqueue(outcome.successor_run_id)
 
     async def _restart_or_fail(self, run_id: str, reason: str, failure: TurnFailure) -> None:
         decision = self.restarts.after_failure(run_id, reason, failure)

@@ -45,13 +45,14 @@ __all__ = [
     "WorkflowState",
 ]
 
-SNAPSHOT_FORMAT = 5
+SNAPSHOT_FORMAT = 6
 """The layout of a snapshot's bytes: ``(SNAPSHOT_FORMAT, definition hash, RunData)``.
 Raise it whenever RunData (or anything it holds) changes shape: a snapshot of another
 format is not read, and recovery folds the full log instead. (1: the unversioned
 ``(definition hash, data)`` pairs before this number existed; 2: before
 ``RunData.nested_facts`` and ``TaskRecord.lost``; 3: before ``TaskRecord.call`` and ``level``;
-4: before ``TaskRecord.attempts_before_reopen`` and ``lost_before_reopen``.)"""
+4: before ``TaskRecord.attempts_before_reopen`` and ``lost_before_reopen``; 5: before
+``RunData.successor_run_id``.)"""
 
 
 class WorkflowState:
@@ -157,6 +158,11 @@ class WorkflowState:
     def result(self) -> Any:
         """The run's result once completed (may hold FactRefs for the caller to load)."""
         return self._data.result
+
+    @property
+    def successor_run_id(self) -> str | None:
+        """The run this one continued as (status CONTINUED), else None."""
+        return self._data.successor_run_id
 
     @property
     def error(self) -> ErrorInfo | None:

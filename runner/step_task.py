@@ -21,6 +21,7 @@ import ray
 from runner import serialization
 from runner.context import installed
 from runner.continuation import Continuation, store_call
+from runner.continue_as_new import ContinueAsNew
 from runner.execution import StepResult, call_step, failure, step_context
 from runner.object_refs import resolve_object_refs
 from runner.planning import Task
@@ -89,6 +90,8 @@ def execute_step(
         if isinstance(value, Continuation):  # the call is saved as a fact: it runs next, in the step's place
             stored, blob = store_call(value, pickle_call)
             fact_hash = stored.call.hash
+        elif isinstance(value, ContinueAsNew):  # its input goes into the successor's first event as it is
+            stored, blob, fact_hash = value, None, ""
         else:
             stored, blob = serialization.externalize(value, fact_threshold)
             fact_hash = stored.hash if blob is not None else ""

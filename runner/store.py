@@ -24,6 +24,7 @@ from runner.events import (
     Event,
     RunCancelled,
     RunCompleted,
+    RunContinuedAsNew,
     RunFailed,
     RunPaused,
     RunReopened,
@@ -44,18 +45,26 @@ class RunStatus(Vocabulary):
     COMPLETED = "completed"
     FAILED = "failed"
     CANCELLED = "cancelled"
+    CONTINUED = "continued"  # ended by starting its successor (continue-as-new); its result is the successor's
 
     @property
     def is_terminal(self) -> bool:
         return self in TERMINAL
 
 
-TERMINAL = frozenset({RunStatus.COMPLETED, RunStatus.FAILED, RunStatus.CANCELLED})
+TERMINAL = frozenset({RunStatus.COMPLETED, RunStatus.FAILED, RunStatus.CANCELLED, RunStatus.CONTINUED})
 
 TRANSITIONS: dict[RunStatus, frozenset[RunStatus]] = {
     RunStatus.PENDING: frozenset({RunStatus.RUNNING, RunStatus.CANCELLED, RunStatus.FAILED}),
     RunStatus.RUNNING: frozenset(
-        {RunStatus.SUSPENDED, RunStatus.PAUSED, RunStatus.CANCELLING, RunStatus.COMPLETED, RunStatus.FAILED}
+        {
+            RunStatus.SUSPENDED,
+            RunStatus.PAUSED,
+            RunStatus.CANCELLING,
+            RunStatus.COMPLETED,
+            RunStatus.FAILED,
+            RunStatus.CONTINUED,
+        }
     ),
     RunStatus.SUSPENDED: frozenset({RunStatus.RUNNING, RunStatus.CANCELLING, RunStatus.FAILED}),
     RunStatus.PAUSED: frozenset({RunStatus.RUNNING, RunStatus.CANCELLED, RunStatus.FAILED}),
@@ -63,6 +72,7 @@ TRANSITIONS: dict[RunStatus, frozenset[RunStatus]] = {
     RunStatus.COMPLETED: frozenset(),
     RunStatus.FAILED: frozenset(),
     RunStatus.CANCELLED: frozenset(),
+    RunStatus.CONTINUED: frozenset(),
 }
 
 REOPENABLE = frozenset({RunStatus.FAILED, RunStatus.CANCELLED})
@@ -559,6 +569,7 @@ def error_summary(events: Sequence[Event]) -> str | None:
 
 _STATUS_OF_EVENT: dict[type, RunStatus] = {
     RunCompleted: RunStatus.COMPLETED,
+    RunContinuedAsNew: RunStatus.CONTINUED,
     RunFailed: RunStatus.FAILED,
     RunCancelled: RunStatus.CANCELLED,
     RunSuspended: RunStatus.SUSPENDED,

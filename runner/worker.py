@@ -39,6 +39,7 @@ from typing import Any
 
 from runner import faults, serialization
 from runner.batching import CallBatcher
+from runner.continue_as_new import continued_in, successor_run
 from runner.cycle import StopRequest, TurnEnd, outcome_events, plan_cycle
 from runner.errors import (
     FencedError,
@@ -110,6 +111,7 @@ class Outcome:
     wake_at: float | None = None
     recovery: RecoveryStats = field(default_factory=RecoveryStats)
     error: str = ""
+    successor_run_id: str | None = None  # CONTINUED: the run it continued as, for the Runner to start
 
 
 class StoreCalls:
@@ -151,6 +153,7 @@ class RunExecutor:
         self._definition_hash = ""
         self._pending_facts: list[tuple[str, bytes]] = []
         self._requested: StopRequest | None = None
+        self._record: RunRecord | None = None  # as recovered: what a successor run is made from
 
     def poke(self) -> None:
         """Something outside changed (a signal arrived): look again."""
@@ -178,6 +181,7 @@ class RunExecutor:
         record = turn.record
         workflow: Workflow = definition(record.definition_hash, record.definition)
         self._definition_hash = record.definition_hash
+        self._record = record
         state = WorkflowState(workflow)
         chunk, complete = turn.events, turn.complete
         if turn.snapshot is not None:
@@ -216,7 +220,12 @@ class RunExecutor:
             state, stats, record = await self.recover()
             if record.status.is_terminal or state.is_finished:
                 ended = record.status if record.status.is_terminal else state.status
-                return Outcome(run_id=self.run_id, status=TurnEnd(ended.value), recovery=stats)
+                return Outcome(
+                    run_id=self.run_id,
+                    status=TurnEnd(ended.value),
+                    recovery=stats,
+                    successor_run_id=state.successor_run_id,
+                )
             return await self._drive(record, stats)
         except StoreWriteFailed as exc:
             self._in_flight.cancel_all()
@@ -234,7 +243,8 @@ class RunExecutor:
             elif record.status is RunStatus.CANCELLING:
                 self._requested = StopRequest.CANCEL  # a cancel that its last worker did not finish
             end, wake_at = await self._cycles()
-            return Outcome(run_id=self.run_id, status=end, wake_at=wake_at, recovery=stats)
+            successor = self.state.successor_run_id if self.state is not None else None
+            return Outcome(run_id=self.run_id, status=end, wake_at=wake_at, recovery=stats, successor_run_id=successor)
         except FencedError:
             self._in_flight.cancel_all()
             return Outcome(run_id=self.run_id, status=TurnEnd.FENCED, recovery=stats)
@@ -340,6 +350,7 @@ class RunExecutor:
         self._pending_facts.clear()
         buffered, self._buffer = self._buffer, []
         events = tuple(stored.event for stored in buffered)
+        await self._create_successors(events)
         first, last = buffered[0].seq, buffered[-1].seq
         request = AppendRequest(
             run_id=self.run_id,
@@ -359,6 +370,16 @@ class RunExecutor:
         if state.cursor - self._snapshot_cursor >= self.config.snapshot_every and not state.is_finished:
             await self.store.save_snapshot(self.run_id, state.cursor, state.snapshot())
             self._snapshot_cursor = state.cursor
+
+    async def _create_successors(self, events: tuple[Event, ...]) -> None:
+        """Create the run that a RunContinuedAsNew among ``events`` starts, before the event that
+        closes this run is appended (idempotent by id: a crash in between creates it once)."""
+        record = self._record
+        assert record is not None
+        for event in continued_in(events):
+            new = successor_run(self.run_id, record.workflow, record.definition, record.definition_hash, event)
+            await self.store.create_run(new)
+            faults.hit(FaultPoint.SUCCESSOR_CREATED, self.run_id)  # created, the predecessor not closed yet
 
     async def _store_call(self, call: Awaitable[Receipt]) -> Receipt:
         try:

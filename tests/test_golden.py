@@ -148,6 +148,20 @@ def approval_workflow() -> Workflow:
     return wf
 
 
+def continue_as_new_workflow() -> Workflow:
+    wf = Workflow("continue_as_new")
+
+    @wf.step()
+    def poll(state):
+        return state["round"] * 10
+
+    @wf.step(after=poll)
+    def decide(value):
+        return runner.continue_as_new({"round": value // 10 + 1})
+
+    return wf
+
+
 def reopened_workflow() -> Workflow:
     wf = Workflow("reopened")
 
@@ -208,6 +222,7 @@ CASES: dict[str, tuple[Any, Any]] = {
     "continuation": (continuation_workflow, 8),
     "reopened": (reopened_workflow, {"amount": 42}),
     "approval": (approval_workflow, {"version": 3}),
+    "continue_as_new": (continue_as_new_workflow, {"round": 2}),
 }
 SIGNALS: dict[str, list[tuple[int, str, Any]]] = {
     # name: signals received right after RunSubmitted (signal id, name, payload)
@@ -258,7 +273,11 @@ def test_golden_file_is_well_formed(name):
     assert [e["seq"] for e in entries] == list(range(1, len(entries) + 1))
     assert all(set(e) == {"seq", "kind", "payload"} for e in entries)
     assert all(e["kind"] in EVENT_TYPES for e in entries)
-    assert entries[0]["kind"] == "RunSubmitted" and entries[-1]["kind"] in ("RunCompleted", "RunFailed")
+    assert entries[0]["kind"] == "RunSubmitted" and entries[-1]["kind"] in (
+        "RunCompleted",
+        "RunFailed",
+        "RunContinuedAsNew",
+    )
 
 
 @pytest.mark.parametrize("name", sorted(CASES))
@@ -338,6 +357,15 @@ def test_continuation_history():
     ]
     assert all(len(e.call.hash) == 64 for e in continued)
     assert state.task("count").level == 4
+
+
+def test_continue_as_new_history():
+    """The run ends with RunContinuedAsNew naming its successor (derived from the run id) and its input."""
+    state, log = fold("continue_as_new")
+    assert state.status == "continued" and state.successor_run_id == f"{RUN_ID}:c1"
+    assert kinds(log) == ["RunSubmitted", "StepStarted", "FactProduced", "StepStarted", "RunContinuedAsNew"]
+    last = log[-1].event
+    assert (last.node, last.successor_run_id, last.input) == ("decide", f"{RUN_ID}:c1", {"round": 3})
 
 
 def test_lost_history():

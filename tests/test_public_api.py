@@ -18,6 +18,7 @@ EXPECTED = [
     "Client",
     "ConfigMismatch",
     "Continuation",
+    "ContinueAsNew",
     "Decision",
     "DefinitionError",
     "DefinitionUnavailable",
@@ -69,6 +70,7 @@ EXPECTED = [
     "connect",
     "context",
     "continuation",
+    "continue_as_new",
 ]
 
 # Names that need Ray; ``runner`` loads their module on first use.

@@ -156,6 +156,10 @@ def sample_events() -> list[Any]:
         "RunPaused": [{"at": 12.0}, {"reason": "run paused: the store file cannot be written", "at": 12.5}],
         "RunCancelled": [{"reason": "user", "at": 13.0}],
         "RunCompleted": [{"result": {"a": REF, "b": [1.5, None]}, "at": 14.0}, {"result": 3, "at": 14.0}],
+        "RunContinuedAsNew": [
+            {"node": "a", "successor_run_id": "r:c1", "input": {"round": (2, Point(1, 2))}, "item": 3, "at": 14.5},
+            {"node": "a", "successor_run_id": "r:c2", "input": None, "at": 14.5},
+        ],
         "RunFailed": [
             {"error": boom(), "node": "a", "at": 15.0},
             {"error": ErrorInfo(type="T", message=""), "at": 15.0},

@@ -15,6 +15,7 @@ from typing import Any
 
 from runner import serialization
 from runner.continuation import Continuation, store_call
+from runner.continue_as_new import continued_in
 from runner.cycle import outcome_events, plan_cycle, started_event
 from runner.events import Event, RunSubmitted, SignalReceived, StoredEvent
 from runner.execution import StepResult, call_step, failure
@@ -110,3 +111,16 @@ def drive(workflow: Workflow, input: Any = None, **kwargs: Any) -> InProcessRun:
     run = InProcessRun(workflow, input, **kwargs)
     run.run()
     return run
+
+
+def drive_chain(workflow: Workflow, input: Any = None, *, max_runs: int = 1_000, **kwargs: Any) -> list[InProcessRun]:
+    """Drive a run and every successor it continues as (continue-as-new), in order."""
+    runs = [drive(workflow, input, **kwargs)]
+    while runs[-1].state.successor_run_id is not None:
+        if len(runs) >= max_runs:
+            raise RuntimeError(f"the chain of runs did not end in {max_runs} runs")
+        last = runs[-1]
+        kwargs.update(run_id=last.state.successor_run_id, now=last.now)
+        [continued] = continued_in(stored.event for stored in last.log)
+        runs.append(drive(workflow, continued.input, **kwargs))
+    return runs

@@ -51,6 +51,7 @@ from runner.events import (
     FactRef,
     RunCancelled,
     RunCompleted,
+    RunContinuedAsNew,
     RunFailed,
     RunPaused,
     RunReopened,
@@ -218,6 +219,7 @@ PATH: dict[RunStatus, tuple[RunStatus, ...]] = {
     RunStatus.COMPLETED: (RunStatus.RUNNING, RunStatus.COMPLETED),
     RunStatus.FAILED: (RunStatus.FAILED,),
     RunStatus.CANCELLED: (RunStatus.CANCELLED,),
+    RunStatus.CONTINUED: (RunStatus.RUNNING, RunStatus.CONTINUED),
 }
 LEGAL = [(a, b) for a, targets in TRANSITIONS.items() for b in sorted(targets, key=lambda s: s.value)]
 ILLEGAL = [(a, b) for a in RunStatus if a not in TERMINAL for b in RunStatus if b not in TRANSITIONS[a]]
@@ -963,6 +965,22 @@ class StoreContract:
             with writes_nothing(store), pytest.raises(error):
                 call()
         assert store.reopen("r1", cancelled, after_seq=1, request_id="q").status is RunStatus.RUNNING
+
+    def test_a_continued_run_is_closed_and_its_successor_is_created_once(self, store: Store) -> None:
+        lease = self.run_with_lease(store)
+        store.append("r1", [fact("a")], lease.token, status=RunStatus.RUNNING)
+        successor = new_run("r1:c1", parent="r1", input={"n": 2})
+        assert store.create_run(successor)[1] is True
+        assert store.create_run(successor)[1] is False  # created again on a retry: the same run
+        moved = RunContinuedAsNew(node="a", successor_run_id="r1:c1", input={"n": 2}, at=T0)
+        store.append("r1", [moved], lease.token, status=RunStatus.CONTINUED)
+        record = store.get_run("r1")
+        assert record.status is RunStatus.CONTINUED and record.status.is_terminal
+        assert _events(store, "r1")[-1] == moved
+        with writes_nothing(store), pytest.raises(RunClosed):
+            store.append("r1", [fact("late")], lease.token)
+        assert store.get_run("r1:c1").parent_run_id == "r1"
+        assert store.get_run("r1:c1").status is RunStatus.PENDING
 
     def test_a_run_failed_event_sets_the_record_error(self, store: Store) -> None:
         lease = self.run_with_lease(store)
