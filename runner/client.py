@@ -35,7 +35,7 @@ from runner.errors import (
 )
 from runner.events import SKIPPED, FactReused, RunSubmitted, StepSkipped, StoredEvent
 from runner.ray_calls import RunnerCalls, StoreCalls, find_runner, runner_store
-from runner.reader import ActorStoreReader
+from runner.reader import ActorStoreReader, Outcome
 from runner.runner import RUNNER_NAME, RecoveryReport, Runner, RunnerConfig, RunnerStats
 from runner.runner_config import config_differences
 from runner.shipping import by_value, pickle_definition
@@ -44,6 +44,7 @@ from runner.store import NewRun, RunFilter, RunRecord, RunStatus, check_run_id, 
 from runner.workflow import Workflow
 
 _HEAD_NODE = {"node:__internal_head__": 0.001}
+WAIT_STEP = 30.0  # seconds one call waits for runs to end before the client asks again
 
 
 def connect(
@@ -238,7 +239,7 @@ class Client:
         """Store a new run (durably, before returning) and queue it. Same id or key: the existing run."""
         new = self.new_run(workflow, input, run_id=run_id, idempotency_key=idempotency_key)
         with by_value(workflow):  # the input may be of a class from the workflow's module
-            record, _created = self._calls.call(lambda r: r.submit.remote(new))
+            [(record, _created)] = self._create_runs([new])
         return RunHandle(self, record.run_id)
 
     def submit_many(self, workflow: Workflow, inputs: list[Any]) -> list[RunHandle]:
@@ -246,8 +247,15 @@ class Client:
         definition = pickle_definition(workflow)
         news = [self.new_run(workflow, item, definition=definition) for item in inputs]
         with by_value(workflow):
-            results = self._calls.call(lambda r: r.submit_many.remote(news))
+            results = self._create_runs(news)
         return [RunHandle(self, record.run_id) for record, _ in results]
+
+    def _create_runs(self, news: list[NewRun]) -> list[tuple[RunRecord, bool]]:
+        """Store runs in the Store actor (durable on return), where the Runner learns of them:
+        a submit waits neither for the Runner nor behind the workers' appends (submits have a
+        lane of their own there). Sent again after a restart, a run is stored once (its id)."""
+        results: list[tuple[RunRecord, bool]] = self._store.call(lambda store: store.create_runs(news))
+        return results
 
     def get(self, run_id: str) -> RunHandle:
         """A handle on an existing run; RunNotFound if there is none."""
@@ -366,23 +374,37 @@ class Client:
             events=events,
             parent_run_id=parent.run_id,
         )
-        record, _ = self._calls.call(lambda r: r.submit.remote(new))
+        [(record, _)] = self._create_runs([new])
         return RunHandle(self, record.run_id)
 
     def results(self, handles: Sequence[RunHandle], timeout: float | None = None) -> list[Any]:
         """Every run's result, in order, once all have ended (one round trip, not one per run).
         The first failed run raises as ``RunHandle.result`` would; ResultTimeout after ``timeout``."""
-        run_ids = [h.run_id for h in handles]
-        records = self.wait_records(run_ids, timeout)
-        for record in records:
-            if not record.status.is_terminal:
-                raise ResultTimeout(record.run_id, timeout or 0.0, record.status.value)
-        return [self.reader.result_of(record, last) for record, last in self.reader.outcomes(run_ids)]
+        outcomes = self.ended_outcomes([h.run_id for h in handles], timeout)
+        return [self.reader.result_of(record, last) for record, last in outcomes]
+
+    def ended_outcomes(self, run_ids: Sequence[str], timeout: float | None) -> list[Outcome]:
+        """Each run's record and last event once all have ended; ResultTimeout after ``timeout``
+        seconds. The Store actor answers as soon as the last of them ends (nothing is polled):
+        one call, or one per ``WAIT_STEP`` seconds of waiting."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
+            step = WAIT_STEP if remaining is None else min(remaining, WAIT_STEP)
+            outcomes = self._wait_outcomes(run_ids, step)
+            open_run = next((record for record, _ in outcomes if not record.status.is_terminal), None)
+            if open_run is None:
+                return outcomes
+            if deadline is not None and time.monotonic() >= deadline:
+                raise ResultTimeout(open_run.run_id, timeout or 0.0, open_run.status.value)
 
     def wait_records(self, run_ids: Sequence[str], timeout: float | None) -> list[RunRecord]:
         """The runs' records once all have ended, or after ``timeout`` seconds (no error then)."""
-        records: list[RunRecord] = self._calls.call(lambda r: r.wait_many.remote(list(run_ids), timeout))
-        return records
+        return [record for record, _ in self._wait_outcomes(run_ids, timeout)]
+
+    def _wait_outcomes(self, run_ids: Sequence[str], timeout: float | None) -> list[Outcome]:
+        outcomes: list[Outcome] = self._store.call(lambda store: store.wait_outcomes(run_ids, timeout))
+        return outcomes
 
     def result_of(self, record: RunRecord, last: StoredEvent | None) -> Any:
         """The result an ended run's record and last event stand for (or its error, raised)."""
@@ -456,21 +478,15 @@ class RunHandle:
 
     def wait(self, timeout: float | None = None) -> RunRecord:
         """Block until the run ends; ResultTimeout after ``timeout`` seconds (it goes on running)."""
-        deadline = None if timeout is None else time.monotonic() + timeout
-        while True:
-            remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
-            step = 30.0 if remaining is None else min(remaining, 30.0)
-            [record] = self.client.wait_records([self.run_id], step)
-            if record.status.is_terminal:
-                return record
-            if deadline is not None and time.monotonic() >= deadline:
-                raise ResultTimeout(self.run_id, timeout or 0.0, record.status.value)
+        [(record, _)] = self.client.ended_outcomes([self.run_id], timeout)
+        return record
 
     def result(self, timeout: float | None = None) -> Any:
-        """The run's result. A failed run raises the failing step's own exception when it
-        can be rebuilt here (else WorkflowFailed); a cancelled run raises RunWasCancelled."""
-        self.wait(timeout)
-        record, last = self.client.reader.outcome(self.run_id)
+        """The run's result, in one call whether the run has ended or not (the answer comes
+        when it ends). A failed run raises the failing step's own exception when it can be
+        rebuilt here (else WorkflowFailed); a cancelled run raises RunWasCancelled;
+        ResultTimeout after ``timeout`` seconds (the run goes on)."""
+        [(record, last)] = self.client.ended_outcomes([self.run_id], timeout)
         return self.client.reader.result_of(record, last)
 
 
