@@ -1,7 +1,9 @@
 """The Runner: one named, detached actor per namespace that supervises runs.
 
-It accepts submits (durable before they are acknowledged) and starts pending
-runs in submit order on a pool of Worker actors (:mod:`runner.pool`: at most
+Clients store their runs in the Store actor themselves (durable before the
+submit returns); the Runner learns of every new run from the Store actor
+(``_follow_submits``), whoever stored it, and starts pending runs in submit
+order on a pool of Worker actors (:mod:`runner.pool`: at most
 ``max_workers`` of them, each driving up to ``runs_per_worker`` runs); wakes
 suspended runs when a signal comes or a timer (:mod:`runner.timers`) is due;
 and supervises workers: a worker that dies (exception, ``ray.kill``, SIGKILL,

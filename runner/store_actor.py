@@ -387,8 +387,9 @@ class StoreActor:
     async def submitted_since(self, incarnation: str | None, after: int, timeout: float) -> Submitted:
         """The runs created since cursor ``after`` (this actor's own count), once there is one or
         after ``timeout`` seconds: how the Runner learns of every submit without being called.
-        ``incarnation`` other than this actor's (it restarted; None: first call): everything it
-        created since it started. Runs before ``after`` are forgotten (one follower: the Runner)."""
+        ``incarnation`` other than this actor's (it restarted; None: the first call): every run
+        it still holds, and the caller reads the rest from the store. Runs before ``after`` are
+        forgotten: they have been handed over (one follower: the Runner)."""
         if incarnation != self._incarnation:
             after = self._submitted_base
         if after > self._submitted_base:
