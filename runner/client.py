@@ -37,7 +37,7 @@ from runner.errors import (
 from runner.events import SKIPPED, FactReused, RunSubmitted, StepSkipped, StoredEvent
 from runner.object_refs import resolve_object_refs
 from runner.ray_calls import RunnerCalls, StoreCalls, find_runner, runner_store
-from runner.reader import ActorStoreReader
+from runner.reader import ActorStoreReader, Outcome
 from runner.runner import RUNNER_NAME, RecoveryReport, Runner, RunnerConfig, RunnerStats
 from runner.runner_config import config_differences
 from runner.shipping import by_value, pickle_definition
@@ -46,6 +46,7 @@ from runner.store import NewRun, RunFilter, RunRecord, RunStatus, check_run_id, 
 from runner.workflow import Workflow
 
 _HEAD_NODE = {"node:__internal_head__": 0.001}
+WAIT_STEP = 30.0  # seconds one call waits for runs to end before the client asks again
 
 
 def connect(
@@ -240,7 +241,7 @@ class Client:
         """Store a new run (durably, before returning) and queue it. Same id or key: the existing run."""
         new = self.new_run(workflow, input, run_id=run_id, idempotency_key=idempotency_key)
         with by_value(workflow):  # the input may be of a class from the workflow's module
-            record, _created = self._calls.call(lambda r: r.submit.remote(new))
+            [(record, _created)] = self._create_runs([new])
         return RunHandle(self, record.run_id)
 
     def submit_many(self, workflow: Workflow, inputs: list[Any]) -> list[RunHandle]:
@@ -248,8 +249,15 @@ class Client:
         definition = pickle_definition(workflow)
         news = [self.new_run(workflow, item, definition=definition) for item in inputs]
         with by_value(workflow):
-            results = self._calls.call(lambda r: r.submit_many.remote(news))
+            results = self._create_runs(news)
         return [RunHandle(self, record.run_id) for record, _ in results]
+
+    def _create_runs(self, news: list[NewRun]) -> list[tuple[RunRecord, bool]]:
+        """Store runs in the Store actor (durable on return), where the Runner learns of them:
+        a submit waits neither for the Runner nor behind the workers' appends (submits have a
+        lane of their own there). Sent again after a restart, a run is stored once (its id)."""
+        results: list[tuple[RunRecord, bool]] = self._store.call(lambda store: store.create_runs(news))
+        return results
 
     def get(self, run_id: str) -> RunHandle:
         """A handle on an existing run; RunNotFound if there is none."""
@@ -398,18 +406,14 @@ class Client:
             events=events,
             parent_run_id=parent.run_id,
         )
-        record, _ = self._calls.call(lambda r: r.submit.remote(new))
+        [(record, _)] = self._create_runs([new])
         return RunHandle(self, record.run_id)
 
     def results(self, handles: Sequence[RunHandle], timeout: float | None = None) -> list[Any]:
         """Every run's result, in order, once all have ended (one round trip, not one per run).
         The first failed run raises as ``RunHandle.result`` would; ResultTimeout after ``timeout``."""
-        run_ids = [h.run_id for h in handles]
-        records = self.wait_records(run_ids, timeout)
-        for record in records:
-            if not record.status.is_terminal:
-                raise ResultTimeout(record.run_id, timeout or 0.0, record.status.value)
-        return [self._result_following(record, last, timeout) for record, last in self.reader.outcomes(run_ids)]
+        outcomes = self.ended_outcomes([h.run_id for h in handles], timeout)
+        return [self._result_following(record, last, timeout) for record, last in outcomes]
 
     def _result_following(self, record: RunRecord, last: StoredEvent | None, timeout: float | None) -> Any:
         """An ended run's result; a run that continued as new gives its last successor's."""
@@ -418,10 +422,28 @@ class Client:
             return RunHandle(self, successor).result(timeout)
         return self.reader.result_of(record, last)
 
+    def ended_outcomes(self, run_ids: Sequence[str], timeout: float | None) -> list[Outcome]:
+        """Each run's record and last event once all have ended; ResultTimeout after ``timeout``
+        seconds. The Store actor answers as soon as the last of them ends (nothing is polled):
+        one call, or one per ``WAIT_STEP`` seconds of waiting."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
+            step = WAIT_STEP if remaining is None else min(remaining, WAIT_STEP)
+            outcomes = self._wait_outcomes(run_ids, step)
+            open_run = next((record for record, _ in outcomes if not record.status.is_terminal), None)
+            if open_run is None:
+                return outcomes
+            if deadline is not None and time.monotonic() >= deadline:
+                raise ResultTimeout(open_run.run_id, timeout or 0.0, open_run.status.value)
+
     def wait_records(self, run_ids: Sequence[str], timeout: float | None) -> list[RunRecord]:
         """The runs' records once all have ended, or after ``timeout`` seconds (no error then)."""
-        records: list[RunRecord] = self._calls.call(lambda r: r.wait_many.remote(list(run_ids), timeout))
-        return records
+        return [record for record, _ in self._wait_outcomes(run_ids, timeout)]
+
+    def _wait_outcomes(self, run_ids: Sequence[str], timeout: float | None) -> list[Outcome]:
+        outcomes: list[Outcome] = self._store.call(lambda store: store.wait_outcomes(run_ids, timeout))
+        return outcomes
 
     def result_of(self, record: RunRecord, last: StoredEvent | None) -> Any:
         """The result an ended run's record and last event stand for (or its error, raised)."""
@@ -501,34 +523,29 @@ class RunHandle:
 
     def wait(self, timeout: float | None = None) -> RunRecord:
         """Block until the run ends; ResultTimeout after ``timeout`` seconds (it goes on running)."""
-        deadline = None if timeout is None else time.monotonic() + timeout
-        while True:
-            remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
-            step = 30.0 if remaining is None else min(remaining, 30.0)
-            [record] = self.client.wait_records([self.run_id], step)
-            if record.status.is_terminal:
-                return record
-            if deadline is not None and time.monotonic() >= deadline:
-                raise ResultTimeout(self.run_id, timeout or 0.0, record.status.value)
+        [(record, _)] = self.client.ended_outcomes([self.run_id], timeout)
+        return record
 
     def result(self, timeout: float | None = None) -> Any:
-        """The run's result. A failed run raises the failing step's own exception when it
-        can be rebuilt here (else WorkflowFailed); a cancelled run raises RunWasCancelled.
-        A run that continued as new gives the result of the last run of its chain."""
+        """The run's result, in one call whether the run has ended or not (the answer comes
+        when it ends). A failed run raises the failing step's own exception when it can be
+        rebuilt here (else WorkflowFailed); a cancelled run raises RunWasCancelled;
+        ResultTimeout after ``timeout`` seconds (the run goes on). A run that continued as new
+        gives the result of the last run of its chain."""
         record, last = self._last_of_chain(timeout)
         return self.client.reader.result_of(record, last)
 
     def _last_of_chain(self, timeout: float | None) -> tuple[RunRecord, StoredEvent | None]:
         """The record and last event of the last run this run continued as (itself if none), once ended."""
         deadline = None if timeout is None else time.monotonic() + timeout
-        run: RunHandle = self
+        run_id = self.run_id
         while True:
-            run.wait(None if deadline is None else max(0.0, deadline - time.monotonic()))
-            record, last = self.client.reader.outcome(run.run_id)
+            remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
+            [(record, last)] = self.client.ended_outcomes([run_id], remaining)
             successor = successor_of(record.status, last.event if last is not None else None)
             if successor is None:
                 return record, last
-            run = RunHandle(self.client, successor)
+            run_id = successor
 
 
 def _ancestors(workflow: Workflow, name: str) -> set[str]:

@@ -1,7 +1,9 @@
 """The Runner: one named, detached actor per namespace that supervises runs.
 
-It accepts submits (durable before they are acknowledged) and starts pending
-runs in submit order on a pool of Worker actors (:mod:`runner.pool`: at most
+Clients store their runs in the Store actor themselves (durable before the
+submit returns); the Runner learns of every new run from the Store actor
+(``_follow_submits``), whoever stored it, and starts pending runs in submit
+order on a pool of Worker actors (:mod:`runner.pool`: at most
 ``max_workers`` of them, each driving up to ``runs_per_worker`` runs); wakes
 suspended runs when a signal comes or a timer (:mod:`runner.timers`) is due;
 and supervises workers: a worker that dies (exception, ``ray.kill``, SIGKILL,
@@ -50,8 +52,8 @@ from runner.restart_policy import GiveUp, RestartPolicy, TurnFailure
 from runner.runner_config import RecoveryReport, RunnerConfig, RunnerStats
 from runner.startup_recovery import RecoveryLedger, plan_startup
 from runner.status_writes import StatusWriter
-from runner.store import REOPENABLE, TERMINAL, NewRun, RunRecord, RunStatus, Signal
-from runner.store_actor import RemoteStoreActor
+from runner.store import REOPENABLE, TERMINAL, NewRun, RunFilter, RunRecord, RunStatus, Signal
+from runner.store_actor import RemoteStoreActor, Submitted
 from runner.store_handle import StoreHandle
 from runner.supervision import ANSWER_TIMEOUT
 from runner.timers import Timers
@@ -77,6 +79,9 @@ BLOCKED_RETRY_MIN = 0.5  # seconds at least between tries to record a blocked ru
 # statuses a run that cannot be paused may be stored with when its store writes keep failing:
 # it is not running, so its wake-up (a signal, a timer, its first start) is tried again instead
 _WAKE_LATER = (RunStatus.SUSPENDED.value, RunStatus.PENDING.value)
+FOLLOW_WAIT = 30.0  # seconds a submitted_since call waits for a new run before it is asked again
+FOLLOW_BACKOFF = 0.2  # seconds before asking again after the Store actor could not answer
+_ALL = 1 << 62  # "no limit" for list_runs
 
 
 class Runner:
@@ -150,23 +155,18 @@ class Runner:
         return self.config
 
     async def submit(self, new: NewRun) -> tuple[RunRecord, bool]:
-        """Store the run (durably) and queue it; an existing run with the same id or key is returned."""
-        await self._ready
-        record, created = await self.store.create_run(new)
-        if record.status is RunStatus.PENDING:  # new, or stored by an earlier try of this call
-            self._enqueue(record.run_id)
-        return record, created
+        """Store the run (durably); an existing run with the same id or key is returned. Clients
+        store their runs in the Store actor themselves: either way, the Runner learns of a new
+        run from the Store actor (``_follow_submits``)."""
+        return (await self.submit_many([new]))[0]
 
     async def submit_many(self, news: Sequence[NewRun]) -> list[tuple[RunRecord, bool]]:
         """Many runs in one store commit, queued in the given order."""
         await self._ready
         results = await self.store.create_runs(news)
         for record, created in results:
-            if created:
-                self._pending.append(record.run_id)
-            elif record.status is RunStatus.PENDING:  # stored by an earlier try of this call
+            if not created and record.status is RunStatus.PENDING:  # stored by an earlier try of this call
                 self._enqueue(record.run_id)
-        self._schedule()
         return results
 
     async def wait(self, run_id: str, timeout: float | None) -> RunRecord:
@@ -545,9 +545,38 @@ class Runner:
             elif run_id in self._blocked:
                 await self._pause_for_store(run_id, self._blocked[run_id])
 
+    # --------------------------------------------------------------- submits
+    async def _follow_submits(self, first: Submitted) -> None:
+        """Queue every run the Store actor stores, whoever submitted it (clients write their runs
+        to it directly), as it answers ``submitted_since``. Should the Store actor restart, the
+        runs it stored since the last answer are in the store only: every pending run is read."""
+        seen = first
+        while True:
+            try:
+                news = await self.store.submitted_since(seen.incarnation, seen.cursor, FOLLOW_WAIT)
+                if news.incarnation != seen.incarnation:
+                    for record in await self.store.list_runs(
+                        RunFilter(status=RunStatus.PENDING, newest_first=False, limit=_ALL)
+                    ):
+                        self._enqueue_submitted(record.run_id)
+            except Exception as exc:  # the Store actor is restarting: ask again
+                log.warning("runner: could not learn of new runs (%s); asking again", _described(exc))
+                await asyncio.sleep(FOLLOW_BACKOFF)
+                continue
+            for run_id in news.run_ids:
+                self._enqueue_submitted(run_id)
+            seen = news
+
+    def _enqueue_submitted(self, run_id: str) -> None:
+        """Queue a new run, unless a turn with it ended it already (its notice came late)."""
+        outcome = self._outcomes.get(run_id)
+        if outcome is None or outcome.status not in _ENDED:
+            self._enqueue(run_id)
+
     # -------------------------------------------------------------- recovery
     async def _recover(self) -> None:
         await self.store.opened()  # a store that cannot be opened fails ready() with the adapter's error
+        first = await self.store.submitted_since(None, 0, 0)  # runs stored after this are followed
         plan = await plan_startup(self.store)
         self.recovery.found(plan)
         self._pending.extend(plan.resume)
@@ -562,6 +591,7 @@ class Runner:
                 len(plan.timers),
             )
         self._schedule()
+        asyncio.get_running_loop().create_task(self._follow_submits(first))
 
 
 def _kill_worker(handle: WorkerHandle) -> None:

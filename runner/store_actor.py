@@ -33,7 +33,9 @@ translated here. Nothing of that commit is stored; the actor lives on.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -58,8 +60,10 @@ from runner.store import (
     Snapshot,
     lease_of,
 )
+from runner.waiters import Waiters
 
 MAX_BATCH = 1024
+Created = tuple[RunRecord, bool]  # a submitted run's record, and whether this call created it
 OPEN_RETRY_SECONDS = 20.0
 
 
@@ -69,6 +73,16 @@ class CommitStats:
     batches: int
     events: int
     largest_commit: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class Submitted:
+    """What ``submitted_since`` answers: the runs stored since cursor ``after`` of this actor's
+    ``incarnation`` (it starts again at 0 when the actor restarts), and the cursor after them."""
+
+    incarnation: str
+    cursor: int
+    run_ids: tuple[str, ...]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -126,11 +140,27 @@ class _Pending:
         self.answer = answer  # resolved with the receipt, or with the error as a value
 
 
+class _Creating:
+    """One caller's new runs waiting for the commit that stores them."""
+
+    __slots__ = ("news", "answer")
+
+    def __init__(self, news: list[NewRun], answer: asyncio.Future[list[Created] | Exception]) -> None:
+        self.news = news
+        self.answer = answer  # resolved with (record, created) per run, or with the error as a value
+
+
 class StoreActor:
     """Wraps a Store adapter; created by the Runner as a named, async Ray actor.
 
     Appends are group-committed: each call queues its requests and waits; the
-    commit, scheduled once per loop turn, takes everything queued so far."""
+    commit, scheduled once per loop turn, takes everything queued so far.
+    Submits (``create_run(s)``) have a lane of their own: the same commit turn
+    stores every queued submit first, in one transaction, before any batch of
+    appends, so a submit never waits behind a long queue of workers' appends.
+
+    Callers waiting for runs to end (``wait_outcomes``) are answered when a
+    commit ends them: every status change is written through this actor."""
 
     def __init__(self, url: str) -> None:
         self.url = url
@@ -142,7 +172,13 @@ class StoreActor:
         except Exception as exc:  # not the adapter's own error: still a value, never a dead actor
             self._store = _Unopened(StoreError(f"the store {url} could not be opened: {type(exc).__name__}: {exc}"))
         self._queue: list[_Pending] = []
+        self._creating: list[_Creating] = []
         self._commit_scheduled = False
+        self._run_ended = Waiters()
+        self._incarnation = uuid.uuid4().hex
+        self._submitted: list[str] = []  # runs this actor created, from cursor _submitted_base on
+        self._submitted_base = 0
+        self._new_submits = asyncio.Event()
         self._commits = 0
         self._batches = 0
         self._events = 0
@@ -180,18 +216,25 @@ class StoreActor:
         loop = asyncio.get_running_loop()
         mine = [_Pending(request, loop.create_future()) for request in requests]
         self._queue.extend(mine)
-        if mine and not self._commit_scheduled:
+        if mine:
+            self._schedule_commit(loop)
+        return [await pending.answer for pending in mine]
+
+    def _schedule_commit(self, loop: asyncio.AbstractEventLoop) -> None:
+        if not self._commit_scheduled:
             self._commit_scheduled = True
             loop.call_soon(self._commit_queued)  # after the calls that are ready now have queued theirs
-        return [await pending.answer for pending in mine]
 
     def _commit_queued(self) -> None:
         self._commit_scheduled = False
+        self._create_queued()
         while self._queue:
             batch, self._queue = self._queue[:MAX_BATCH], self._queue[MAX_BATCH:]
             for pending, result in zip(batch, self._commit(batch), strict=True):
                 if not pending.answer.done():
                     pending.answer.set_result(result)
+                if isinstance(result, Receipt):
+                    self._ended_by(pending.request.run_id, pending.request.status)
 
     def _commit(self, batch: list[_Pending]) -> list[Receipt | Exception]:
         requests = [pending.request for pending in batch]
@@ -217,6 +260,11 @@ class StoreActor:
         except OSError as exc:
             raise write_failure(self._path, exc) from exc
         return results
+
+    def _ended_by(self, run_id: str, status: RunStatus | None) -> None:
+        """A write moved ``run_id`` to ``status``: if that ends it, answer whoever waits for it."""
+        if status is not None and RunStatus(status).is_terminal:
+            self._run_ended.wake(run_id)
 
     def read_events(self, run_id: str, after: int = 0, limit: int = 5_000) -> list[StoredEvent]:
         """Up to ``limit`` events after cursor ``after``, in order."""
@@ -268,14 +316,95 @@ class StoreActor:
     def outcomes(self, run_ids: Sequence[str]) -> list[tuple[RunRecord, StoredEvent | None]]:
         return [self.outcome(run_id) for run_id in run_ids]
 
+    async def wait_outcomes(
+        self, run_ids: Sequence[str], timeout: float | None
+    ) -> list[tuple[RunRecord, StoredEvent | None]]:
+        """Each run's record and last event once all have ended, or after ``timeout`` seconds
+        (then some may not have ended), in one call. Waiters are registered before the first
+        read, with no await in between, so a run that ends meanwhile still wakes them."""
+        futures = {run_id: self._run_ended.add(run_id) for run_id in dict.fromkeys(run_ids)}
+        try:
+            records = self.get_runs(run_ids)
+            open_runs = {record.run_id for record in records if not record.status.is_terminal}
+            if open_runs and (timeout is None or timeout > 0):
+                await asyncio.wait([futures[run_id] for run_id in open_runs], timeout=timeout)
+            return self.outcomes(run_ids)
+        finally:
+            for run_id, future in futures.items():
+                self._run_ended.remove(run_id, future)
+
     # ------------------------------------------------------------- runs
-    def create_run(self, new: NewRun) -> tuple[RunRecord, bool]:
-        result: tuple[RunRecord, bool] = self._store.create_run(new)
+    async def create_run(self, new: NewRun) -> Created:
+        """Store a new run (durable when this returns); an existing run with its id or key is
+        returned instead, with ``False``. Committed in the submit lane (see the class)."""
+        return (await self.create_runs([new]))[0]
+
+    async def create_runs(self, news: Sequence[NewRun]) -> list[Created]:
+        """Several new runs, in one commit with whatever other submits are queued."""
+        loop = asyncio.get_running_loop()
+        mine = _Creating(list(news), loop.create_future())
+        self._creating.append(mine)
+        self._schedule_commit(loop)
+        result = await mine.answer
+        if isinstance(result, Exception):
+            raise result
         return result
 
-    def create_runs(self, news: Sequence[NewRun]) -> list[tuple[RunRecord, bool]]:
-        result: list[tuple[RunRecord, bool]] = self._store.create_runs(list(news))
-        return result
+    def _create_queued(self) -> None:
+        """Store every queued submit: all callers' runs in one ``create_runs`` transaction; should
+        that fail (one caller's invalid run, a full disk), each caller's runs alone, so each
+        caller gets its own answer or its own error."""
+        creating, self._creating = self._creating, []
+        if not creating:
+            return
+        try:
+            created: list[Created] = self._store.create_runs([new for c in creating for new in c.news])
+        except Exception as exc:
+            if len(creating) == 1:
+                _answer(creating[0], exc)
+                return
+            for one in creating:
+                try:
+                    alone: list[Created] = self._store.create_runs(one.news)
+                except Exception as own:
+                    _answer(one, own)
+                else:
+                    _answer(one, alone)
+                    self._note_submitted(alone)
+            return
+        start = 0
+        for one in creating:
+            _answer(one, created[start : start + len(one.news)])
+            start += len(one.news)
+        self._note_submitted(created)
+
+    def _note_submitted(self, created: list[Created]) -> None:
+        fresh = [record.run_id for record, new in created if new]
+        if fresh:
+            self._submitted.extend(fresh)
+            self._new_submits.set()
+
+    async def submitted_since(self, incarnation: str | None, after: int, timeout: float) -> Submitted:
+        """The runs created since cursor ``after`` (this actor's own count), once there is one or
+        after ``timeout`` seconds: how the Runner learns of every submit without being called.
+        ``incarnation`` other than this actor's (it restarted; None: the first call): every run
+        it still holds, and the caller reads the rest from the store. Runs before ``after`` are
+        forgotten: they have been handed over (one follower: the Runner)."""
+        if incarnation != self._incarnation:
+            after = self._submitted_base
+        if after > self._submitted_base:
+            drop = min(after, self._submitted_base + len(self._submitted)) - self._submitted_base
+            del self._submitted[:drop]
+            self._submitted_base += drop
+        if self._submitted_base + len(self._submitted) <= after and timeout > 0:
+            self._new_submits.clear()
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._new_submits.wait(), timeout)
+        start = max(0, after - self._submitted_base)
+        run_ids = tuple(self._submitted[start:])
+        return Submitted(
+            incarnation=self._incarnation, cursor=self._submitted_base + len(self._submitted), run_ids=run_ids
+        )
 
     def get_run(self, run_id: str) -> RunRecord:
         record: RunRecord = self._store.get_run(run_id)
@@ -294,9 +423,11 @@ class StoreActor:
 
     def delete(self, run_id: str) -> None:
         self._store.delete(run_id)
+        self._run_ended.wake(run_id)  # whoever waits for it learns it is gone (RunNotFound)
 
     def transition(self, run_id: str, to: RunStatus, lease: int) -> RunRecord:
         record: RunRecord = self._store.transition(run_id, to, lease=lease)
+        self._ended_by(run_id, record.status)
         return record
 
     def reopen(self, run_id: str, event: RunReopened, after_seq: int, request_id: str) -> RunRecord:
@@ -361,6 +492,11 @@ class StoreActor:
 
     def close(self) -> None:
         self._store.close()
+
+
+def _answer(creating: _Creating, result: list[Created] | Exception) -> None:
+    if not creating.answer.done():
+        creating.answer.set_result(result)
 
 
 RemoteStoreActor = ray.remote(StoreActor)

@@ -31,7 +31,7 @@ from runner.store import (
 if TYPE_CHECKING:
     from ray import ObjectRef
 
-    from runner.store_actor import CommitStats, Turn
+    from runner.store_actor import CommitStats, Submitted, Turn
 
 
 class StoreHandle:
@@ -77,12 +77,20 @@ class StoreHandle:
     def outcomes(self, run_ids: Sequence[str]) -> ObjectRef[list[tuple[RunRecord, StoredEvent | None]]]:
         return self.actor.outcomes.remote(list(run_ids))
 
+    def wait_outcomes(
+        self, run_ids: Sequence[str], timeout: float | None
+    ) -> ObjectRef[list[tuple[RunRecord, StoredEvent | None]]]:
+        return self.actor.wait_outcomes.remote(list(run_ids), timeout)
+
     # ------------------------------------------------------------- runs
     def create_run(self, new: NewRun) -> ObjectRef[tuple[RunRecord, bool]]:
         return self.actor.create_run.remote(new)
 
     def create_runs(self, news: Sequence[NewRun]) -> ObjectRef[list[tuple[RunRecord, bool]]]:
         return self.actor.create_runs.remote(list(news))
+
+    def submitted_since(self, incarnation: str | None, after: int, timeout: float) -> ObjectRef[Submitted]:
+        return self.actor.submitted_since.remote(incarnation, after, timeout)
 
     def get_run(self, run_id: str) -> ObjectRef[RunRecord]:
         return self.actor.get_run.remote(run_id)

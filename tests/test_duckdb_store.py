@@ -45,6 +45,40 @@ def test_data_survives_closing_and_reopening(tmp_path):
     reopened.close()
 
 
+def test_a_run_stored_before_a_reopen_is_found_by_id_and_by_key_not_stored_again(tmp_path):
+    """New runs are inserted without a lookup first; one the store no longer remembers (it was
+    reopened) is refused by the file's keys, and the stored run is returned, nothing written."""
+    path = tmp_path / "store.duckdb"
+    store = DuckDBStore(path)
+    keyed = NewRun(
+        run_id="r2",
+        workflow="wf",
+        definition=b"def",
+        definition_hash="h",
+        events=_new_run().events,
+        idempotency_key="order-7",
+    )
+    store.create_runs([_new_run("r1"), keyed])
+    store.close()
+
+    reopened = DuckDBStore(path)
+    again = NewRun(
+        run_id="r3",
+        workflow="wf",
+        definition=b"def",
+        definition_hash="h",
+        events=_new_run().events,
+        idempotency_key="order-7",
+    )
+    answers = reopened.create_runs([_new_run("r1"), again, _new_run("r4")])
+    assert [(record.run_id, created) for record, created in answers] == [("r1", False), ("r2", False), ("r4", True)]
+    assert [type(s.event).__name__ for s in reopened.stream("r1")] == ["RunSubmitted"]
+    assert not reopened.exists("r3")
+    assert reopened.sql("SELECT count(*) FROM runs")[1] == [(3,)]
+    assert reopened.sql("SELECT count(*) FROM events WHERE run_id = 'r1'")[1] == [(1,)]
+    reopened.close()
+
+
 def test_file_and_new_folder_are_owner_only(tmp_path):
     path = tmp_path / "fresh" / "store.duckdb"
     DuckDBStore(path).close()

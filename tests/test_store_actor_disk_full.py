@@ -32,7 +32,8 @@ def _actor_with_runs(url: str, *run_ids: str) -> tuple[StoreActor, dict[str, int
     leases = {}
     for run_id in run_ids:
         first = RunSubmitted(workflow="w", input=None, definition_hash="h", at=0.0)
-        actor.create_run(NewRun(run_id=run_id, workflow="w", definition=b"x", definition_hash="h", events=(first,)))
+        new = NewRun(run_id=run_id, workflow="w", definition=b"x", definition_hash="h", events=(first,))
+        asyncio.run(actor.create_run(new))
         leases[run_id] = actor.acquire_lease(run_id, "me", 60.0).token
     return actor, leases
 

@@ -56,6 +56,10 @@ from runner.store import (
 )
 
 
+class _StoredAlready(Exception):
+    """A run inserted without a lookup was stored already: the transaction is rolled back."""
+
+
 class DuckDBStore:
     """The durable store: one DuckDB file, opened by one process at a time."""
 
@@ -119,17 +123,53 @@ class DuckDBStore:
         return self.create_runs([new])[0]
 
     def create_runs(self, news: Sequence[NewRun]) -> list[tuple[RunRecord, bool]]:
+        """Store the runs that are new; a run whose id or idempotency key is stored already is
+        answered with the stored record (and False). New runs, the usual case, are inserted
+        without looking first: the file's keys refuse a duplicate, and then the batch is
+        stored again after a lookup."""
         for new in news:
             if not isinstance(new, NewRun):
                 raise InvalidArgument(f"create_runs takes NewRun values, got {new!r}")
         encoded = [[serialization.encode_event(e) for e in new.events] for new in news]
-        out: list[tuple[RunRecord, bool]] = []
-        created: list[tuple[RunRecord, NewRun]] = []
-        event_rows = statements.EventRows()
         with self._db.lock:
+            out: list[tuple[RunRecord, bool]] | None = None
+            if self._may_all_be_new(news):
+                out = self._insert_runs(news, encoded, None)
+            if out is None:
+                out = self._insert_runs(news, encoded, self._existing)
+            assert out is not None  # with a lookup, every run is inserted or found
+            for (record, created), new in zip(out, news, strict=True):
+                if created:
+                    self._records.put(record)
+                    self._records.note_no_snapshot(record.run_id)
+                    self._tails.remember(record.run_id, 1, new.events)
+        return out
+
+    def _may_all_be_new(self, news: Sequence[NewRun]) -> bool:
+        """False when ``news`` repeat an id or a key among themselves, or one is a run this store
+        remembers: then they are looked up before inserting."""
+        ids = {new.run_id for new in news}
+        keys = [new.idempotency_key for new in news if new.idempotency_key]
+        return len(ids) == len(news) and len(set(keys)) == len(keys) and not any(self._records.get(i) for i in ids)
+
+    def _insert_runs(
+        self,
+        news: Sequence[NewRun],
+        encoded: list[list[tuple[str, str]]],
+        lookup: Callable[
+            [duckdb.DuckDBPyConnection, Sequence[NewRun]], tuple[dict[str, RunRecord], dict[str, RunRecord]]
+        ]
+        | None,
+    ) -> list[tuple[RunRecord, bool]] | None:
+        """Insert the runs ``lookup`` does not find stored, in one transaction. ``lookup`` None:
+        insert them all without looking; None if one was stored already (nothing is written)."""
+        out: list[tuple[RunRecord, bool]] = []
+        created: list[RunRecord] = []
+        event_rows = statements.EventRows()
+        try:
             with self._db.transaction() as con:
                 now = self._clock()
-                by_id, by_key = self._existing(con, news)
+                by_id, by_key = lookup(con, news) if lookup is not None else ({}, {})
                 for new, rows in zip(news, encoded, strict=True):
                     existing = by_id.get(new.run_id) or (
                         by_key.get(new.idempotency_key) if new.idempotency_key else None
@@ -153,14 +193,17 @@ class DuckDBStore:
                     by_id[new.run_id] = record
                     if new.idempotency_key:
                         by_key[new.idempotency_key] = record
-                    created.append((record, new))
+                    created.append(record)
                     out.append((record, True))
-                statements.insert_runs(con, [record for record, _ in created])
+                try:
+                    statements.insert_runs(con, created)
+                except duckdb.ConstraintException:
+                    if lookup is not None:
+                        raise
+                    raise _StoredAlready from None
                 event_rows.insert(con)
-            for record, new in created:
-                self._records.put(record)
-                self._records.note_no_snapshot(record.run_id)
-                self._tails.remember(record.run_id, 1, new.events)
+        except _StoredAlready:
+            return None
         return out
 
     def _existing(
