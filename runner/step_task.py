@@ -8,6 +8,11 @@ the step under its context with the fact references among its inputs loaded
 (at any depth: see :func:`runner.execution.task_args`), saves a
 large result as a fact, and returns a :class:`~runner.execution.StepResult`.
 A step's own exception is a failed StepResult, never a raised error.
+
+A task is dispatched before the append that records its start has returned,
+with that append's ObjectRef as its ``gate`` argument: Ray starts it only once
+the commit has returned, and a task whose append was refused raises that
+error without running its step (:func:`check_gate`).
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ from runner import serialization
 from runner.context import installed
 from runner.execution import StepResult, run_task, step_context
 from runner.planning import Task
-from runner.store import RunRecord
+from runner.store import Receipt, RunRecord
 from runner.store_handle import StoreHandle
 from runner.workflow import Node, Workflow
 
@@ -91,8 +96,26 @@ def execute_step(
         return StepResult(error=serialization.error_info(exc))
 
 
+Gate = Receipt | Exception | None
+"""What a task dispatched on its run's append gets for that append (Ray resolved the append's
+ObjectRef before starting the task): its receipt, or the error the store answered it with."""
+
+
+def check_gate(run_id: str, gate: Gate) -> None:
+    """Raise unless the append the task was dispatched on committed: a task whose StepStarted was
+    never recorded (a fenced or failed append) must not run its step. (An append whose call failed
+    outright fails the task in Ray before it starts.)"""
+    if isinstance(gate, BaseException):
+        raise gate
+    if gate is not None and gate.run_id != run_id:
+        raise RuntimeError(f"task of run {run_id!r} was gated on an append of run {gate.run_id!r}")
+
+
 @ray.remote(max_retries=0)
-def _step_task(run_id: str, definition_hash: str, task: Task, store: StoreAddress, fact_threshold: int) -> StepResult:
+def _step_task(
+    run_id: str, definition_hash: str, task: Task, store: StoreAddress, fact_threshold: int, gate: Gate = None
+) -> StepResult:
+    check_gate(run_id, gate)
     return execute_step(run_id, _task_definition(run_id, definition_hash, store), task, store.handle, fact_threshold)
 
 
@@ -110,7 +133,8 @@ def _task_definition(run_id: str, definition_hash: str, store: StoreAddress) -> 
 
 def remote_step(node: Node) -> Any:
     """The Ray remote function that runs ``node``'s tasks, with its Ray options (resources);
-    made once per set of options. Call ``.remote(run_id, definition_hash, task, address, fact_threshold)``."""
+    made once per set of options. Call ``.remote(run_id, definition_hash, task, address, fact_threshold, gate)``,
+    ``gate`` the ObjectRef of the append that recorded the task's start (the task runs once it committed)."""
     options = node.resources.ray_options()
     if not options:
         return _step_task
