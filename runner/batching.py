@@ -5,7 +5,8 @@ events (and, when it starts, takes its run over) and waits for the answer
 before going on. Sent one by one, those requests cost one actor call each,
 and on a small machine the call costs as much as the commit. A batcher sends
 the first request at once; requests made while that call is out wait and go
-together in the next call (``StoreActor.append_batch``, ``open_turns``).
+together in the next call (``StoreActor.open_turns``; ``append_batch`` for callers
+that need no ticket).
 Each caller still gets its own answer or its own error: one fenced run does
 not fail the others.
 

@@ -12,7 +12,9 @@ A step's own exception is a failed StepResult, never a raised error.
 A task is dispatched before the append that records its start has returned,
 with that append's ObjectRef as its ``gate`` argument: Ray starts it only once
 the commit has returned, and a task whose append was refused raises that
-error without running its step (:func:`check_gate`).
+error without running its step (:func:`check_gate`). A cycle's lone task gets
+the ObjectRef in a :class:`HeldGate` instead: Ray places and ships it while
+the commit runs, and the task itself waits for the commit before its step.
 """
 
 from __future__ import annotations
@@ -96,18 +98,31 @@ def execute_step(
         return StepResult(error=serialization.error_info(exc))
 
 
-Gate = Receipt | Exception | None
-"""What a task dispatched on its run's append gets for that append (Ray resolved the append's
-ObjectRef before starting the task): its receipt, or the error the store answered it with."""
+@dataclass(frozen=True)
+class HeldGate:
+    """An append's ObjectRef inside a value, so that Ray does not wait for it before starting the
+    task: the task is placed and shipped while the commit runs, and waits for it itself
+    (:func:`check_gate`). For a cycle's lone task (a chain's next step); many tasks waiting like
+    this would each hold a worker process, so a fan-out's tasks get the ref itself."""
+
+    ref: Any  # ray.ObjectRef[Receipt | Exception]
+
+
+Gate = Receipt | Exception | HeldGate | None
+"""What a task dispatched on its run's append gets for that append: its receipt, or the error the
+store answered it with (Ray resolved the append's ObjectRef before starting the task), or a
+:class:`HeldGate` to wait for."""
 
 
 def check_gate(run_id: str, gate: Gate) -> None:
     """Raise unless the append the task was dispatched on committed: a task whose StepStarted was
     never recorded (a fenced or failed append) must not run its step. (An append whose call failed
-    outright fails the task in Ray before it starts.)"""
+    outright fails the task in Ray before it starts, or raises here from ``ray.get``.)"""
+    if isinstance(gate, HeldGate):
+        gate = ray.get(gate.ref)
     if isinstance(gate, BaseException):
         raise gate
-    if gate is not None and gate.run_id != run_id:
+    if isinstance(gate, Receipt) and gate.run_id != run_id:
         raise RuntimeError(f"task of run {run_id!r} was gated on an append of run {gate.run_id!r}")
 
 

@@ -13,7 +13,9 @@ append (a step's result together with the starts it unlocks), dispatches the
 new tasks as Ray tasks (:mod:`runner.step_task`) as soon as that append is
 sent, with the append's ObjectRef as their dependency (Ray starts them once
 the commit has returned, so dispatch overlaps the commit; a task whose append
-was refused never runs its step), then waits for the append's receipt, runs
+was refused never runs its step; a cycle's lone task gets it in a HeldGate,
+so Ray places and ships it during the commit too, and it waits for the commit
+itself), then waits for the append's receipt, runs
 the inline tasks in place, and waits for the first task to finish
 (:mod:`runner.in_flight`). There is no
 barrier between siblings: each result is applied as soon as it arrives.
@@ -59,7 +61,7 @@ from runner.in_flight import InFlight
 from runner.planning import DEFAULT_SYSTEM_RETRIES, Task
 from runner.run_data import TaskKey
 from runner.state import WorkflowState
-from runner.step_task import StoreAddress, definition, execute_step, remote_step
+from runner.step_task import HeldGate, StoreAddress, definition, execute_step, remote_step
 from runner.store import AppendRequest, Receipt, RunRecord, RunStatus, status_after
 from runner.store_actor import Turn
 from runner.store_handle import StoreHandle
@@ -282,9 +284,14 @@ class RunExecutor:
                 if plan.stop in (TurnEnd.PAUSED, TurnEnd.SUSPENDED):
                     await self._release()
                 return plan.stop, plan.wake_at
-            gate = await self._ticket(append)
-            inline = [task for task in plan.tasks if not self._dispatch_remote(state, task, gate)]
-            await self._committed(append)  # the Ray tasks start once it returned; inline ones after it
+            inline = [task for task in plan.tasks if state.workflow.nodes[task.node].inline]
+            remote = [task for task in plan.tasks if not state.workflow.nodes[task.node].inline]
+            gate: AppendRef | HeldGate | None = await self._ticket(append)
+            if gate is not None and len(remote) == 1:  # a lone task waits for the commit itself, placed already
+                gate = HeldGate(gate)
+            for task in remote:
+                self._dispatch_remote(state, task, gate)
+            await self._committed(append)  # the Ray tasks' steps start once it returned; inline ones after it
             for task in inline:
                 self._run_inline(state, task)
             if inline:
@@ -313,17 +320,14 @@ class RunExecutor:
                 await asyncio.wait_for(self._poke.wait(), timeout)
         self._poke.clear()
 
-    def _dispatch_remote(self, state: WorkflowState, task: Task, gate: AppendRef | None) -> bool:
-        """Start ``task`` as a Ray task that runs once the append ``gate`` has committed (its
-        StepStarted is in it); False, doing nothing, for an inline task."""
+    def _dispatch_remote(self, state: WorkflowState, task: Task, gate: AppendRef | HeldGate | None) -> None:
+        """Start ``task`` as a Ray task whose step runs once the append ``gate`` (its StepStarted
+        is in it) has committed."""
         node = state.workflow.nodes[task.node]
-        if node.inline:
-            return False
         ref = remote_step(node).remote(
             self.run_id, self._definition_hash, task, self.address, self.config.fact_threshold, gate
         )
         self._in_flight.add(task, ref, node.policy.timeout, time.time())
-        return True
 
     def _run_inline(self, state: WorkflowState, task: Task) -> None:
         """Run an inline task here, now (its start is committed), and stage its outcome."""

@@ -2,7 +2,7 @@
 
 The worker dispatches the tasks a cycle unlocks before the cycle's append has
 returned, with the append's own ObjectRef (``StoreHandle.append_each``) as the
-task's ``gate``. Here the Store actor is driven directly: an append refused
+task's ``gate`` (or, for a cycle's lone task, in a HeldGate the task waits for). Here the Store actor is driven directly: an append refused
 (fenced, or at a cursor the log has moved past) must fail the gated task
 without the step's code running; a committed one lets it run.
 """
@@ -21,7 +21,7 @@ from runner.errors import AppendConflict, FencedError
 from runner.events import RunSubmitted, StepStarted
 from runner.planning import Task
 from runner.shipping import pickle_definition
-from runner.step_task import StoreAddress, remote_step
+from runner.step_task import HeldGate, StoreAddress, remote_step
 from runner.store import AppendRequest, NewRun, Receipt
 from runner.store_actor import RemoteStoreActor
 from runner.store_handle import StoreHandle
@@ -64,11 +64,17 @@ def _create(store: StoreHandle, workflow: runner.Workflow, marker: Path) -> tupl
 
 
 def _dispatch_on_append(
-    store: tuple[StoreHandle, StoreAddress], workflow: runner.Workflow, request: AppendRequest, marker: Path
+    store: tuple[StoreHandle, StoreAddress],
+    workflow: runner.Workflow,
+    request: AppendRequest,
+    marker: Path,
+    held: bool,
 ) -> tuple[ray.ObjectRef, Receipt | Exception]:
-    """Send ``request`` and at once dispatch the step (it writes ``marker``) gated on it, as a worker does."""
+    """Send ``request`` and at once dispatch the step (it writes ``marker``) gated on it, as a worker
+    does: with the append's ObjectRef, or (``held``) with it in a HeldGate the task waits for."""
     handle, address = store
-    [gate], answers = handle.append_each([request])
+    [ref], answers = handle.append_each([request])
+    gate = HeldGate(ref) if held else ref
     task = Task(node="mark", attempt=1, inputs=(str(marker),))
     step = remote_step(workflow.nodes["mark"])
     ref = step.remote(request.run_id, workflow.definition_hash(), task, address, 1 << 20, gate)
@@ -83,18 +89,22 @@ def _request(run_id: str, lease: int, after_seq: int) -> AppendRequest:
     )
 
 
-def test_a_task_gated_on_a_committed_append_runs(store: tuple[StoreHandle, StoreAddress], tmp_path: Path) -> None:
+@pytest.mark.parametrize("held", [False, True])
+def test_a_task_gated_on_a_committed_append_runs(
+    store: tuple[StoreHandle, StoreAddress], tmp_path: Path, held: bool
+) -> None:
     workflow, marker = _marking(), tmp_path / "committed"
     run_id, lease = _create(store[0], workflow, marker)
-    ref, answer = _dispatch_on_append(store, workflow, _request(run_id, lease, 1), marker)
+    ref, answer = _dispatch_on_append(store, workflow, _request(run_id, lease, 1), marker, held)
     assert isinstance(answer, Receipt) and answer.first_seq == 2
     assert ray.get(ref).value == str(marker)
     assert marker.read_text() == "ran"
 
 
+@pytest.mark.parametrize("held", [False, True])
 @pytest.mark.parametrize("refusal", ["fenced", "conflict"])
 def test_a_task_gated_on_a_refused_append_never_runs_its_step(
-    store: tuple[StoreHandle, StoreAddress], tmp_path: Path, refusal: str
+    store: tuple[StoreHandle, StoreAddress], tmp_path: Path, refusal: str, held: bool
 ) -> None:
     handle = store[0]
     workflow, marker = _marking(), tmp_path / refusal
@@ -104,7 +114,7 @@ def test_a_task_gated_on_a_refused_append_never_runs_its_step(
         request, expected = _request(run_id, lease, 1), FencedError
     else:  # the log moved past the cursor the writer believes in
         request, expected = _request(run_id, lease, 0), AppendConflict
-    ref, answer = _dispatch_on_append(store, workflow, request, marker)
+    ref, answer = _dispatch_on_append(store, workflow, request, marker, held)
     assert isinstance(answer, expected)
     with pytest.raises(expected):
         ray.get(ref)
