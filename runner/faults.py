@@ -41,12 +41,13 @@ Where each point sits (the worker-side ones are placed by the worker):
   there is a commit whose reply is lost; RAISE reports a failure for a
   batch that was in fact committed (an ambiguous commit).
 - ``STEP_FINISHED``: ``runner/worker.py``, where a finished task's outcome is
-  collected (``RunExecutor._cycles``; an inline step's in ``_dispatch``),
+  collected (``RunExecutor._cycles``; an inline step's in ``_run_inline``),
   before the events recording it are staged and appended: a crash there
   re-runs the step.
-- ``APPEND_COMMITTED``: ``runner/worker.py`` ``RunExecutor._flush``, right
+- ``APPEND_COMMITTED``: ``runner/worker.py`` ``RunExecutor._committed``, right
   after the append call returned its receipt, before the worker checks it or
-  dispatches what it unlocked.
+  runs the inline steps it unlocked (the Ray tasks it unlocked were dispatched
+  with the append as their dependency, and may be starting).
 - ``TAKEN_OVER``: ``runner/worker.py`` ``RunExecutor.recover``, right after the
   takeover call (``open_turns``) returned the new lease, before the first cycle.
 

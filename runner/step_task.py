@@ -8,6 +8,13 @@ the step under its context with the fact references among its inputs loaded
 (at any depth: see :func:`runner.execution.task_args`), saves a
 large result as a fact, and returns a :class:`~runner.execution.StepResult`.
 A step's own exception is a failed StepResult, never a raised error.
+
+A task is dispatched before the append that records its start has returned,
+with that append's ObjectRef as its ``gate`` argument: Ray starts it only once
+the commit has returned, and a task whose append was refused raises that
+error without running its step (:func:`check_gate`). A cycle's lone task gets
+the ObjectRef in a :class:`HeldGate` instead: Ray places and ships it while
+the commit runs, and the task itself waits for the commit before its step.
 """
 
 from __future__ import annotations
@@ -26,7 +33,7 @@ from runner.execution import StepResult, call_step, failure, step_context
 from runner.object_refs import resolve_object_refs
 from runner.planning import Task
 from runner.shipping import pickle_call
-from runner.store import RunRecord
+from runner.store import Receipt, RunRecord
 from runner.store_handle import StoreHandle
 from runner.workflow import Node, Workflow
 
@@ -104,8 +111,39 @@ def execute_step(
         return failure(node, exc)
 
 
+@dataclass(frozen=True)
+class HeldGate:
+    """An append's ObjectRef inside a value, so that Ray does not wait for it before starting the
+    task: the task is placed and shipped while the commit runs, and waits for it itself
+    (:func:`check_gate`). For a cycle's lone task (a chain's next step); many tasks waiting like
+    this would each hold a worker process, so a fan-out's tasks get the ref itself."""
+
+    ref: Any  # ray.ObjectRef[Receipt | Exception]
+
+
+Gate = Receipt | Exception | HeldGate | None
+"""What a task dispatched on its run's append gets for that append: its receipt, or the error the
+store answered it with (Ray resolved the append's ObjectRef before starting the task), or a
+:class:`HeldGate` to wait for."""
+
+
+def check_gate(run_id: str, gate: Gate) -> None:
+    """Raise unless the append the task was dispatched on committed: a task whose StepStarted was
+    never recorded (a fenced or failed append) must not run its step. (An append whose call failed
+    outright fails the task in Ray before it starts, or raises here from ``ray.get``.)"""
+    if isinstance(gate, HeldGate):
+        gate = ray.get(gate.ref)
+    if isinstance(gate, BaseException):
+        raise gate
+    if isinstance(gate, Receipt) and gate.run_id != run_id:
+        raise RuntimeError(f"task of run {run_id!r} was gated on an append of run {gate.run_id!r}")
+
+
 @ray.remote(max_retries=0)
-def _step_task(run_id: str, definition_hash: str, task: Task, store: StoreAddress, fact_threshold: int) -> StepResult:
+def _step_task(
+    run_id: str, definition_hash: str, task: Task, store: StoreAddress, fact_threshold: int, gate: Gate = None
+) -> StepResult:
+    check_gate(run_id, gate)
     return execute_step(run_id, _task_definition(run_id, definition_hash, store), task, store.handle, fact_threshold)
 
 
@@ -123,7 +161,8 @@ def _task_definition(run_id: str, definition_hash: str, store: StoreAddress) -> 
 
 def remote_step(node: Node) -> Any:
     """The Ray remote function that runs ``node``'s tasks, with its Ray options (resources);
-    made once per set of options. Call ``.remote(run_id, definition_hash, task, address, fact_threshold)``."""
+    made once per set of options. Call ``.remote(run_id, definition_hash, task, address, fact_threshold, gate)``,
+    ``gate`` the ObjectRef of the append that recorded the task's start (the task runs once it committed)."""
     options = node.resources.ray_options()
     if not options:
         return _step_task

@@ -212,6 +212,14 @@ class StoreActor:
         gets its own receipt or error, in order; they commit with whatever else is queued."""
         return await self._group_commit(list(requests))
 
+    async def append_each(self, requests: Sequence[AppendRequest]) -> list[Any]:
+        """``append_batch`` with each request's answer also as a return value of its own: called
+        with ``num_returns=len(requests) + 1`` (:meth:`StoreHandle.append_each`), it gives each
+        caller an ObjectRef to its own receipt or error, which a task can depend on, and a last
+        one to all the answers, in order."""
+        answers = await self._group_commit(list(requests))
+        return [*answers, answers]
+
     async def _group_commit(self, requests: list[AppendRequest]) -> list[Receipt | Exception]:
         loop = asyncio.get_running_loop()
         mine = [_Pending(request, loop.create_future()) for request in requests]

@@ -60,6 +60,14 @@ class StoreHandle:
     def append_batch(self, requests: Sequence[AppendRequest]) -> ObjectRef[list[Receipt | Exception]]:
         return self.actor.append_batch.remote(list(requests))
 
+    def append_each(
+        self, requests: Sequence[AppendRequest]
+    ) -> tuple[list[ObjectRef[Receipt | Exception]], ObjectRef[list[Receipt | Exception]]]:
+        """One ObjectRef per request, to its own receipt or error (a value, not raised), and
+        one to all the answers in order (the one to await for the call's return)."""
+        refs = self.actor.append_each.options(num_returns=len(requests) + 1).remote(list(requests))
+        return list(refs[:-1]), refs[-1]
+
     def read_events(self, run_id: str, after: int = 0, limit: int = 5_000) -> ObjectRef[list[StoredEvent]]:
         return self.actor.read_events.remote(run_id, after, limit)
 

@@ -10,8 +10,14 @@ Then it cycles. A cycle is planned by :func:`~runner.cycle.plan_cycle` (what
 to record, what to start, whether to stop); the executor does the I/O around
 it: it takes new signals before, appends the cycle's events in ONE fenced
 append (a step's result together with the starts it unlocks), dispatches the
-new tasks as Ray tasks (:mod:`runner.step_task`; inline ones run in place),
-and waits for the first to finish (:mod:`runner.in_flight`). There is no
+new tasks as Ray tasks (:mod:`runner.step_task`) as soon as that append is
+sent, with the append's ObjectRef as their dependency (Ray starts them once
+the commit has returned, so dispatch overlaps the commit; a task whose append
+was refused never runs its step; a cycle's lone task gets it in a HeldGate,
+so Ray places and ships it during the commit too, and it waits for the commit
+itself), then waits for the append's receipt, runs
+the inline tasks in place, and waits for the first task to finish
+(:mod:`runner.in_flight`). There is no
 barrier between siblings: each result is applied as soon as it arrives.
 On FencedError the turn ends at once: another owner has the run. On
 StoreWriteFailed (a full disk) too, with a STORE_FAILED outcome: the Runner
@@ -38,7 +44,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from runner import faults, serialization
-from runner.batching import CallBatcher
+from runner.batching import CallBatcher, Submission, SubmitBatcher
 from runner.continue_as_new import continued_in, successor_run
 from runner.cycle import StopRequest, TurnEnd, outcome_events, plan_cycle
 from runner.errors import (
@@ -56,13 +62,15 @@ from runner.in_flight import InFlight
 from runner.planning import DEFAULT_SYSTEM_RETRIES, Task
 from runner.run_data import TaskKey
 from runner.state import WorkflowState
-from runner.step_task import StoreAddress, definition, execute_step, remote_step
+from runner.step_task import HeldGate, StoreAddress, definition, execute_step, remote_step
 from runner.store import AppendRequest, Receipt, RunRecord, RunStatus, status_after
 from runner.store_actor import Turn
 from runner.store_handle import StoreHandle
 from runner.workflow import Workflow
 
 READ_CHUNK = 5_000
+
+AppendRef = Any  # ray.ObjectRef[Receipt | Exception]: an append's own answer, which gated tasks depend on
 
 log = logging.getLogger("runner")
 
@@ -114,6 +122,15 @@ class Outcome:
     successor_run_id: str | None = None  # CONTINUED: the run it continued as, for the Runner to start
 
 
+@dataclass(frozen=True, kw_only=True)
+class _Append:
+    """An append sent to the Store actor, not answered yet: it stores events ``first..last``."""
+
+    submission: Submission[Receipt, AppendRef]
+    first: int
+    last: int
+
+
 class StoreCalls:
     """The Store actor calls a worker's runs share: takeovers and appends, each batched."""
 
@@ -121,7 +138,7 @@ class StoreCalls:
         self.turns: CallBatcher[str, Turn] = CallBatcher(
             lambda run_ids: store.open_turns(run_ids, owner, config.lease_ttl, READ_CHUNK)
         )
-        self.appends: CallBatcher[AppendRequest, Receipt] = CallBatcher(lambda requests: store.append_batch(requests))
+        self.appends: SubmitBatcher[AppendRequest, Receipt, AppendRef] = SubmitBatcher(store.append_each)
 
 
 class RunExecutor:
@@ -270,16 +287,24 @@ class RunExecutor:
                 lease=self.lease,
             )
             self._buffer += plan.events
-            await self._flush()
+            append = await self._send_buffer()
             if plan.stop is not None:
+                await self._committed(append)
                 self._in_flight.cancel_all()
                 if plan.stop in (TurnEnd.PAUSED, TurnEnd.SUSPENDED):
                     await self._release()
                 return plan.stop, plan.wake_at
-            inline_ran = False
-            for task in plan.tasks:
-                inline_ran |= self._dispatch(state, task)
-            if inline_ran:
+            inline = [task for task in plan.tasks if state.workflow.nodes[task.node].inline]
+            remote = [task for task in plan.tasks if not state.workflow.nodes[task.node].inline]
+            gate: AppendRef | HeldGate | None = await self._ticket(append)
+            if gate is not None and len(remote) == 1:  # a lone task waits for the commit itself, placed already
+                gate = HeldGate(gate)
+            for task in remote:
+                self._dispatch_remote(state, task, gate)
+            await self._committed(append)  # the Ray tasks' steps start once it returned; inline ones after it
+            for task in inline:
+                self._run_inline(state, task)
+            if inline:
                 continue
             await self._wait_for_something(plan.wake_at)
             now = time.time()
@@ -305,26 +330,27 @@ class RunExecutor:
                 await asyncio.wait_for(self._poke.wait(), timeout)
         self._poke.clear()
 
-    def _dispatch(self, state: WorkflowState, task: Task) -> bool:
-        """Start a task; True if it ran inline (its outcome is already staged)."""
+    def _dispatch_remote(self, state: WorkflowState, task: Task, gate: AppendRef | HeldGate | None) -> None:
+        """Start ``task`` as a Ray task whose step runs once the append ``gate`` (its StepStarted
+        is in it) has committed."""
         node = state.workflow.nodes[task.node]
-        if node.inline:
-            result = execute_step(
-                self.run_id,
-                state.workflow,
-                task,
-                lambda: self.store,
-                self.config.fact_threshold,
-                deferred_facts=self._pending_facts,
-            )
-            faults.hit(FaultPoint.STEP_FINISHED, self.run_id)
-            self._stage_outcome(task, result, time.time())
-            return True
         ref = remote_step(node).remote(
-            self.run_id, self._definition_hash, task, self.address, self.config.fact_threshold
+            self.run_id, self._definition_hash, task, self.address, self.config.fact_threshold, gate
         )
         self._in_flight.add(task, ref, node.policy.timeout, time.time())
-        return False
+
+    def _run_inline(self, state: WorkflowState, task: Task) -> None:
+        """Run an inline task here, now (its start is committed), and stage its outcome."""
+        result = execute_step(
+            self.run_id,
+            state.workflow,
+            task,
+            lambda: self.store,
+            self.config.fact_threshold,
+            deferred_facts=self._pending_facts,
+        )
+        faults.hit(FaultPoint.STEP_FINISHED, self.run_id)
+        self._stage_outcome(task, result, time.time())
 
     # -------------------------------------------------------------- writes
     def _stage(self, event: Event) -> None:
@@ -340,11 +366,14 @@ class RunExecutor:
             self._buffer.append(state.record(event))
 
     async def _flush(self) -> None:
-        """Append the buffered events (and first the facts of inline results); snapshot every so often."""
+        """Append the buffered events and wait until they are committed."""
+        await self._committed(await self._send_buffer())
+
+    async def _send_buffer(self) -> _Append | None:
+        """Send the buffered events' append (and first save the facts of inline results); None if
+        nothing is buffered. Its ticket (``submission.sent``) is there once the call has gone out."""
         if not self._buffer:
-            return
-        state = self.state
-        assert state is not None
+            return None
         for fact_hash, blob in self._pending_facts:
             await self.store.save_fact(fact_hash, blob)
         self._pending_facts.clear()
@@ -360,8 +389,30 @@ class RunExecutor:
             after_seq=first - 1,  # a retry of this call after the Store actor restarted writes nothing twice
             request_id=uuid.uuid4().hex,
         )
-        receipt = await self._store_call(self.calls.appends.call(request))
-        faults.hit(FaultPoint.APPEND_COMMITTED, self.run_id)  # recorded, not acted on yet
+        return _Append(submission=self.calls.appends.submit(request), first=first, last=last)
+
+    async def _ticket(self, append: _Append | None) -> AppendRef | None:
+        """The ObjectRef of ``append``'s own answer, once its call has gone out (None: no append)."""
+        if append is None:
+            return None
+        try:
+            return await append.submission.sent
+        except Exception:  # the call never went out: its answer is the same error
+            await self._committed(append)
+            raise
+
+    async def _committed(self, append: _Append | None) -> None:
+        """Wait for ``append``'s receipt (its error is raised); snapshot every so often."""
+        if append is None:
+            return
+        state = self.state
+        assert state is not None
+        with contextlib.suppress(Exception):  # its error, if any, is the answer's too
+            await append.submission.sent
+        receipt = await self._store_call(append.submission.answer)
+        # recorded, not acted on by the worker yet (its gated Ray tasks may be starting)
+        faults.hit(FaultPoint.APPEND_COMMITTED, self.run_id)
+        first, last = append.first, append.last
         if receipt.first_seq != first or receipt.last_seq != last:
             raise StoreError(
                 f"run {self.run_id!r}: the store put events at {receipt.first_seq}..{receipt.last_seq}, "
@@ -479,4 +530,4 @@ class Worker:
     async def batching(self) -> dict[str, tuple[int, int]]:
         """Per kind of Store actor call: (calls made, requests they carried) since the worker started."""
         turns, appends = self._calls.turns, self._calls.appends
-        return {"open_turns": (turns.calls, turns.requests), "append_batch": (appends.calls, appends.requests)}
+        return {"open_turns": (turns.calls, turns.requests), "append_each": (appends.calls, appends.requests)}
