@@ -11,6 +11,7 @@ from runner.context import StepContext, context
 from runner.continuation import Continuation, continuation
 from runner.errors import (
     AppendConflict,
+    ChildRunFailed,
     ConfigMismatch,
     DefinitionError,
     DefinitionUnavailable,
@@ -114,6 +115,7 @@ __all__ = [
     "RunnerError",
     "RunnerUnavailable",
     "SnapshotMismatch",
+    "ChildRunFailed",
     "StepLostError",
     "StepTimeout",
     "Store",

@@ -39,6 +39,7 @@ from typing import Any
 
 from runner import faults, serialization
 from runner.batching import CallBatcher
+from runner.child_starter import ChildStarter
 from runner.cycle import StopRequest, TurnEnd, outcome_events, plan_cycle
 from runner.errors import (
     FencedError,
@@ -110,6 +111,7 @@ class Outcome:
     wake_at: float | None = None
     recovery: RecoveryStats = field(default_factory=RecoveryStats)
     error: str = ""
+    parent_run_id: str | None = None  # the run it was started from: woken when a child run ends
 
 
 class StoreCalls:
@@ -151,6 +153,7 @@ class RunExecutor:
         self._definition_hash = ""
         self._pending_facts: list[tuple[str, bytes]] = []
         self._requested: StopRequest | None = None
+        self._children = ChildStarter(self.run_id, store)
 
     def poke(self) -> None:
         """Something outside changed (a signal arrived): look again."""
@@ -216,7 +219,9 @@ class RunExecutor:
             state, stats, record = await self.recover()
             if record.status.is_terminal or state.is_finished:
                 ended = record.status if record.status.is_terminal else state.status
-                return Outcome(run_id=self.run_id, status=TurnEnd(ended.value), recovery=stats)
+                return Outcome(
+                    run_id=self.run_id, status=TurnEnd(ended.value), recovery=stats, parent_run_id=state.parent_run_id
+                )
             return await self._drive(record, stats)
         except StoreWriteFailed as exc:
             self._in_flight.cancel_all()
@@ -234,7 +239,9 @@ class RunExecutor:
             elif record.status is RunStatus.CANCELLING:
                 self._requested = StopRequest.CANCEL  # a cancel that its last worker did not finish
             end, wake_at = await self._cycles()
-            return Outcome(run_id=self.run_id, status=end, wake_at=wake_at, recovery=stats)
+            assert self.state is not None
+            parent = self.state.parent_run_id
+            return Outcome(run_id=self.run_id, status=end, wake_at=wake_at, recovery=stats, parent_run_id=parent)
         except FencedError:
             self._in_flight.cancel_all()
             return Outcome(run_id=self.run_id, status=TurnEnd.FENCED, recovery=stats)
@@ -251,6 +258,7 @@ class RunExecutor:
                 await self._prepare_cancel()
             else:
                 await self._take_signals()
+                await self._take_children()
             plan = plan_cycle(
                 state,
                 time.time(),
@@ -261,6 +269,7 @@ class RunExecutor:
             )
             self._buffer += plan.events
             await self._flush()
+            await self._start_children()
             if plan.stop is not None:
                 self._in_flight.cancel_all()
                 if plan.stop in (TurnEnd.PAUSED, TurnEnd.SUSPENDED):
@@ -375,6 +384,26 @@ class RunExecutor:
         signals = await self.store.signals(self.run_id, state.last_signal_id)
         for signal in signals:
             self._stage(SignalReceived(signal_id=signal.signal_id, name=signal.name, payload=signal.payload))
+
+    async def _start_children(self) -> None:
+        """Create and start each child run recorded (ChildRunStarted) and not started this turn."""
+        state = self.state
+        assert state is not None
+        if state.is_finished:
+            return
+        for event in await self._children.start(state, self.address):
+            self._stage(event)  # a child that could not be created (its input was refused)
+        await self._flush()
+
+    async def _take_children(self) -> None:
+        """Create the open children not started this turn, then record the end of each that ended."""
+        state = self.state
+        assert state is not None
+        if state.is_finished or not state.open_children():
+            return
+        await self._start_children()
+        for event in await self._children.ended(state):
+            self._stage(event)
 
     async def _renew_lease(self) -> None:
         """Renew the lease every ttl/3 until fenced. A renewal that fails otherwise (the Store

@@ -13,6 +13,7 @@ import runner
 
 EXPECTED = [
     "AppendConflict",
+    "ChildRunFailed",
     "Client",
     "ConfigMismatch",
     "Continuation",
