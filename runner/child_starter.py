@@ -14,8 +14,6 @@ import asyncio
 import logging
 from typing import TYPE_CHECKING, Any
 
-import ray
-
 from runner.child_runs import child_ended, child_failed
 from runner.errors import InvalidArgument
 from runner.events import ChildRunEnded, RunSubmitted
@@ -27,21 +25,20 @@ from runner.workflow import Workflow
 
 if TYPE_CHECKING:
     from runner.state import WorkflowState
-    from runner.step_task import StoreAddress
 
 log = logging.getLogger("runner")
 
-RUNNER_ACTOR = "runner"  # the Runner's actor name (runner.runner.RUNNER_NAME)
 RUNNER_ANSWER_TIMEOUT = 10.0  # seconds to wait for the Runner to take a child; a Runner start takes it anyway
 
 
 class ChildStarter:
-    def __init__(self, run_id: str, store: StoreHandle) -> None:
+    def __init__(self, run_id: str, store: StoreHandle, runner: Any = None) -> None:
         self.run_id = run_id
         self.store = store
+        self.runner = runner  # the Runner actor's handle; None: the children stay pending (tests)
         self._started: set[str] = set()  # child run ids stored and handed to the Runner this turn
 
-    async def start(self, state: WorkflowState, address: StoreAddress | None) -> list[ChildRunEnded]:
+    async def start(self, state: WorkflowState) -> list[ChildRunEnded]:
         """Store and start the open children not started this turn; a ChildRunEnded (failed) for
         each whose input its workflow refuses."""
         refused: list[ChildRunEnded] = []
@@ -58,7 +55,7 @@ class ChildStarter:
                 continue
             await self.store.create_run(new)  # durable; the same run if an earlier turn stored it
             self._started.add(child_id)
-            await self._hand_to_runner(new, address)
+            await self._hand_to_runner(new)
         return refused
 
     async def ended(self, state: WorkflowState) -> list[ChildRunEnded]:
@@ -88,13 +85,14 @@ class ChildStarter:
             parent_run_id=self.run_id,
         )
 
-    async def _hand_to_runner(self, new: NewRun, address: StoreAddress | None) -> None:
+    async def _hand_to_runner(self, new: NewRun) -> None:
         """Ask the Runner to start the stored child (its submit is idempotent by id). Should it not
         answer, the child stays pending: the next Runner start, or the parent's next turn, starts it."""
+        if self.runner is None:
+            return
         try:
-            namespace = address.namespace if address is not None else None
-            runner = ray.get_actor(RUNNER_ACTOR, namespace=namespace)
-            await asyncio.wait_for(asyncio.wrap_future(runner.submit.remote(new).future()), RUNNER_ANSWER_TIMEOUT)
+            call = self.runner.submit.remote(new)
+            await asyncio.wait_for(asyncio.wrap_future(call.future()), RUNNER_ANSWER_TIMEOUT)
         except Exception as exc:
             self._started.discard(new.run_id)
             log.warning("run %s: could not hand child run %s to the Runner: %s", self.run_id, new.run_id, exc)

@@ -216,7 +216,7 @@ class Runner:
             record = await self.store.get_run(run_id)
             if record.status.is_terminal:
                 if asked:  # ended while we asked: cancelled, or finished first
-                    return record
+                    break
                 raise IllegalTransition(run_id, record.status.value, RunStatus.CANCELLED.value)
             asked = True
             slot = self.pool.slot_of(run_id)
@@ -404,7 +404,13 @@ class Runner:
         actor = (
             ray.remote(Worker)
             .options(num_cpus=0, max_concurrency=1000, scheduling_strategy="SPREAD")
-            .remote(self.store.actor, self.config.worker, worker_id, self.store_address)
+            .remote(
+                self.store.actor,
+                self.config.worker,
+                worker_id,
+                self.store_address,
+                runner=ray.get_runtime_context().current_actor,  # starts the child runs its runs create
+            )
         )
         return cast("WorkerHandle", actor)
 

@@ -135,6 +135,7 @@ class RunExecutor:
         config: WorkerConfig,
         calls: StoreCalls | None = None,
         address: StoreAddress | None = None,
+        runner: Any = None,
     ) -> None:
         self.run_id = run_id
         self.store = store
@@ -153,7 +154,7 @@ class RunExecutor:
         self._definition_hash = ""
         self._pending_facts: list[tuple[str, bytes]] = []
         self._requested: StopRequest | None = None
-        self._children = ChildStarter(self.run_id, store)
+        self._children = ChildStarter(self.run_id, store, runner)
 
     def poke(self) -> None:
         """Something outside changed (a signal arrived): look again."""
@@ -391,7 +392,7 @@ class RunExecutor:
         assert state is not None
         if state.is_finished:
             return
-        for event in await self._children.start(state, self.address):
+        for event in await self._children.start(state):
             self._stage(event)  # a child that could not be created (its input was refused)
         await self._flush()
 
@@ -435,15 +436,22 @@ class RunExecutor:
 class Worker:
     """The Ray actor: drives up to the Runner's ``runs_per_worker`` runs at once, reused run after run.
 
-    ``store``: the Store actor, as a :class:`StoreHandle` or its raw Ray handle."""
+    ``store``: the Store actor, as a :class:`StoreHandle` or its raw Ray handle; ``runner``: the
+    Runner actor's handle, which starts the child runs this worker's runs create (runner.child_runs)."""
 
     def __init__(
-        self, store: StoreHandle | Any, config: WorkerConfig, worker_id: str, address: StoreAddress | None = None
+        self,
+        store: StoreHandle | Any,
+        config: WorkerConfig,
+        worker_id: str,
+        address: StoreAddress | None = None,
+        runner: Any = None,
     ) -> None:
         self.store = store if isinstance(store, StoreHandle) else StoreHandle(store)
         self.config = config
         self.worker_id = worker_id
         self.address = address
+        self.runner = runner
         self._runs: dict[str, RunExecutor] = {}
         self._calls = StoreCalls(self.store, worker_id, config)
         self.runs_done = 0
@@ -451,7 +459,9 @@ class Worker:
     async def execute(self, run_id: str) -> Outcome:
         if run_id in self._runs:
             raise RuntimeError(f"worker {self.worker_id} already drives run {run_id!r}")
-        executor = RunExecutor(run_id, self.store, self.worker_id, self.config, calls=self._calls, address=self.address)
+        executor = RunExecutor(
+            run_id, self.store, self.worker_id, self.config, calls=self._calls, address=self.address, runner=self.runner
+        )
         self._runs[run_id] = executor
         try:
             return await executor.run()
