@@ -181,3 +181,31 @@ def test_an_end_for_a_child_that_is_not_open_cannot_fold():
     plan_cycle(state, 3.0, lease=1, suspend_after=5.0)
     with pytest.raises(FoldError, match="not an open child"):
         state.record(ChildRunEnded(node="billing", child_run_id="other", status="failed", error=error))
+
+
+def test_the_in_process_runtime_runs_a_child_and_records_its_end():
+    from runner.testing.inprocess import drive
+
+    run = drive(parent_workflow(), 21, run_id=PARENT)
+    assert run.state.is_finished and run.state.result == "billed 42"
+    ended = [s.event for s in run.log if isinstance(s.event, ChildRunEnded)]
+    assert [(e.child_run_id, e.status, e.result) for e in ended] == [("orders-1:billing", "completed", 42)]
+    child = run.children["billing"]
+    assert child.run_id == "orders-1:billing" and child.state.result == 42
+    assert isinstance(child.log[0].event, RunSubmitted) and child.log[0].event.parent_run_id == PARENT
+
+
+def test_the_in_process_runtime_fails_the_parent_when_its_child_fails():
+    from runner.testing.inprocess import InProcessRun
+
+    def intercept(task):
+        if task.node == "bill":
+            raise ValueError("card declined")
+        return {"amount": 21}
+
+    run = InProcessRun(parent_workflow(), 21, run_id=PARENT)
+    run.run(intercept)
+    assert run.state.status.value == "failed"
+    error = exception_of(run.state.error)
+    assert isinstance(error, ChildRunFailed) and "card declined" in str(error)
+    assert run.children["billing"].state.status.value == "failed"
