@@ -21,7 +21,16 @@ import pytest
 
 import runner
 from runner import SKIPPED
-from runner.events import EVENT_TYPES, ErrorInfo, RunReopened, StepFailed, StepLost, StoredEvent
+from runner.events import (
+    EVENT_TYPES,
+    ChildRunEnded,
+    ChildRunStarted,
+    ErrorInfo,
+    RunReopened,
+    StepFailed,
+    StepLost,
+    StoredEvent,
+)
 from runner.execution import StepResult, run_task
 from runner.planning import Task
 from runner.serialization import decode_event, decode_value, encode_event
@@ -146,6 +155,31 @@ def reopened_workflow() -> Workflow:
     return wf
 
 
+def child_run_workflow() -> Workflow:
+    """Two child runs: ``billing`` completes and its result flows on; ``loyalty`` fails and is skipped."""
+    billing = Workflow("billing")
+
+    @billing.step()
+    def bill(order):
+        return order["amount"] * 2
+
+    loyalty = Workflow("loyalty")
+
+    @loyalty.step()
+    def award(order):
+        raise runner.NonRetryableError("loyalty service closed")
+
+    wf = Workflow("child_run")
+    wf.child_run(billing, name="billing")
+    wf.child_run(loyalty, name="loyalty", on_failure="skip")
+
+    @wf.step(after=["billing", "loyalty"])
+    def report(billed, points):
+        return {"billed": billed, "points": None if points is SKIPPED else points}
+
+    return wf
+
+
 def failing_first(node: str) -> Any:
     """An interceptor factory for ``drive``: the first run of ``node`` raises (its cause, later fixed)."""
 
@@ -191,6 +225,7 @@ CASES: dict[str, tuple[Any, Any]] = {
     "lost": (lost_workflow, {"items": [1, 2]}),
     "continuation": (continuation_workflow, 8),
     "reopened": (reopened_workflow, {"amount": 42}),
+    "child_run": (child_run_workflow, {"amount": 21}),
 }
 INTERCEPTORS: dict[str, Any] = {
     # name: what stands in for the infrastructure while the golden history is generated
@@ -353,6 +388,22 @@ def test_reopened_history():
     assert [(e.from_status, e.reason) for e in reopened] == [("failed", "payment gateway back")]
     starts = [(s.event.node, s.event.attempt) for s in log if type(s.event).__name__ == "StepStarted"]
     assert starts == [("fetch", 1), ("charge", 1), ("charge", 2)]
+
+
+def test_child_run_history():
+    """Each child run is started under the id fixed by the parent and the component; the completed
+    child's result is the component's, the failed child's ChildRunFailed skips its component."""
+    state, log = fold("child_run")
+    assert state.status == "completed"
+    assert state.result == {"billed": 42, "points": None}
+    started = [(s.event.node, s.event.child_run_id) for s in log if isinstance(s.event, ChildRunStarted)]
+    assert started == [("billing", f"{RUN_ID}:billing"), ("loyalty", f"{RUN_ID}:loyalty")]
+    ended = [s.event for s in log if isinstance(s.event, ChildRunEnded)]
+    assert [(e.node, e.status, e.result) for e in ended] == [("billing", "completed", 42), ("loyalty", "failed", None)]
+    assert ended[1].error is not None and ended[1].error.type == "runner.errors.ChildRunFailed"
+    assert "loyalty service closed" in ended[1].error.message
+    assert state.results()["loyalty"] is SKIPPED
+    assert state.children() == {"billing": f"{RUN_ID}:billing", "loyalty": f"{RUN_ID}:loyalty"}
 
 
 @pytest.mark.parametrize("name", sorted(CASES))
