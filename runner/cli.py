@@ -427,6 +427,8 @@ def show(run_id: str, store: str, address: str | None, namespace: str) -> None:
     out.print(f"created   {_when(record.created_at)}")
     if record.parent_run_id:
         out.print(f"parent    {record.parent_run_id}")
+    for component, child in state.children().items():
+        out.print(f"child     {child} (component {component})")
     if record.error:
         out.print(f"error     {record.error}")
     if record.status is RunStatus.PAUSED and state.pause_reason:
@@ -482,7 +484,7 @@ def _detail(event: Any) -> str:
     if isinstance(event, ApprovalDecided):
         why = f": {event.comment}" if event.comment else ""
         return f"{'approved' if event.approved else 'rejected'} by {event.by}{why}"
-    for name in ("error", "reason", "name", "count", "due_at", "attempt"):
+    for name in ("error", "reason", "name", "count", "due_at", "attempt", "child_run_id"):
         value = getattr(event, name, None)
         if value is not None and value != "":
             return f"{name}={value}"

@@ -27,6 +27,7 @@ import random
 from collections.abc import Collection
 from dataclasses import dataclass
 
+from runner.child_runs import CHILD_WAIT_REASON
 from runner.events import Event, RunCancelled, RunPaused, RunSuspended, StepStarted, StoredEvent
 from runner.execution import StepResult
 from runner.planning import DEFAULT_SYSTEM_RETRIES, Task
@@ -112,7 +113,13 @@ def plan_cycle(
     if suspend_after is None or (wake_at is not None and wake_at - now <= suspend_after):
         return CyclePlan(events=tuple(events), wake_at=wake_at)  # nothing to do before wake_at: wait in place
     waiting = state.waiting_for()
-    reason = "waiting for signal " + ", ".join(waiting) if waiting else "waiting for a timer"
+    children = state.open_children()
+    if children:  # the Runner wakes the run when one ends (a Runner start wakes it too: runner.child_runs)
+        reason = f"{CHILD_WAIT_REASON} " + ", ".join(children.values())
+    elif waiting:
+        reason = "waiting for signal " + ", ".join(waiting)
+    else:
+        reason = "waiting for a timer"
     events.append(state.record(RunSuspended(reason=reason, wake_at=wake_at, at=now)))
     return CyclePlan(events=tuple(events), stop=TurnEnd.SUSPENDED, wake_at=wake_at)
 

@@ -314,6 +314,24 @@ class StepTimeout(RunnerError):
         return (type(self), (self.node, self.timeout))
 
 
+class ChildRunFailed(RunnerError):
+    """A child run (``Workflow.child_run``) ended without a result: it failed or was cancelled."""
+
+    def __init__(self, component: str, child_run_id: str, status: str, detail: str) -> None:
+        self.component = component
+        self.child_run_id = child_run_id
+        self.status = status
+        self.detail = detail
+        super().__init__(
+            f"component {component!r}: child run {child_run_id!r} {status}"
+            + (f" ({detail})" if detail else "")
+            + f"; fix the cause, `runner resume {child_run_id}`, then resume this run"
+        )
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.component, self.child_run_id, self.status, self.detail))
+
+
 class StepLostError(RunnerError):
     """A step's task was lost to the system (its node or worker process died, or it was killed
     for memory) more often than ``WorkerConfig.system_retries`` allows."""

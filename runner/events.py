@@ -131,6 +131,30 @@ class StepContinued:
 
 
 @dataclass(frozen=True, kw_only=True)
+class ChildRunStarted:
+    """Child-run component ``node`` started its child run ``child_run_id`` (an id derived from the
+    parent's id and the component, so a retry or a recovery finds the same child)."""
+
+    node: str
+    child_run_id: str
+    at: float = field(default_factory=_now)
+
+
+@dataclass(frozen=True, kw_only=True)
+class ChildRunEnded:
+    """The child run of component ``node`` ended with ``status`` ("completed", "failed" or
+    "cancelled"; "refused": its workflow refused the input, so it was never created):
+    ``result`` is its result when it completed, ``error`` why it did not otherwise."""
+
+    node: str
+    child_run_id: str
+    status: str
+    result: Any = None
+    error: ErrorInfo | None = None
+    at: float = field(default_factory=_now)
+
+
+@dataclass(frozen=True, kw_only=True)
 class StepSkipped:
     node: str
     reason: str
@@ -264,6 +288,8 @@ Event = Union[
     StepContinued,
     RunReopened,
     RunContinuedAsNew,
+    ChildRunStarted,
+    ChildRunEnded,
 ]
 
 EVENT_TYPES: dict[str, type] = {
@@ -290,6 +316,8 @@ EVENT_TYPES: dict[str, type] = {
         StepContinued,
         RunReopened,
         RunContinuedAsNew,
+        ChildRunStarted,
+        ChildRunEnded,
     )
 }
 

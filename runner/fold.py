@@ -18,6 +18,8 @@ from runner.errors import FoldError
 from runner.events import (
     SKIPPED,
     ApprovalDecided,
+    ChildRunEnded,
+    ChildRunStarted,
     FactProduced,
     FactRef,
     FactReused,
@@ -334,6 +336,29 @@ class Fold:
                 continue
             rec.attempts_before_reopen, rec.lost_before_reopen, rec.retry_at = rec.attempt, rec.lost, None
             self._set_status(key, rec, RETRY)
+        d.child_errors.clear()  # the children are looked at again: resumed meanwhile, they carry on
+
+    def _on_child_started(self, run_id: str, e: ChildRunStarted) -> None:
+        node = self._node(e.node)
+        d = self._d
+        if node.kind is not NodeKind.CHILD or e.node in d.children or e.node in d.results:
+            raise FoldError(f"ChildRunStarted for {e.node!r}, which is not a child-run component yet to start")
+        if d.inputs(node) is None:
+            raise FoldError(f"ChildRunStarted for {e.node!r} before its upstream component resolved")
+        d.children[e.node] = e.child_run_id
+
+    def _on_child_ended(self, run_id: str, e: ChildRunEnded) -> None:
+        d = self._d
+        if d.open_children().get(e.node) != e.child_run_id:
+            raise FoldError(f"ChildRunEnded for {e.node!r} child {e.child_run_id!r}, which is not an open child")
+        if e.status == RunStatus.COMPLETED.value:
+            if not isinstance(e.result, FactRef) and holds_fact_refs(e.result):
+                d.nested_facts.add(e.node)
+            self._resolve(e.node, e.result)
+        elif e.error is None:
+            raise FoldError(f"ChildRunEnded {e.status!r} for {e.node!r} without an error")
+        else:
+            d.child_errors[e.node] = e.error
 
     def _on_cancelled(self, run_id: str, e: RunCancelled) -> None:
         self._d.outcome = RunStatus.CANCELLED
@@ -439,6 +464,8 @@ _HANDLERS: dict[type, Callable[[Fold, str, Any], None]] = {
     RunPaused: Fold._on_paused,
     RunReopened: Fold._on_reopened,
     RunCancelled: Fold._on_cancelled,
+    ChildRunStarted: Fold._on_child_started,
+    ChildRunEnded: Fold._on_child_ended,
     FactReused: Fold._on_reused,
     RunCompleted: Fold._on_completed,
     RunFailed: Fold._on_run_failed,

@@ -24,12 +24,14 @@ from typing import Any
 
 from runner import serialization
 from runner.approvals import Decision, OnReject
+from runner.child_runs import child_run_id
 from runner.continuation import Continued
 from runner.continue_as_new import ContinueAsNew, successor_run_id
 from runner.errors import ApprovalRejected, StepLostError
 from runner.events import (
     SKIPPED,
     ApprovalDecided,
+    ChildRunStarted,
     ErrorInfo,
     Event,
     FactProduced,
@@ -220,6 +222,16 @@ class Planner:
                 if due <= now:
                     events.append(TimerFired(node=name, at=now))
                     settle(name, inputs[0] if inputs else None)
+            elif node.kind is NodeKind.CHILD:
+                error = d.child_errors.get(name)
+                if name not in d.children:
+                    events.append(ChildRunStarted(node=name, child_run_id=child_run_id(d.run_id, name), at=now))
+                elif error is not None:  # the child ended without a result: no retries (see runner.child_runs)
+                    events += _final_failure(node, None, error, now)
+                    if node.policy.on_failure == "skip":
+                        settle(name, SKIPPED)
+                    else:
+                        return events
             elif node.kind is NodeKind.MAP and name not in d.map_counts and (name, None) not in d.tasks:
                 count = list_length(inputs[0])
                 if count is None:

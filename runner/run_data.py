@@ -132,6 +132,18 @@ class RunData:
     # were large, a fork's reused list of them): the tasks downstream open their inputs to
     # load them. Kept here so that inputs without any cost nothing to check.
     nested_facts: set[str] = field(default_factory=set)
+    # Child runs (runner.child_runs): each child-run component's child, once started, and the
+    # error of each child that ended without a result (until the run is reopened)
+    children: dict[str, str] = field(default_factory=dict)
+    child_errors: dict[str, ErrorInfo] = field(default_factory=dict)
+
+    def open_children(self) -> dict[str, str]:
+        """Children started and not ended yet, by component."""
+        return {
+            node: child
+            for node, child in self.children.items()
+            if node not in self.results and node not in self.child_errors
+        }
 
     @property
     def status(self) -> RunStatus:

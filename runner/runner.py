@@ -45,7 +45,8 @@ from ray.exceptions import RayActorError, RayTaskError
 
 from runner import lifecycle
 from runner.cycle import StopRequest, TurnEnd
-from runner.errors import FencedError, IllegalTransition, ResumeRefused, RunClosed
+from runner.errors import FencedError, IllegalTransition, ResumeRefused, RunClosed, RunNotFound
+from runner.events import ChildRunStarted
 from runner.lease_watch import LeaseWatch, answer_within
 from runner.pool import WorkerPool, WorkerSlot
 from runner.restart_policy import GiveUp, RestartPolicy, TurnFailure
@@ -226,7 +227,7 @@ class Runner:
             record = await self.store.get_run(run_id)
             if record.status.is_terminal:
                 if asked:  # ended while we asked: cancelled, or finished first
-                    return record
+                    break
                 raise IllegalTransition(run_id, record.status.value, RunStatus.CANCELLED.value)
             asked = True
             slot = self.pool.slot_of(run_id)
@@ -239,7 +240,46 @@ class Runner:
             except (FencedError, RunClosed):
                 continue  # a worker took the run over meanwhile, or it ended: look again
             self._run_ended.wake(run_id)
-        return await self.store.get_run(run_id)
+            self._wake_parent_of(run_id)
+        record = await self.store.get_run(run_id)
+        if record.status is RunStatus.CANCELLED:
+            await self._cancel_children(run_id)
+        return record
+
+    async def _cancel_children(self, run_id: str) -> None:
+        """Cancel the child runs ``run_id`` started that have not ended (and theirs: runner.child_runs)."""
+        children = [
+            stored.event.child_run_id
+            for stored in await self.store.read_events(run_id, 0, 1 << 30)
+            if isinstance(stored.event, ChildRunStarted)
+        ]
+        if not children:
+            return
+        for record in await self.store.get_runs(children):
+            if not record.status.is_terminal:
+                with contextlib.suppress(IllegalTransition, RunNotFound):  # it ended meanwhile, or was never stored
+                    await self.cancel(record.run_id)
+
+    def _wake_parent_of(self, run_id: str, parent_run_id: str | None = None) -> None:
+        """``run_id`` ended: if it is a child run, its parent records that (runner.child_runs)."""
+        asyncio.get_running_loop().create_task(self._wake_parent(run_id, parent_run_id))
+
+    async def _wake_parent(self, run_id: str, parent_run_id: str | None) -> None:
+        try:
+            if parent_run_id is None:
+                parent_run_id = (await self.store.get_run(run_id)).parent_run_id
+            if parent_run_id is None:
+                return
+            slot = self.pool.slot_of(parent_run_id)
+            if slot is not None:  # it looks at its children each cycle; suspending meanwhile, it is queued again
+                self._signalled_while_active.add(parent_run_id)
+                await answer_within(slot.handle.poke.remote(parent_run_id), ANSWER_TIMEOUT)
+            elif (await self.store.get_run(parent_run_id)).status is RunStatus.SUSPENDED:
+                self._enqueue(parent_run_id)
+        except RunNotFound:
+            pass  # a replay's or fork's source that was deleted
+        except Exception:
+            log.exception("run %s: could not wake its parent run %s", run_id, parent_run_id)
 
     async def pause(self, run_id: str) -> RunRecord:
         """Pause a running run: no new step starts, running ones finish, the worker is released.
@@ -375,7 +415,13 @@ class Runner:
         actor = (
             ray.remote(Worker)
             .options(num_cpus=0, max_concurrency=1000, scheduling_strategy="SPREAD")
-            .remote(self.store.actor, self.config.worker, worker_id, self.store_address)
+            .remote(
+                self.store.actor,
+                self.config.worker,
+                worker_id,
+                self.store_address,
+                runner=ray.get_runtime_context().current_actor,  # starts the child runs its runs create
+            )
         )
         return cast("WorkerHandle", actor)
 
@@ -452,6 +498,8 @@ class Runner:
             self.restarts.forget(run_id)
             self._run_ended.wake(run_id)
             self._start_successor(outcome)
+            if outcome.parent_run_id is not None:
+                self._wake_parent_of(run_id, outcome.parent_run_id)
         elif outcome.status == RunStatus.SUSPENDED.value:
             if run_id in self._signalled_while_active:
                 self._enqueue(run_id)
@@ -497,6 +545,7 @@ class Runner:
         except Exception:
             log.exception("run %s: could not record its failure", run_id)
         self._run_ended.wake(run_id)
+        self._wake_parent_of(run_id)
 
     async def _pause_for_store(self, run_id: str, reason: str) -> Exception | None:
         """Pause a run whose store writes kept failing, ``reason`` in its RunPaused: nothing

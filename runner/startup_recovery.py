@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from runner.child_runs import CHILD_WAIT_REASON
 from runner.events import RunSuspended, StoredEvent
 from runner.runner_config import RecoveryReport
 from runner.store import RunFilter, RunRecord, RunStatus, Signal
@@ -69,6 +70,8 @@ def suspended_at_start(last: StoredEvent | None, signals: Sequence[Signal], now:
     wake_at = last.event.wake_at if last is not None and isinstance(last.event, RunSuspended) else None
     if any(s.sent_at >= suspended_at for s in signals) or (wake_at is not None and wake_at <= now):
         return AtStart.WAKE, wake_at
+    if last is not None and isinstance(last.event, RunSuspended) and last.event.reason.startswith(CHILD_WAIT_REASON):
+        return AtStart.WAKE, wake_at  # its child may have ended while no Runner was there to wake it
     if wake_at is not None:
         return AtStart.SET_TIMER, wake_at
     return AtStart.LEAVE, None

@@ -45,14 +45,14 @@ __all__ = [
     "WorkflowState",
 ]
 
-SNAPSHOT_FORMAT = 6
+SNAPSHOT_FORMAT = 7
 """The layout of a snapshot's bytes: ``(SNAPSHOT_FORMAT, definition hash, RunData)``.
 Raise it whenever RunData (or anything it holds) changes shape: a snapshot of another
 format is not read, and recovery folds the full log instead. (1: the unversioned
 ``(definition hash, data)`` pairs before this number existed; 2: before
 ``RunData.nested_facts`` and ``TaskRecord.lost``; 3: before ``TaskRecord.call`` and ``level``;
 4: before ``TaskRecord.attempts_before_reopen`` and ``lost_before_reopen``; 5: before
-``RunData.successor_run_id``.)"""
+``RunData.successor_run_id``; 6: before the child-run fields of RunData.)"""
 
 
 class WorkflowState:
@@ -221,6 +221,19 @@ class WorkflowState:
     def waiting_for(self) -> list[str]:
         """Signal names the run is blocked on now."""
         return self._index.waiting_for()
+
+    @property
+    def parent_run_id(self) -> str | None:
+        """The run this one was started from (a child run's parent, a replay's or fork's source)."""
+        return self._data.parent_run_id
+
+    def open_children(self) -> dict[str, str]:
+        """Child runs started and not ended yet: component -> child run id."""
+        return self._data.open_children()
+
+    def children(self) -> dict[str, str]:
+        """Every child run this run started: component -> child run id."""
+        return dict(self._data.children)
 
     def next_wakeup(self) -> float | None:
         """The earliest time a retry or timer becomes due, if any."""

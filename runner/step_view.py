@@ -74,13 +74,13 @@ def step_info(node: Node, data: RunData) -> StepInfo:
         records = [rec for rec in (d.tasks.get((name, None)),) if rec is not None]
     starts = [t for t in [r.first_started_at for r in records] + [summary.first_started_at] if t is not None]
     ends = [t for t in [r.finished_at for r in records] + [summary.finished_at] if t is not None]
-    errors = [e for e in [summary.error] + [r.error for r in records] if e is not None]
+    errors = [e for e in [summary.error] + [r.error for r in records] + [d.child_errors.get(name)] if e is not None]
     if name in d.results:
         status = StepStatus.SKIPPED if d.results[name] is SKIPPED else StepStatus.DONE
         finished = max(ends) if ends else None
     else:
         statuses = {r.status for r in records}
-        if TaskStatus.FAILED in statuses or (not records and d.failed_node == name):  # a rejected approval
+        if TaskStatus.FAILED in statuses or (not records and d.failed_node == name) or name in d.child_errors:
             status = StepStatus.FAILED
         elif TaskStatus.RUNNING in statuses or TaskStatus.FALLBACK in statuses:
             status = StepStatus.RUNNING
@@ -88,7 +88,7 @@ def step_info(node: Node, data: RunData) -> StepInfo:
             status = StepStatus.RETRYING
         elif d.inputs(node) is None:
             status = StepStatus.PENDING
-        elif node.kind in (NodeKind.WAIT, NodeKind.SLEEP):
+        elif node.kind in (NodeKind.WAIT, NodeKind.SLEEP, NodeKind.CHILD):
             status = StepStatus.WAITING
         else:
             status = StepStatus.READY

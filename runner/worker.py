@@ -45,6 +45,7 @@ from typing import Any
 
 from runner import faults, serialization
 from runner.batching import CallBatcher, Submission, SubmitBatcher
+from runner.child_starter import ChildStarter
 from runner.continue_as_new import continued_in, successor_run
 from runner.cycle import StopRequest, TurnEnd, outcome_events, plan_cycle
 from runner.errors import (
@@ -120,6 +121,7 @@ class Outcome:
     recovery: RecoveryStats = field(default_factory=RecoveryStats)
     error: str = ""
     successor_run_id: str | None = None  # CONTINUED: the run it continued as, for the Runner to start
+    parent_run_id: str | None = None  # the run it was started from: woken when a child run ends
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -152,6 +154,7 @@ class RunExecutor:
         config: WorkerConfig,
         calls: StoreCalls | None = None,
         address: StoreAddress | None = None,
+        runner: Any = None,
     ) -> None:
         self.run_id = run_id
         self.store = store
@@ -171,6 +174,7 @@ class RunExecutor:
         self._pending_facts: list[tuple[str, bytes]] = []
         self._requested: StopRequest | None = None
         self._record: RunRecord | None = None  # as recovered: what a successor run is made from
+        self._children = ChildStarter(self.run_id, store, runner)
 
     def poke(self) -> None:
         """Something outside changed (a signal arrived): look again."""
@@ -242,6 +246,7 @@ class RunExecutor:
                     status=TurnEnd(ended.value),
                     recovery=stats,
                     successor_run_id=state.successor_run_id,
+                    parent_run_id=state.parent_run_id,
                 )
             return await self._drive(record, stats)
         except StoreWriteFailed as exc:
@@ -260,8 +265,16 @@ class RunExecutor:
             elif record.status is RunStatus.CANCELLING:
                 self._requested = StopRequest.CANCEL  # a cancel that its last worker did not finish
             end, wake_at = await self._cycles()
-            successor = self.state.successor_run_id if self.state is not None else None
-            return Outcome(run_id=self.run_id, status=end, wake_at=wake_at, recovery=stats, successor_run_id=successor)
+            assert self.state is not None
+            successor, parent = self.state.successor_run_id, self.state.parent_run_id
+            return Outcome(
+                run_id=self.run_id,
+                status=end,
+                wake_at=wake_at,
+                recovery=stats,
+                successor_run_id=successor,
+                parent_run_id=parent,
+            )
         except FencedError:
             self._in_flight.cancel_all()
             return Outcome(run_id=self.run_id, status=TurnEnd.FENCED, recovery=stats)
@@ -278,6 +291,7 @@ class RunExecutor:
                 await self._prepare_cancel()
             else:
                 await self._take_signals()
+                await self._take_children()
             plan = plan_cycle(
                 state,
                 time.time(),
@@ -288,6 +302,10 @@ class RunExecutor:
             )
             self._buffer += plan.events
             append = await self._send_buffer()
+            if state.open_children():  # a child is created once its ChildRunStarted is committed
+                await self._committed(append)
+                append = None
+                await self._start_children()
             if plan.stop is not None:
                 await self._committed(append)
                 self._in_flight.cancel_all()
@@ -448,6 +466,26 @@ class RunExecutor:
         for signal in signals:
             self._stage(SignalReceived(signal_id=signal.signal_id, name=signal.name, payload=signal.payload))
 
+    async def _start_children(self) -> None:
+        """Create and start each child run recorded (ChildRunStarted) and not started this turn."""
+        state = self.state
+        assert state is not None
+        if state.is_finished:
+            return
+        for event in await self._children.start(state):
+            self._stage(event)  # a child that could not be created (its input was refused)
+        await self._flush()
+
+    async def _take_children(self) -> None:
+        """Create the open children not started this turn, then record the end of each that ended."""
+        state = self.state
+        assert state is not None
+        if state.is_finished or not state.open_children():
+            return
+        await self._start_children()
+        for event in await self._children.ended(state):
+            self._stage(event)
+
     async def _renew_lease(self) -> None:
         """Renew the lease every ttl/3 until fenced. A renewal that fails otherwise (the Store
         actor restarting) is tried again next time: the Runner's lease watch takes the run
@@ -478,15 +516,22 @@ class RunExecutor:
 class Worker:
     """The Ray actor: drives up to the Runner's ``runs_per_worker`` runs at once, reused run after run.
 
-    ``store``: the Store actor, as a :class:`StoreHandle` or its raw Ray handle."""
+    ``store``: the Store actor, as a :class:`StoreHandle` or its raw Ray handle; ``runner``: the
+    Runner actor's handle, which starts the child runs this worker's runs create (runner.child_runs)."""
 
     def __init__(
-        self, store: StoreHandle | Any, config: WorkerConfig, worker_id: str, address: StoreAddress | None = None
+        self,
+        store: StoreHandle | Any,
+        config: WorkerConfig,
+        worker_id: str,
+        address: StoreAddress | None = None,
+        runner: Any = None,
     ) -> None:
         self.store = store if isinstance(store, StoreHandle) else StoreHandle(store)
         self.config = config
         self.worker_id = worker_id
         self.address = address
+        self.runner = runner
         self._runs: dict[str, RunExecutor] = {}
         self._calls = StoreCalls(self.store, worker_id, config)
         self.runs_done = 0
@@ -494,7 +539,9 @@ class Worker:
     async def execute(self, run_id: str) -> Outcome:
         if run_id in self._runs:
             raise RuntimeError(f"worker {self.worker_id} already drives run {run_id!r}")
-        executor = RunExecutor(run_id, self.store, self.worker_id, self.config, calls=self._calls, address=self.address)
+        executor = RunExecutor(
+            run_id, self.store, self.worker_id, self.config, calls=self._calls, address=self.address, runner=self.runner
+        )
         self._runs[run_id] = executor
         try:
             return await executor.run()

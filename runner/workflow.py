@@ -32,6 +32,7 @@ class NodeKind(Vocabulary):
     MAP = "map"  # fn(item) for each item of the single upstream list
     WAIT = "wait"  # suspends until a signal arrives; its payload is the result
     SLEEP = "sleep"  # a durable timer; passes its input through
+    CHILD = "child"  # runs another workflow as a child run; its result is the child's
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -51,6 +52,7 @@ class Node:
     seconds: float | None = None
     approval: str | None = None  # a wait for a person's decision (see runner.approvals)
     on_reject: OnReject = OnReject.FAIL
+    child: Workflow | None = None  # the workflow a CHILD component runs
 
     @property
     def is_root(self) -> bool:
@@ -214,6 +216,8 @@ class Workflow:
             _code_fingerprint(node.policy.fallback, digest)
             if node.approval is not None:  # only then: the hashes of other definitions stay as they were
                 digest.update(repr(("approval", node.approval, node.on_reject.value)).encode())
+            if node.child is not None:
+                digest.update(node.child.definition_hash().encode())
         digest.update(repr(self._output).encode())
         digest.update(getattr(self.input_type, "__qualname__", repr(self.input_type)).encode())
         return digest.hexdigest()
@@ -405,6 +409,30 @@ class Workflow:
         if len(upstream) > 1:
             raise DefinitionError(label, "sleep takes at most one upstream component")
         return self._register(Node(name=label, kind=NodeKind.SLEEP, after=upstream, seconds=float(seconds)))
+
+    def child_run(
+        self, workflow: Workflow, *, name: str | None = None, after: After = None, on_failure: str = "halt"
+    ) -> Node:
+        """Run ``workflow`` as a child run and wait for it, holding no worker meanwhile; its
+        result is this component's. The child's input is the upstream component's value (at
+        most one), or this run's input for a root component. The child's run id is this run's
+        id and the component's name, so a retry or a recovery never starts a second child.
+        A child that fails or is cancelled fails this component (no retries: resume the child,
+        then this run); ``on_failure="skip"`` skips it instead. See :mod:`runner.child_runs`."""
+        label = name or (f"child_{workflow.name}" if isinstance(workflow, Workflow) else "child_run")
+        if not isinstance(workflow, Workflow):
+            raise DefinitionError(label, f"child_run takes a runner.Workflow, got {type(workflow).__name__}")
+        if workflow is self:
+            raise DefinitionError(label, f"workflow {self.name!r} cannot run itself as a child")
+        workflow.validate()
+        upstream = self._resolve(_as_tuple(after), label)
+        if len(upstream) > 1:
+            raise DefinitionError(label, "a child run takes at most one upstream component (its input)")
+        try:
+            policy = Policy(on_failure=on_failure)
+        except InvalidArgument as exc:
+            raise DefinitionError(label, str(exc)) from None
+        return self._register(Node(name=label, kind=NodeKind.CHILD, after=upstream, policy=policy, child=workflow))
 
     # ---------------------------------------------------------------- internal
     def _add_callable(

@@ -55,6 +55,7 @@ SAMPLES: dict[str, Any] = {
     "comment": "not on a friday",
     "verb": "approved",
     "known": ["deploy", "ship"],
+    "child_run_id": "orders-1:bill",
 }
 # ResultTimeout reads its status as "still running"
 SAMPLES_BY_CLASS: dict[str, dict[str, Any]] = {"ResultTimeout": {"status": "running"}}
@@ -73,6 +74,7 @@ ADVICE: dict[str, str] = {
     "DefinitionUnavailable": "make what it imports importable on the cluster",
     "WorkflowFailed": "fix it, then replay or fork the run",
     "StepTimeout": "raise its timeout=",
+    "ChildRunFailed": "then resume this run",
     "StepLostError": "Check the nodes' health and memory (or raise system_retries), then replay the run",
     "ResultTimeout": "call result() again later or cancel it",
     "ReplayRefused": "pass allow_irreversible=True",

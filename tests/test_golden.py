@@ -21,7 +21,17 @@ import pytest
 
 import runner
 from runner import SKIPPED
-from runner.events import EVENT_TYPES, ApprovalDecided, ErrorInfo, RunReopened, StepFailed, StepLost, StoredEvent
+from runner.events import (
+    EVENT_TYPES,
+    ApprovalDecided,
+    ChildRunEnded,
+    ChildRunStarted,
+    ErrorInfo,
+    RunReopened,
+    StepFailed,
+    StepLost,
+    StoredEvent,
+)
 from runner.execution import StepResult, run_task
 from runner.planning import Task
 from runner.serialization import decode_event, decode_value, encode_event
@@ -176,6 +186,31 @@ def reopened_workflow() -> Workflow:
     return wf
 
 
+def child_run_workflow() -> Workflow:
+    """Two child runs: ``billing`` completes and its result flows on; ``loyalty`` fails and is skipped."""
+    billing = Workflow("billing")
+
+    @billing.step()
+    def bill(order):
+        return order["amount"] * 2
+
+    loyalty = Workflow("loyalty")
+
+    @loyalty.step()
+    def award(order):
+        raise runner.NonRetryableError("loyalty service closed")
+
+    wf = Workflow("child_run")
+    wf.child_run(billing, name="billing")
+    wf.child_run(loyalty, name="loyalty", on_failure="skip")
+
+    @wf.step(after=["billing", "loyalty"])
+    def report(billed, points):
+        return {"billed": billed, "points": None if points is SKIPPED else points}
+
+    return wf
+
+
 def failing_first(node: str) -> Any:
     """An interceptor factory for ``drive``: the first run of ``node`` raises (its cause, later fixed)."""
 
@@ -223,6 +258,7 @@ CASES: dict[str, tuple[Any, Any]] = {
     "reopened": (reopened_workflow, {"amount": 42}),
     "approval": (approval_workflow, {"version": 3}),
     "continue_as_new": (continue_as_new_workflow, {"round": 2}),
+    "child_run": (child_run_workflow, {"amount": 21}),
 }
 SIGNALS: dict[str, list[tuple[int, str, Any]]] = {
     # name: signals received right after RunSubmitted (signal id, name, payload)
@@ -419,6 +455,22 @@ def test_approval_history():
     assert (decided.node, decided.approval, decided.signal_id, decided.approved) == ("approve_ship", "ship", 1, False)
     assert (decided.by, decided.comment, decided.decided_at) == ("lee", "freeze", 12.0)
     assert kinds(log)[:2] == ["RunSubmitted", "SignalReceived"]
+
+
+def test_child_run_history():
+    """Each child run is started under the id fixed by the parent and the component; the completed
+    child's result is the component's, the failed child's ChildRunFailed skips its component."""
+    state, log = fold("child_run")
+    assert state.status == "completed"
+    assert state.result == {"billed": 42, "points": None}
+    started = [(s.event.node, s.event.child_run_id) for s in log if isinstance(s.event, ChildRunStarted)]
+    assert started == [("billing", f"{RUN_ID}:billing"), ("loyalty", f"{RUN_ID}:loyalty")]
+    ended = [s.event for s in log if isinstance(s.event, ChildRunEnded)]
+    assert [(e.node, e.status, e.result) for e in ended] == [("billing", "completed", 42), ("loyalty", "failed", None)]
+    assert ended[1].error is not None and ended[1].error.type == "runner.errors.ChildRunFailed"
+    assert "loyalty service closed" in ended[1].error.message
+    assert state.results()["loyalty"] is SKIPPED
+    assert state.children() == {"billing": f"{RUN_ID}:billing", "loyalty": f"{RUN_ID}:loyalty"}
 
 
 @pytest.mark.parametrize("name", sorted(CASES))

@@ -15,6 +15,7 @@ EXPECTED = [
     "AppendConflict",
     "ApprovalAlreadyDecided",
     "ApprovalRejected",
+    "ChildRunFailed",
     "Client",
     "ConfigMismatch",
     "Continuation",

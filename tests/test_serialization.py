@@ -164,6 +164,11 @@ def sample_events() -> list[Any]:
             {"error": boom(), "node": "a", "at": 15.0},
             {"error": ErrorInfo(type="T", message=""), "at": 15.0},
         ],
+        "ChildRunStarted": [{"node": "sub", "child_run_id": "p-1:sub", "at": 16.0}],
+        "ChildRunEnded": [
+            {"node": "sub", "child_run_id": "p-1:sub", "status": "completed", "result": {"n": REF}, "at": 17.0},
+            {"node": "sub", "child_run_id": "p-1:sub", "status": "failed", "error": boom(), "at": 17.5},
+        ],
     }
     assert set(samples) == set(EVENT_TYPES), "a new event class needs a sample here"
     return [EVENT_TYPES[kind](**fields) for kind, many in samples.items() for fields in many]

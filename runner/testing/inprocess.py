@@ -5,6 +5,13 @@ fake clock, producing the same events the Ray worker would: it plans each
 cycle with the worker's :func:`~runner.cycle.plan_cycle`, then starts and runs
 the cycle's tasks one by one. Tests of the core and of user workflows use it;
 it is also how property tests generate realistic event logs.
+
+A child-run component (``Workflow.child_run``) runs its child here too, as an
+``InProcessRun`` of its own under the id the worker would give it (in
+``children``, by component), driven to its end with the same interceptor and
+clock; the parent records ``ChildRunEnded`` once the child ends. A child that
+waits for a signal leaves the parent waiting: signal the child, then run the
+parent again.
 """
 
 from __future__ import annotations
@@ -14,9 +21,11 @@ from collections.abc import Callable
 from typing import Any
 
 from runner import serialization
+from runner.child_runs import child_ended, child_failed
 from runner.continuation import Continuation, store_call
 from runner.continue_as_new import continued_in
 from runner.cycle import outcome_events, plan_cycle, started_event
+from runner.errors import InvalidArgument
 from runner.events import Event, RunSubmitted, SignalReceived, StoredEvent
 from runner.execution import StepResult, call_step, failure
 from runner.planning import DEFAULT_SYSTEM_RETRIES, Task
@@ -40,6 +49,7 @@ class InProcessRun:
         now: float = 0.0,
         seed: int = 0,
         system_retries: int = DEFAULT_SYSTEM_RETRIES,
+        parent_run_id: str | None = None,
     ):
         self.workflow = workflow
         self.system_retries = system_retries
@@ -48,13 +58,18 @@ class InProcessRun:
         self.state = WorkflowState(workflow)
         self.run_id = run_id
         submitted = RunSubmitted(
-            workflow=workflow.name, input=input, definition_hash=workflow.definition_hash(), at=now
+            workflow=workflow.name,
+            input=input,
+            definition_hash=workflow.definition_hash(),
+            parent_run_id=parent_run_id,
+            at=now,
         )
         first = StoredEvent(run_id=run_id, seq=1, event=submitted)
         self.state.apply(first)
         self.log: list[StoredEvent] = [first]
         self.facts: dict[str, bytes] = {}  # the calls of continuations, by hash
         self.load = serialization.FactLoader(self.facts.__getitem__)
+        self.children: dict[str, InProcessRun] = {}  # child runs, by child-run component
 
     def record(self, event: Event) -> None:
         self.log.append(self.state.record(event))
@@ -63,6 +78,7 @@ class InProcessRun:
         """One cycle: bookkeeping, then every runnable task once. False when nothing happened."""
         plan = plan_cycle(self.state, self.now)
         self.log += plan.events
+        ended = self._run_children(intercept)
         for task in plan.tasks:
             if self.state.is_finished:
                 break
@@ -70,7 +86,41 @@ class InProcessRun:
             result = self._execute(task, intercept)
             for event in outcome_events(self.state, task, result, self.now, self.rng, self.system_retries):
                 self.record(event)
-        return bool(plan.events or plan.tasks)
+        return bool(plan.events or plan.tasks or ended)
+
+    def _run_children(self, intercept: Interceptor | None) -> bool:
+        """Drive each open child run as far as it goes; record the end of each that ended."""
+        ended = False
+        for node_name, child_id in self.state.open_children().items():
+            node = self.workflow.nodes[node_name]
+            assert node.child is not None
+            child = self.children.get(node_name)
+            if child is None:
+                value = self.state.results()[node.after[0]] if node.after else self.state.input
+                try:
+                    value = node.child.check_input(value)
+                except InvalidArgument as exc:  # never created, as on Ray
+                    self.record(child_failed(node_name, child_id, "refused", str(exc)))
+                    ended = True
+                    continue
+                child = InProcessRun(
+                    node.child,
+                    value,
+                    run_id=child_id,
+                    now=self.now,
+                    seed=self.rng.randrange(1 << 30),
+                    system_retries=self.system_retries,
+                    parent_run_id=self.run_id,
+                )
+                self.children[node_name] = child
+            child.now = max(child.now, self.now)
+            child.run(intercept)
+            self.now = max(self.now, child.now)
+            if child.state.is_finished:
+                last = child.log[-1].event
+                self.record(child_ended(node_name, child_id, last, child.state.status))
+                ended = True
+        return ended
 
     def _execute(self, task: Task, intercept: Interceptor | None) -> StepResult:
         """The task's outcome. An interceptor stands in for the step's code: its value is the
