@@ -27,46 +27,6 @@ Ticket = TypeVar("Ticket")
 MAX_CALL = 512  # requests per Store actor call
 
 
-class CallBatcher(Generic[Request, Answer]):
-    """Coalesces requests into calls of ``send`` (a list of requests -> a list of answers or
-    exceptions, in order). Use from one event loop."""
-
-    def __init__(self, send: Callable[[list[Request]], Awaitable[list[Any]]]) -> None:
-        self._send_call = send
-        self._queue: list[tuple[Request, asyncio.Future[Answer]]] = []
-        self._sending = False
-        self.calls = 0
-        self.requests = 0
-
-    async def call(self, request: Request) -> Answer:
-        """The answer to ``request``; the error the store gave for it is raised."""
-        future: asyncio.Future[Answer] = asyncio.get_running_loop().create_future()
-        self._queue.append((request, future))
-        if not self._sending:
-            self._sending = True
-            asyncio.get_running_loop().create_task(self._send())
-        return await future
-
-    async def _send(self) -> None:
-        try:
-            while self._queue:
-                batch, self._queue = self._queue[:MAX_CALL], self._queue[MAX_CALL:]
-                self.calls += 1
-                self.requests += len(batch)
-                answers: list[Any]
-                try:
-                    answers = list(await self._send_call([request for request, _ in batch]))
-                except Exception as exc:  # the call itself failed (store actor lost): every caller learns it
-                    answers = [exc] * len(batch)
-                if len(answers) != len(batch):
-                    error = RuntimeError(f"the store answered {len(answers)} of {len(batch)} requests")
-                    answers = [error] * len(batch)
-                for (_, future), answer in zip(batch, answers, strict=True):
-                    _settle(future, answer)  # a future already done: its run was cancelled meanwhile
-        finally:
-            self._sending = False
-
-
 class Submission(Generic[Answer, Ticket]):
     """One request given to a :class:`SubmitBatcher`: ``sent`` resolves with the request's own
     ticket once the call carrying it has gone out (a Ray ObjectRef that later tasks can depend
@@ -129,6 +89,36 @@ class SubmitBatcher(Generic[Request, Answer, Ticket]):
                     _settle(submission.answer, answer)
         finally:
             self._sending = False
+
+
+class CallBatcher(Generic[Request, Answer]):
+    """Coalesces requests into calls of ``send`` (a list of requests -> a list of answers or
+    exceptions, in order): a :class:`SubmitBatcher` whose callers need no ticket. Use from one
+    event loop."""
+
+    def __init__(self, send: Callable[[list[Request]], Awaitable[list[Any]]]) -> None:
+        self._batcher: SubmitBatcher[Request, Answer, None] = SubmitBatcher(
+            lambda requests: ([None] * len(requests), send(requests))
+        )
+
+    @property
+    def calls(self) -> int:
+        return self._batcher.calls
+
+    @property
+    def requests(self) -> int:
+        return self._batcher.requests
+
+    async def call(self, request: Request) -> Answer:
+        """The answer to ``request``; the error the store gave for it is raised."""
+        submission = self._batcher.submit(request)
+        submission.sent.add_done_callback(_retrieved)  # its error, if any, is the answer's too
+        return await submission.answer
+
+
+def _retrieved(future: asyncio.Future[Any]) -> None:
+    if not future.cancelled():
+        future.exception()
 
 
 def _settle(future: asyncio.Future[Any], answer: Any) -> None:

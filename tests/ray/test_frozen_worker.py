@@ -106,6 +106,7 @@ def test_a_frozen_workers_run_is_taken_over_once_its_lease_expires(make_client: 
     assert record.status is runner.RunStatus.COMPLETED and record.lease > first
 
 
+@pytest.mark.slow  # make chaos; the pure rule is tested in tests/test_supervision.py and tests/test_pool.py
 def test_a_frozen_idle_worker_given_a_run_is_found_by_a_probe(make_client: Any, tmp_path: Path) -> None:
     """A worker frozen while idle never takes its next run over (no lease of its own expires):
     it fails the Runner's probe, and the run goes to another worker without counting as a loss."""

@@ -27,7 +27,10 @@ from runner.runner import RunnerConfig
 from runner.testing.sideeffects import mark as _mark
 from runner.testing.sideeffects import wait_for_file as _wait_for_file
 
-pytestmark = pytest.mark.ray
+pytestmark = [
+    pytest.mark.ray,
+    pytest.mark.slow,
+]  # a second Ray node: make chaos (bench/chaos.py measures node loss too)
 
 RUNS = 8
 SIDE = {"side": RUNS}  # room for every run's gated task at once

@@ -17,7 +17,7 @@ from runner.client import connect
 from runner.testing.sideeffects import mark as _mark
 from runner.testing.sideeffects import wait_for_file as _wait_for_file
 
-pytestmark = pytest.mark.ray
+pytestmark = [pytest.mark.ray, pytest.mark.slow]  # a whole Ray restart: make chaos (bench/chaos.py measures it too)
 
 
 def _workflow(log: str, gate: str) -> runner.Workflow:

@@ -126,7 +126,9 @@ def _napper(log: str, seconds: float) -> runner.Workflow:
 @pytest.mark.parametrize(
     "suspend_after",
     [
-        pytest.param(0.5, id="suspended-sleep"),  # the run released its worker: the Runner re-arms its timer
+        pytest.param(
+            0.5, id="suspended-sleep", marks=pytest.mark.slow
+        ),  # the run released its worker: the Runner re-arms its timer
         # its worker waited in place: the run is resumed as running (a second Ray restart: in make chaos)
         pytest.param(30.0, id="in-place-sleep", marks=pytest.mark.slow),
     ],
