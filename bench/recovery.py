@@ -86,9 +86,12 @@ def build(events: int) -> tuple[str, str, int]:
 def measure(url: str, run_id: str, n: int) -> tuple[float, dict]:
     import ray
 
+    from runner.testing.polling import eventually
+
     client = connect(store=url)
     assert client.get(run_id).result(timeout=300) == n
-    outcome = ray.get(client.runner.last_outcome.remote(run_id))
+    # result() answers when the run's last commit lands; the Runner hears of the turn's end just after
+    outcome = eventually(lambda: ray.get(client.runner.last_outcome.remote(run_id)), timeout=60)
     history = client.get(run_id).history()
     started = next(e.event.at for e in history if type(e.event).__name__ == "StepStarted" and e.event.node == "count")
     close(client)

@@ -39,7 +39,7 @@ import os
 import random
 import time
 import uuid
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -155,8 +155,10 @@ class RunExecutor:
         calls: StoreCalls | None = None,
         address: StoreAddress | None = None,
         runner: Any = None,
+        alone: Callable[[], bool] = lambda: True,
     ) -> None:
         self.run_id = run_id
+        self._alone = alone  # whether the worker drives this run only (a held gate then costs nothing)
         self.store = store
         self.address = address
         self.calls = calls or StoreCalls(store, owner, config)
@@ -315,7 +317,9 @@ class RunExecutor:
             inline = [task for task in plan.tasks if state.workflow.nodes[task.node].inline]
             remote = [task for task in plan.tasks if not state.workflow.nodes[task.node].inline]
             gate: AppendRef | HeldGate | None = await self._ticket(append)
-            if gate is not None and len(remote) == 1:  # a lone task waits for the commit itself, placed already
+            # a lone task of a worker's only run waits for the commit itself, placed already; with
+            # other runs on the worker, a task process held waiting slows them more than it saves
+            if gate is not None and len(remote) == 1 and self._alone():
                 gate = HeldGate(gate)
             for task in remote:
                 self._dispatch_remote(state, task, gate)
@@ -540,7 +544,14 @@ class Worker:
         if run_id in self._runs:
             raise RuntimeError(f"worker {self.worker_id} already drives run {run_id!r}")
         executor = RunExecutor(
-            run_id, self.store, self.worker_id, self.config, calls=self._calls, address=self.address, runner=self.runner
+            run_id,
+            self.store,
+            self.worker_id,
+            self.config,
+            calls=self._calls,
+            address=self.address,
+            runner=self.runner,
+            alone=lambda: len(self._runs) <= 1,
         )
         self._runs[run_id] = executor
         try:
