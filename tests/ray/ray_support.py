@@ -63,6 +63,12 @@ def worker_pid(client: Client, run_id: str) -> int | None:
     return pid
 
 
+def last_outcome(client: Client, run_id: str) -> Any:
+    """The Runner's record of ``run_id``'s last turn (a ``runner.worker.Outcome``). result() answers
+    as soon as the run's last commit lands; the Runner records the turn's end just after, so poll."""
+    return eventually(lambda: ray.get(client.runner.last_outcome.remote(run_id)), what=f"run {run_id}'s last outcome")
+
+
 def lines(path: Path | str) -> list[str]:
     """The lines a step appended to a side-effect file (empty if it has none yet)."""
     try:

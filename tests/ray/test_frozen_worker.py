@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 import ray
-from ray_support import alive, assert_gapless, eventually, facts, lines, touch, worker_pid
+from ray_support import alive, assert_gapless, eventually, facts, last_outcome, lines, touch, worker_pid
 
 import runner
 from runner.events import StepStarted, StoredEvent
@@ -92,7 +92,7 @@ def test_a_frozen_workers_run_is_taken_over_once_its_lease_expires(make_client: 
         assert again > first
         effects = collections.Counter(lines(log))
         assert effects["a"] == 1 and effects["c"] == 1 and 1 <= effects["b"] <= 2
-        outcome: Outcome | None = ray.get(client.runner.last_outcome.remote(handle.run_id))
+        outcome: Outcome | None = last_outcome(client, handle.run_id)
         assert outcome is not None and outcome.status == "completed"
         assert [key for key in outcome.recovery.redispatched] == [("b", None)]
         assert client.stats().restarts == 1  # the frozen worker counts as a worker loss

@@ -10,7 +10,18 @@ from typing import Any
 
 import pytest
 import ray
-from ray_support import alive, assert_gapless, eventually, facts, has_fact, has_started, lines, touch, worker_pid
+from ray_support import (
+    alive,
+    assert_gapless,
+    eventually,
+    facts,
+    has_fact,
+    has_started,
+    last_outcome,
+    lines,
+    touch,
+    worker_pid,
+)
 
 import runner
 from runner.events import FactProduced, RunFailed, StepStarted
@@ -51,7 +62,7 @@ def _gated_chain(log: str, gate: str) -> runner.Workflow:
 
 
 def _last_outcome(client: runner.Client, run_id: str) -> Outcome | None:
-    outcome: Outcome | None = ray.get(client.runner.last_outcome.remote(run_id))
+    outcome: Outcome | None = last_outcome(client, run_id)
     return outcome
 
 

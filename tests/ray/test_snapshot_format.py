@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 import ray
-from ray_support import assert_gapless, eventually
+from ray_support import assert_gapless, eventually, last_outcome
 
 import runner
 from runner import serialization
@@ -58,7 +58,7 @@ def test_a_snapshot_of_an_unknown_format_is_ignored_and_the_full_log_is_folded(m
 
     handle.signal("go", "now")
     assert handle.result(timeout=60) == (CHAIN, "now")
-    outcome: Outcome | None = ray.get(client.runner.last_outcome.remote(run_id))
+    outcome: Outcome | None = last_outcome(client, run_id)
     assert outcome is not None and outcome.status == "completed"
     assert outcome.recovery.snapshot_cursor == 0  # the snapshot was not used
     assert outcome.recovery.events_streamed == len(history)  # every event up to the suspension was folded
