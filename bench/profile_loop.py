@@ -14,7 +14,7 @@ Three views, every figure in ms (medians unless said):
    same clock): submit; queued (submit returned -> first StepStarted); executing (first
    StepStarted -> RunCompleted); and for each ``result()``, how long after the run's RunCompleted
    it returned (the notification and reads).
-3. ``result()`` of an ended run, split into its calls: the wait (Runner ``wait_many``: the
+3. ``result()`` of an ended run, split into its calls: the wait (Store actor ``wait_outcomes``: the
    record read), ``outcome`` (record and last event) and ``result_of`` (decoding, a fact load).
 
 ``--cprofile``: also the driver's own profile of the loop (top functions by own time).
@@ -283,7 +283,7 @@ def view_result(client: Any, runs: int) -> None:
     wf = chain_workflow()
     handles = client.submit_many(wf, list(range(runs)))
     client.results(handles, timeout=600)
-    found: dict[str, list[float]] = {"result() total": [], "  wait (Runner wait_many)": [], "  outcome": []}
+    found: dict[str, list[float]] = {"result() total": [], "  wait (Store actor wait_outcomes)": [], "  outcome": []}
     found["  result_of"] = []
     for handle in handles:
         start = time.perf_counter()
@@ -291,7 +291,7 @@ def view_result(client: Any, runs: int) -> None:
         found["result() total"].append(time.perf_counter() - start)
         start = time.perf_counter()
         client.wait_records([handle.run_id], 60)
-        found["  wait (Runner wait_many)"].append(time.perf_counter() - start)
+        found["  wait (Store actor wait_outcomes)"].append(time.perf_counter() - start)
         start = time.perf_counter()
         record, last = client.reader.outcome(handle.run_id)
         found["  outcome"].append(time.perf_counter() - start)

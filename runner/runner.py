@@ -125,7 +125,6 @@ class Runner:
         self._resumed_while_active: set[str] = set()
         self._reopened_while_active: set[str] = set()
         self._lost: dict[str, asyncio.Future[str]] = {}  # worker id -> why it is lost, once it is
-        self._run_ended = Waiters()
         self._turn_ended = Waiters()
         self._outcomes: collections.OrderedDict[str, Outcome] = collections.OrderedDict()
         self._ready = asyncio.get_event_loop().create_task(self._recover())
@@ -169,29 +168,6 @@ class Runner:
             if not created and record.status is RunStatus.PENDING:  # stored by an earlier try of this call
                 self._enqueue(record.run_id)
         return results
-
-    async def wait(self, run_id: str, timeout: float | None) -> RunRecord:
-        """The run's record once it has ended, or after ``timeout`` seconds, whichever is first."""
-        return (await self.wait_many([run_id], timeout))[0]
-
-    async def wait_many(self, run_ids: Sequence[str], timeout: float | None) -> list[RunRecord]:
-        """The runs' records once all have ended, or after ``timeout`` seconds: two store calls
-        however many runs. Waiters are registered before the first read, so a run that ends
-        in between still wakes them."""
-        futures: dict[str, asyncio.Future[None]] = {}
-        for run_id in run_ids:
-            if run_id not in futures:
-                futures[run_id] = self._run_ended.add(run_id)
-        try:
-            records = await self.store.get_runs(run_ids)
-            open_runs = {r.run_id for r in records if not r.status.is_terminal}
-            if not open_runs or (timeout is not None and timeout <= 0):
-                return records
-            await asyncio.wait([futures[run_id] for run_id in open_runs], timeout=timeout)
-            return await self.store.get_runs(run_ids)
-        finally:
-            for run_id, future in futures.items():
-                self._run_ended.remove(run_id, future)
 
     async def signal(self, run_id: str, name: str, payload: Any, dedupe_key: str | None = None) -> int:
         """Put a signal in the run's inbox (durable on return) and wake the run if it waits.
@@ -239,7 +215,6 @@ class Runner:
                 await self.status_writes.cancel(run_id)
             except (FencedError, RunClosed):
                 continue  # a worker took the run over meanwhile, or it ended: look again
-            self._run_ended.wake(run_id)
             self._wake_parent_of(run_id)
         record = await self.store.get_run(run_id)
         if record.status is RunStatus.CANCELLED:
@@ -496,7 +471,6 @@ class Runner:
         self.recovery.after_outcome(outcome)
         if outcome.status in _ENDED:
             self.restarts.forget(run_id)
-            self._run_ended.wake(run_id)
             self._start_successor(outcome)
             if outcome.parent_run_id is not None:
                 self._wake_parent_of(run_id, outcome.parent_run_id)
@@ -544,7 +518,6 @@ class Runner:
             pass  # it ended meanwhile
         except Exception:
             log.exception("run %s: could not record its failure", run_id)
-        self._run_ended.wake(run_id)
         self._wake_parent_of(run_id)
 
     async def _pause_for_store(self, run_id: str, reason: str) -> Exception | None:
