@@ -1,9 +1,12 @@
-"""Fixtures for the Ray integration tests: one Ray instance shared by the modules, one Runner per test.
+"""Fixtures for the Ray integration tests: one Ray instance shared by the modules.
 
-Every test gets its own namespace (so its own detached Runner actor) and its
-own DuckDB file under ``tmp_path``; the Runner is killed at teardown, which
-takes its Store actor and Worker actors with it (they are owned by it).
-Tests never sleep to wait for state: they poll with :func:`eventually`.
+``client`` / ``make_client`` give a test its own namespace (so its own detached
+Runner actor) and its own DuckDB file under ``tmp_path``; the Runner is killed
+at teardown, which takes its Store actor and Worker actors with it (they are
+owned by it). ``shared_client`` is one Runner for the whole session, for tests
+that only touch their own runs (no kills, no special config, no counts over
+the whole store): starting a Runner costs seconds, so sharing keeps the suite
+short. Tests never sleep to wait for state: they poll with :func:`eventually`.
 """
 
 from __future__ import annotations
@@ -80,3 +83,36 @@ def make_client(ray_instance: None, tmp_path: Path) -> Iterator[Callable[..., Cl
 @pytest.fixture
 def client(make_client: Callable[..., Client]) -> Client:
     return make_client()
+
+
+class _SharedClients:
+    """The session's shared Client: ``connect()`` on one namespace and store, which uses the
+    namespace's Runner while it lives and starts a new one after a module restarted Ray."""
+
+    def __init__(self, root: Path) -> None:
+        namespace = f"shared-{uuid.uuid4().hex[:12]}"
+        self.namespace, self.store = namespace, "duckdb:///" + str(root / f"{namespace}.duckdb")
+        self.client: Client | None = None
+
+    def get(self) -> Client:
+        self.client = connect(store=self.store, namespace=self.namespace)
+        return self.client
+
+    def close(self) -> None:
+        if self.client is not None and ray.is_initialized():
+            kill_runner(self.client)
+
+
+@pytest.fixture(scope="session")
+def _shared_clients(faults_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[_SharedClients]:
+    clients = _SharedClients(tmp_path_factory.mktemp("shared"))
+    yield clients
+    clients.close()
+
+
+@pytest.fixture
+def shared_client(ray_instance: None, _shared_clients: _SharedClients) -> Client:
+    """One Client (Runner, Store actor, workers) for every test of the session that asks for it:
+    for tests that touch only their own runs, kill nothing, arm no fault, read no totals
+    (``stats()``, ``list_runs()`` over the whole store) and need the default configuration."""
+    return _shared_clients.get()

@@ -90,7 +90,8 @@ def _simple(name: str = "simple") -> runner.Workflow:
 
 
 # ------------------------------------------------------------ status, result, history, steps
-def test_status_result_and_history_are_typed(client: runner.Client) -> None:
+def test_status_result_and_history_are_typed(shared_client: runner.Client) -> None:
+    client = shared_client
     handle = client.submit(_simple(), 20)
 
     assert handle.result(timeout=RESULT_TIMEOUT) == 41
@@ -116,7 +117,8 @@ def test_status_result_and_history_are_typed(client: runner.Client) -> None:
     assert record.last_seq == len(history) and record.workflow == "simple"
 
 
-def test_steps_show_status_attempts_items_and_timings(client: runner.Client, tmp_path: Path) -> None:
+def test_steps_show_status_attempts_items_and_timings(shared_client: runner.Client, tmp_path: Path) -> None:
+    client = shared_client
     log, gate = str(tmp_path / "effects.log"), str(tmp_path / "gate")
     wf = runner.Workflow("stepinfo")
 
@@ -239,7 +241,8 @@ def test_cancel_a_suspended_run(client: runner.Client) -> None:
     assert client.stats().busy_workers == 0 and client.stats().pending == 0
 
 
-def test_cancel_a_completed_run_is_an_illegal_transition(client: runner.Client) -> None:
+def test_cancel_a_completed_run_is_an_illegal_transition(shared_client: runner.Client) -> None:
+    client = shared_client
     handle = client.submit(_simple(), 1)
     handle.result(timeout=RESULT_TIMEOUT)
 
@@ -300,8 +303,9 @@ def test_pause_lets_the_running_step_finish_then_resume_completes(client: runner
 
 
 def test_resume_of_a_running_run_and_pause_of_a_completed_run_are_illegal(
-    client: runner.Client, tmp_path: Path
+    shared_client: runner.Client, tmp_path: Path
 ) -> None:
+    client = shared_client
     log, gate = str(tmp_path / "effects.log"), str(tmp_path / "gate")
     handle = client.submit(_gated(log, gate), 1)
     eventually(lambda: "slow" in lines(log), what="the slow step to start")
@@ -323,7 +327,8 @@ def test_resume_of_a_running_run_and_pause_of_a_completed_run_are_illegal(
 
 
 # ------------------------------------------------------------------------ replay and fork
-def test_replay_is_a_new_run_with_lineage_same_input_and_result(client: runner.Client, tmp_path: Path) -> None:
+def test_replay_is_a_new_run_with_lineage_same_input_and_result(shared_client: runner.Client, tmp_path: Path) -> None:
+    client = shared_client
     log = str(tmp_path / "effects.log")
     wf = runner.Workflow("replayable")
 
@@ -387,7 +392,8 @@ def test_replay_refuses_after_an_irreversible_step_unless_allowed(client: runner
     assert lines(log) == ["charge", "charge"]
 
 
-def test_fork_reuses_upstream_results_and_reruns_from_the_step(client: runner.Client, tmp_path: Path) -> None:
+def test_fork_reuses_upstream_results_and_reruns_from_the_step(shared_client: runner.Client, tmp_path: Path) -> None:
+    client = shared_client
     log, config = str(tmp_path / "effects.log"), tmp_path / "multiplier.txt"
     config.write_text("2")
     config_path = str(config)
@@ -616,7 +622,8 @@ def test_invalid_input_lists_every_problem_and_stores_nothing(client: runner.Cli
 
 
 # ---------------------------------------------------------------------- runner.context()
-def test_context_inside_a_step(client: runner.Client, tmp_path: Path) -> None:
+def test_context_inside_a_step(shared_client: runner.Client, tmp_path: Path) -> None:
+    client = shared_client
     log = str(tmp_path / "context.log")
     wf = runner.Workflow("contextual")
 

@@ -35,7 +35,8 @@ def _load_quickstart() -> Any:
     return module
 
 
-def test_quickstart_end_to_end(client: runner.Client) -> None:
+def test_quickstart_end_to_end(shared_client: runner.Client) -> None:
+    client = shared_client
     quickstart = _load_quickstart()
     handle = client.submit(quickstart.orders, ORDER)
 
@@ -87,7 +88,8 @@ def _failing_workflow() -> runner.Workflow:
     return wf
 
 
-def test_failed_step_raises_its_own_exception(client: runner.Client) -> None:
+def test_failed_step_raises_its_own_exception(shared_client: runner.Client) -> None:
+    client = shared_client
     handle = client.submit(_failing_workflow(), 41)
 
     with pytest.raises(ValueError, match="bad value 42"):
@@ -112,7 +114,8 @@ def _flaky_workflow() -> runner.Workflow:
     return wf
 
 
-def test_retried_flaky_step_succeeds(client: runner.Client) -> None:
+def test_retried_flaky_step_succeeds(shared_client: runner.Client) -> None:
+    client = shared_client
     handle = client.submit(_flaky_workflow(), 7)
 
     assert handle.result(timeout=60) == {"x": 7, "attempt": 3}
@@ -146,7 +149,8 @@ def _resources_workflow() -> runner.Workflow:
     return wf
 
 
-def test_step_resources_are_honoured(client: runner.Client) -> None:
+def test_step_resources_are_honoured(shared_client: runner.Client) -> None:
+    client = shared_client
     handle = client.submit(_resources_workflow(), 0)
 
     assert handle.result(timeout=60) == [1.0, 0.5]

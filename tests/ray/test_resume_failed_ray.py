@@ -48,8 +48,9 @@ def _needs_fix(log: str, fixed: str) -> runner.Workflow:
 
 
 def test_resume_of_a_failed_run_after_the_fix_reruns_only_the_failed_step(
-    client: runner.Client, tmp_path: Path
+    shared_client: runner.Client, tmp_path: Path
 ) -> None:
+    client = shared_client
     log, fixed = str(tmp_path / "effects.log"), str(tmp_path / "fixed")
     handle = client.submit(_needs_fix(log, fixed), 1)
     with pytest.raises(ConnectionError):  # the step's own error
@@ -74,7 +75,8 @@ def test_resume_of_a_failed_run_after_the_fix_reruns_only_the_failed_step(
         handle.resume()
 
 
-def test_resume_of_a_cancelled_run_goes_on_from_where_it_stopped(client: runner.Client, tmp_path: Path) -> None:
+def test_resume_of_a_cancelled_run_goes_on_from_where_it_stopped(shared_client: runner.Client, tmp_path: Path) -> None:
+    client = shared_client
     log, gate = str(tmp_path / "effects.log"), str(tmp_path / "gate")
     wf = runner.Workflow("cancel_then_resume")
 

@@ -127,7 +127,10 @@ def test_the_callables_are_followed_to_the_users_module(helpers: ModuleType) -> 
     assert user_modules([functools.partial(print, 1), runner.Workflow, len, textwrap.dedent]) == []
 
 
-def test_partial_steps_of_a_module_only_the_driver_can_import(client: runner.Client, helpers: ModuleType) -> None:
+def test_partial_steps_of_a_module_only_the_driver_can_import(
+    shared_client: runner.Client, helpers: ModuleType
+) -> None:
+    client = shared_client
     assert client.submit(_partials_only(helpers), 2).result(timeout=RESULT_TIMEOUT) == 13
 
 

@@ -95,7 +95,8 @@ def test_wait_for_suspends_durably_and_a_signal_resumes_it(client: runner.Client
         client.signal("no-such-run", "approve")
 
 
-def test_a_signal_sent_before_the_wait_is_kept_and_used(client: runner.Client, tmp_path: Path) -> None:
+def test_a_signal_sent_before_the_wait_is_kept_and_used(shared_client: runner.Client, tmp_path: Path) -> None:
+    client = shared_client
     log, gate = str(tmp_path / "effects.log"), str(tmp_path / "gate")
     handle = client.submit(_approval(log, gate), 5)
     eventually(lambda: "prepare" in lines(log), what="prepare to start")
@@ -172,9 +173,10 @@ def test_two_waits_on_different_signals(client: runner.Client) -> None:
     assert len(_events(history, RunSuspended)) == 2 and len(_events(history, RunResumed)) == 2
 
 
-def test_a_run_whose_last_component_is_a_wait_completes_once_signalled(client: runner.Client) -> None:
+def test_a_run_whose_last_component_is_a_wait_completes_once_signalled(shared_client: runner.Client) -> None:
     """The resumed run is completed in the same append that resumes it: the store checks the
     whole path (suspended -> running -> completed), so the run ends completed, not failed."""
+    client = shared_client
     wf = runner.Workflow("wait_last")
 
     @wf.step()

@@ -17,7 +17,8 @@ from runner.testing.sideeffects import wait_for_file as _wait_for_file
 pytestmark = pytest.mark.ray
 
 
-def test_a_step_over_its_timeout_is_cancelled_and_retried(client: runner.Client, tmp_path: Path) -> None:
+def test_a_step_over_its_timeout_is_cancelled_and_retried(shared_client: runner.Client, tmp_path: Path) -> None:
+    client = shared_client
     log, never = str(tmp_path / "effects.log"), str(tmp_path / "never")
     wf = runner.Workflow("timeouts")
 
