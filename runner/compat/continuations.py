@@ -12,6 +12,7 @@ sleep or event wait inside it is refused.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import runner
@@ -26,29 +27,40 @@ def continue_with(workflow: Workflow) -> Continuation:
     try:
         whole: Continuation = runner.continuation(workflow, None)  # type: ignore[arg-type]
     except InvalidArgument:  # the native API takes single calls only
-        return runner.continuation(run_here, workflow)
+        return runner.continuation(run_here, steps_of(workflow), workflow.output)
     return whole
 
 
-def run_here(workflow: Workflow) -> Any:
-    """Run ``workflow``'s steps in order in this process; its output's value."""
-    results: dict[str, Any] = {}
+# (name, upstream names, function, catch_exceptions): plain tuples, so that the call's pickling
+# finds the user's functions among its arguments and carries their code by value
+Step = tuple[str, tuple[str, ...], Callable[..., Any], bool]
+
+
+def steps_of(workflow: Workflow) -> tuple[Step, ...]:
+    steps: list[Step] = []
     for name, node in workflow.nodes.items():
         if node.kind is not NodeKind.STEP or node.fn is None:
             raise InvalidArgument(
                 f"{name!r} is a {node.kind.value}: a sleep or event wait inside a continuation is not supported "
                 "yet; put it in the DAG given to ray_workflows.run"
             )
-        values = [results[upstream] for upstream in node.after]
+        steps.append((name, node.after, node.fn, node.policy.catch_exceptions))
+    return tuple(steps)
+
+
+def run_here(steps: tuple[Step, ...], output: str | None) -> Any:
+    """Run ``steps`` in order in this process; the value of ``output`` (else the last step)."""
+    results: dict[str, Any] = {}
+    for name, after, fn, catch_exceptions in steps:
         try:
-            value = node.fn(*values)
+            value = fn(*(results[upstream] for upstream in after))
             while isinstance(value, Continuation):
                 value = value.call()
             value = resolve_object_refs(value)
         except Exception as exc:
-            if not node.policy.catch_exceptions:
+            if not catch_exceptions:
                 raise
             results[name] = (None, exc)
             continue
-        results[name] = (value, None) if node.policy.catch_exceptions else value
-    return results[workflow.output or list(workflow.nodes)[-1]]
+        results[name] = (value, None) if catch_exceptions else value
+    return results[output if output is not None else steps[-1][0]]

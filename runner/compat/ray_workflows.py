@@ -34,6 +34,7 @@ from runner.errors import IllegalTransition, InvalidArgument, RunnerError, RunNo
 from runner.state import WorkflowState
 from runner.store import RunStatus
 
+NONE = WorkflowStatus.NONE
 RUNNING = WorkflowStatus.RUNNING
 CANCELED = WorkflowStatus.CANCELED
 SUCCESSFUL = WorkflowStatus.SUCCESSFUL
@@ -75,6 +76,12 @@ def init(
                 "and pass init(client=...)"
             )
     _client = client if client is not None else connect(address, store=store, namespace=namespace)
+
+
+def native_client() -> Client:
+    """The native client these calls go through (connecting first if need be): for what only the
+    native API has (``pause``, ``fork``, ``history``, approvals ...)."""
+    return _connected()
 
 
 def _connected() -> Client:
@@ -292,6 +299,7 @@ def _task_value(client: Client, run_id: str, task_id: str) -> tuple[bool, Any]:
 __all__ = [
     "CANCELED",
     "FAILED",
+    "NONE",
     "PENDING",
     "RESUMABLE",
     "RUNNING",
@@ -311,6 +319,7 @@ __all__ = [
     "get_status",
     "init",
     "list_all",
+    "native_client",
     "options",
     "resume",
     "resume_all",
