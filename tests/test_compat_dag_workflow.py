@@ -63,6 +63,15 @@ def test_a_node_bound_twice_is_one_step_and_repeated_functions_are_numbered() ->
     assert drive(wf).state.result == 6 + 12
 
 
+def test_nodes_inside_lists_and_dicts_are_upstream_steps() -> None:
+    @ray.remote
+    def collect(values: list[object], named: dict[str, object]) -> int:
+        return 0
+
+    wf = convert(collect.bind([double.bind(1), (double.bind(2),)], {"k": read_data.bind(3)}))
+    assert wf.nodes["collect"].after == ("double", "double_1", "read_data")
+
+
 def test_task_id_names_the_step() -> None:
     inner = double.options(**workflow.options(task_id="inner")).bind(1)
     wf = convert(double.options(**workflow.options(task_id="outer")).bind(inner))
@@ -122,6 +131,11 @@ def test_workflow_options_as_a_decorator() -> None:
     assert value is None and isinstance(error, KeyError)
 
 
+def test_checkpoint_is_accepted() -> None:
+    wf = convert(double.options(**workflow.options(checkpoint=False)).bind(1))
+    assert drive(wf).state.result == 2
+
+
 def test_bound_constants_are_part_of_the_definition_hash() -> None:
     assert convert(double.bind(1)).definition_hash() != convert(double.bind(2)).definition_hash()
     assert convert(double.bind(1)).definition_hash() == convert(double.bind(1)).definition_hash()
@@ -136,8 +150,13 @@ def test_sleep_and_event_waits_become_native_timers_and_waits() -> None:
     run.signal(1, "approved", 41)
     assert run.run().result == 42
 
-    slept = convert(double.bind(workflow.sleep(30)))
+    @ray.remote
+    def woke(event: object) -> str:
+        return f"woke with {event}"
+
+    slept = convert(woke.bind(workflow.sleep(30)))
     assert slept.nodes["sleep"].kind is NodeKind.SLEEP and slept.nodes["sleep"].seconds == 30.0
+    assert drive(slept, "the run input").state.result == "woke with None"  # a timer's event is None
     http = convert(double.bind(workflow.wait_for_event(workflow.HTTPListener, event_key="paid")))
     assert http.nodes["wait_paid"].signal == "paid"
 

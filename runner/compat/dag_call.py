@@ -26,10 +26,12 @@ import ray
 
 @dataclass(frozen=True)
 class Upstream:
-    """The value of the step's upstream number ``position``; ``nested``: inside a container."""
+    """The value of the step's upstream number ``position``; ``nested``: inside a container;
+    ``timer``: the upstream is a sleep, whose value is None (as Ray Workflows' timers gave)."""
 
     position: int
     nested: bool
+    timer: bool = False
 
 
 @dataclass(frozen=True)
@@ -58,7 +60,7 @@ def call_bound(fn: Callable[..., Any], args: Arguments, kwargs: KeywordArguments
 def fill(template: Any, values: tuple[Any, ...]) -> Any:
     """``template`` with its placeholders replaced (lists, tuples and dicts opened at any depth)."""
     if isinstance(template, Upstream):
-        value = values[template.position]
+        value = None if template.timer else values[template.position]
         return ray.put(value) if template.nested else value
     if isinstance(template, NestedValue):
         return ray.put(template.value)

@@ -178,7 +178,8 @@ class _Converter:
             upstream = self._visit(value)
             if upstream not in after:
                 after.append(upstream)
-            return Upstream(after.index(upstream), nested)
+            timer = value._body is events.TIMER_BODY
+            return Upstream(after.index(upstream), nested, timer)
         if isinstance(value, (InputNode, InputAttributeNode)):
             raise DefinitionError(
                 name, "InputNode is not supported: bind the values into the DAG (fn.bind(value)) instead"

@@ -100,6 +100,12 @@ def test_nested_task_outputs_arrive_as_refs_and_object_refs_as_values(compat: No
 
     assert workflow.run(plus.bind(ray.put(10), ray.put(20))) == 30
 
+    @ray.remote
+    def total_of(named: dict[str, ray.ObjectRef], refs: list[ray.ObjectRef]) -> int:
+        return sum(ray.get(list(named.values()))) + sum(ray.get(refs))
+
+    assert workflow.run(total_of.bind({"a": get_val.bind()}, [ray.put(1), ray.put(2)])) == 13
+
 
 def test_retries_caught_exceptions_and_failures(compat: None, tmp_path: Path) -> None:
     attempts = str(tmp_path / "attempts")
