@@ -22,13 +22,14 @@ from runner.object_refs import resolve_object_refs
 from runner.workflow import NodeKind, Workflow
 
 
-def continue_with(workflow: Workflow) -> Continuation:
-    """The native continuation that runs ``workflow`` in the step's place."""
+def continue_with(workflow: Workflow) -> Any:
+    """The native continuation that runs ``workflow`` in the step's place: the sub-workflow
+    continuation where the native API has it, else :func:`run_here` as one call."""
+    native: Callable[..., Any] = runner.continuation
     try:
-        whole: Continuation = runner.continuation(workflow, None)  # type: ignore[arg-type]
-    except InvalidArgument:  # the native API takes single calls only
-        return runner.continuation(run_here, steps_of(workflow), workflow.output)
-    return whole
+        return native(workflow, None)  # runs the workflow as a child run, each step recorded
+    except InvalidArgument:  # a native API that takes single calls only
+        return native(run_here, steps_of(workflow), workflow.output)
 
 
 # (name, upstream names, function, catch_exceptions): plain tuples, so that the call's pickling
