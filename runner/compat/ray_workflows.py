@@ -175,13 +175,14 @@ def get_metadata(workflow_id: str, task_id: str | None = None) -> dict[str, Any]
 
 
 def list_all(status_filter: Any = None) -> list[tuple[str, WorkflowStatus]]:
-    """``[(workflow_id, status)]`` of the runs in the store, newest first, optionally only those with
-    the given status(es). Every run of the store is listed, native ones too."""
+    """``[(workflow_id, status)]`` of the store's workflows, newest first, optionally only those with
+    the given status(es). Runs made by other runs (the child runs of continuations, replays,
+    forks) have a parent and are not listed, as Ray Workflows listed only the workflows started."""
     statuses = native_statuses(parse_status_filter(status_filter))
     if not statuses:  # only NONE: no stored run has it
         return []
     records = _connected().list_runs(status=statuses, limit=LIST_LIMIT)
-    return [(record.run_id, workflow_status(record.status)) for record in records]
+    return [(record.run_id, workflow_status(record.status)) for record in records if record.parent_run_id is None]
 
 
 # ------------------------------------------------------------ stopping
