@@ -7,6 +7,7 @@ import ray
 
 from runner.compat import ray_workflows as workflow
 from runner.compat.dag_workflow import to_workflow
+from runner.compat.run_input import RayWorkflowsRun
 from runner.compat.status import NATIVE_TO_RAY, WorkflowStatus, native_statuses, parse_status_filter
 from runner.errors import DefinitionError, InvalidArgument
 from runner.store import RunStatus
@@ -187,10 +188,16 @@ def test_what_is_not_a_dag_is_refused_before_anything_starts(dag: object, advice
     assert not ray.is_initialized()  # nothing connected, nothing stored
 
 
-def test_dag_input_arguments_are_refused_before_anything_starts() -> None:
-    with pytest.raises(InvalidArgument, match="InputNode"):
-        workflow.run_async(double.bind(1), 5)
-    assert not ray.is_initialized()
+def test_the_dag_input_reaches_the_steps_that_read_it() -> None:
+    with ray.dag.InputNode() as dag_input:
+        dag = add.bind(double.bind(dag_input[0]), dag_input.offset)
+    wf = convert(dag)
+    assert wf.nodes["dag_input"].inline and wf.nodes["add"].after == ("double", "dag_input")
+    assert drive(wf, RayWorkflowsRun(args=(5,), kwargs={"offset": 1})).state.result == 11
+
+    with ray.dag.InputNode() as whole:
+        single = double.bind(whole)
+    assert drive(convert(single), RayWorkflowsRun(args=(21,))).state.result == 42
 
 
 def test_unknown_options_are_refused_with_the_task_named() -> None:
@@ -207,17 +214,13 @@ def test_unknown_options_are_refused_with_the_task_named() -> None:
         workflow.options(task_id="x")(lambda: 1)
 
 
-def test_nodes_inside_other_objects_and_input_nodes_are_refused() -> None:
+def test_nodes_inside_other_objects_are_refused() -> None:
     class Box:
         def __init__(self, item: object) -> None:
             self.item = item
 
     with pytest.raises(DefinitionError, match="list, tuple or dict"):
         convert(double.bind(Box(double.bind(1))))
-    with ray.dag.InputNode() as dag_input:
-        dag = double.bind(dag_input)
-    with pytest.raises(DefinitionError, match="InputNode"):
-        convert(dag)
 
 
 def test_every_native_status_has_a_ray_workflows_status() -> None:

@@ -35,6 +35,27 @@ class Upstream:
 
 
 @dataclass(frozen=True)
+class InputValue:
+    """The DAG's input (``InputNode``; ``key``: ``inp[key]`` or ``inp.key``), read from the step's
+    upstream number ``position`` (the step handing out the run's ``(args, kwargs)``)."""
+
+    position: int
+    nested: bool
+    key: int | str | None = None
+    by_attribute: bool = False
+
+    def read(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        """As a Ray DAG's ``execute(*args, **kwargs)`` reads its input."""
+        single = len(args) == 1 and not kwargs
+        if self.key is None:
+            return args[0] if single else (args, kwargs)
+        if single:
+            value = args[0]
+            return getattr(value, self.key) if self.by_attribute and isinstance(self.key, str) else value[self.key]
+        return args[self.key] if isinstance(self.key, int) else kwargs[self.key]
+
+
+@dataclass(frozen=True)
 class NestedValue:
     """An ObjectRef bound inside a container: its value, handed to the step as a new ObjectRef."""
 
@@ -61,6 +82,9 @@ def fill(template: Any, values: tuple[Any, ...]) -> Any:
     """``template`` with its placeholders replaced (lists, tuples and dicts opened at any depth)."""
     if isinstance(template, Upstream):
         value = None if template.timer else values[template.position]
+        return ray.put(value) if template.nested else value
+    if isinstance(template, InputValue):
+        value = template.read(*values[template.position])
         return ray.put(value) if template.nested else value
     if isinstance(template, NestedValue):
         return ray.put(template.value)

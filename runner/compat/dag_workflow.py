@@ -22,7 +22,8 @@ Options, read from the node's Ray options:
 - anything else is refused with a DefinitionError naming the task and option.
 
 Sleep and event-wait nodes (:mod:`runner.compat.events`) become native sleep
-and wait components. Pure but for reading the DAG's structure: the only Ray
+and wait components. A DAG that reads ``InputNode`` gets one inline root step,
+``dag_input``, that hands the run's input arguments to the steps reading them. Pure but for reading the DAG's structure: the only Ray
 call is ``load``, passed in, which reads the value of an ObjectRef bound as an
 argument (the value goes into the definition, as Ray Workflows checkpointed it).
 """
@@ -41,7 +42,8 @@ import ray
 from ray.dag import DAGNode, FunctionNode, InputAttributeNode, InputNode
 
 from runner.compat import events
-from runner.compat.dag_call import NestedValue, Upstream, call_bound, call_root
+from runner.compat.dag_call import InputValue, NestedValue, Upstream, call_bound, call_root
+from runner.compat.run_input import read_dag_input
 from runner.errors import DefinitionError, InvalidArgument
 from runner.workflow import Workflow
 
@@ -109,7 +111,7 @@ def check_dag(dag: Any) -> None:
     elif isinstance(dag, ray.ObjectRef):
         advice = "that is a running Ray task (.remote()); build the DAG with .bind() instead"
     elif isinstance(dag, DAGNode):
-        advice = f"{type(dag).__name__} nodes (actors, InputNode) are not supported; use @ray.remote functions"
+        advice = f"{type(dag).__name__} nodes (actors, a bare InputNode) cannot be run; use @ray.remote functions"
     elif callable(dag):
         advice = "decorate the function with @ray.remote and pass fn.bind(...)"
     else:
@@ -125,6 +127,7 @@ class _Converter:
         self._workflow: Workflow | None = None
         self._metadata: dict[str, Mapping[str, Any]] = {}
         self._options: dict[str, Mapping[str, Any]] = {}
+        self._input_step: str | None = None  # the step handing out the run's input arguments
 
     def convert(self, dag: FunctionNode) -> ConvertedDag:
         self._workflow = Workflow(_base_name(dag))
@@ -181,9 +184,20 @@ class _Converter:
             timer = value._body is events.TIMER_BODY
             return Upstream(after.index(upstream), nested, timer)
         if isinstance(value, (InputNode, InputAttributeNode)):
-            raise DefinitionError(
-                name, "InputNode is not supported: bind the values into the DAG (fn.bind(value)) instead"
-            )
+            found.add(id(value))
+            if self._input_step is None:
+                assert self._workflow is not None
+                self._input_step = self._unique("dag_input")
+                self._workflow.step(read_dag_input, name=self._input_step, inline=True)
+            if self._input_step not in after:
+                after.append(self._input_step)
+            if isinstance(value, InputNode):
+                return InputValue(after.index(self._input_step), nested)
+            key = value._key
+            if not isinstance(key, (int, str)):
+                raise DefinitionError(name, f"read the DAG's input by an int index or a name, got {key!r}")
+            by_attribute = getattr(value, "_accessor_method", "__getitem__") == "__getattr__"
+            return InputValue(after.index(self._input_step), nested, key, by_attribute)
         if isinstance(value, DAGNode):
             raise DefinitionError(
                 name, f"{type(value).__name__} arguments (actors, classes) are not supported; use @ray.remote functions"

@@ -1,32 +1,27 @@
 """``get_metadata``: Ray Workflows' metadata dicts, built from what a run's history says.
 
-A run started through the compatibility layer stores :class:`RayWorkflowsRun`
-as its input: the user metadata given to ``run(metadata=...)`` and each task's
+A run started through the compatibility layer stores
+:class:`~runner.compat.run_input.RayWorkflowsRun` as its input: the user
+metadata given to ``run(metadata=...)`` and each task's
 ``workflow.options(metadata=...)``, so both come back from the store alone.
 :func:`metadata_of` is the one place that reads a run for it; it uses the
-public read API (record, history, steps).
+public read API (record, history, steps). Once ``RunHandle.metadata()``
+exists, it can answer instead: ``stats`` from its ``created_at`` (or
+``started_at``) and ``finished_at``, a task's from ``steps[task]`` (times and
+attempts), and ``user_metadata`` from ``submit_metadata`` if ``run`` passes its
+metadata to ``submit(metadata=...)``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass, field
 from typing import Any
 
 from runner import serialization
 from runner.client import Client
+from runner.compat.run_input import RayWorkflowsRun
 from runner.compat.status import workflow_status
 from runner.errors import InvalidArgument
 from runner.events import RunSubmitted
-
-
-@dataclass(frozen=True, kw_only=True)
-class RayWorkflowsRun:
-    """The input of a run started by ``ray_workflows.run``: what Ray Workflows kept as metadata."""
-
-    user_metadata: Mapping[str, Any] = field(default_factory=dict)
-    task_metadata: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
-    task_options: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
 
 
 def metadata_of(client: Client, run_id: str, task_id: str | None = None) -> dict[str, Any]:

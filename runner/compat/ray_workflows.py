@@ -27,10 +27,12 @@ from runner.compat import exceptions
 from runner.compat.continuations import continue_with
 from runner.compat.dag_workflow import check_dag, encode_options, to_workflow
 from runner.compat.events import EventListener, HTTPListener, SignalListener, TimerListener, sleep_node, wait_node
-from runner.compat.metadata import RayWorkflowsRun, metadata_of
+from runner.compat.metadata import metadata_of
+from runner.compat.run_input import RayWorkflowsRun
 from runner.compat.status import WorkflowStatus, native_statuses, parse_status_filter, workflow_status
 from runner.context import context
 from runner.errors import IllegalTransition, InvalidArgument, RunnerError, RunNotFound
+from runner.object_refs import resolve_object_refs
 from runner.state import WorkflowState
 from runner.store import RunStatus
 
@@ -106,10 +108,6 @@ def run_async(
 
     An existing ``workflow_id`` is not run twice: a failed, cancelled or paused run of
     that id is resumed, any other gives its output."""
-    if args or kwargs:
-        raise InvalidArgument(
-            "DAG input arguments (InputNode) are not supported: bind the values into the DAG, fn.bind(value)"
-        )
     try:
         json.dumps(metadata or {})
     except (TypeError, ValueError):
@@ -120,7 +118,11 @@ def run_async(
     client = _connected()
     converted = to_workflow(dag, load=ray.get)
     kept = RayWorkflowsRun(
-        user_metadata=dict(metadata or {}), task_metadata=converted.task_metadata, task_options=converted.task_options
+        args=resolve_object_refs(args),
+        kwargs=resolve_object_refs(kwargs),
+        user_metadata=dict(metadata or {}),
+        task_metadata=converted.task_metadata,
+        task_options=converted.task_options,
     )
     handle = client.submit(converted.workflow, kept, run_id=workflow_id)
     if handle.status() in _STOPPED:

@@ -79,6 +79,10 @@ def test_a_dag_runs_and_its_output_and_task_outputs_can_be_read(compat: None) ->
     assert workflow.run(add.bind(get_val.bind(), 20), workflow_id="add_example") == 30
     assert workflow.get_output("add_example") == 30
 
+    with ray.dag.InputNode() as dag_input:
+        with_input = add.bind(dag_input[0], dag_input.right)
+    assert workflow.run(with_input, ray.put(1), right=2) == 3
+
     inner = double.options(**workflow.options(task_id="inner")).bind(1)
     outer = double.options(**workflow.options(task_id="outer")).bind(inner)
     result_ref = workflow.run_async(outer, workflow_id="double")
