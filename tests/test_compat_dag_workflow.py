@@ -205,6 +205,8 @@ def test_unknown_options_are_refused_with_the_task_named() -> None:
         workflow.options(priority=1)
     with pytest.raises(InvalidArgument, match="task_id"):
         workflow.options(task_id="has space")
+    with pytest.raises(InvalidArgument, match="starting with a letter"):
+        workflow.options(task_id="1st")
     with pytest.raises(DefinitionError, match="runtime_env") as raised:
         convert(double.options(runtime_env={"pip": ["x"]}).bind(1))
     assert raised.value.component == "double"

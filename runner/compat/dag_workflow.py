@@ -45,7 +45,7 @@ from runner.compat import events
 from runner.compat.dag_call import InputValue, NestedValue, Upstream, call_bound, call_root
 from runner.compat.run_input import read_dag_input
 from runner.errors import DefinitionError, InvalidArgument
-from runner.workflow import Workflow
+from runner.workflow import NAME, Workflow
 
 OPTIONS_LABEL = "workflow.io/options"  # the _labels key workflow.options(...) travels under
 WORKFLOW_OPTIONS = ("task_id", "metadata", "catch_exceptions", "checkpoint")
@@ -72,8 +72,10 @@ def encode_options(**options: Any) -> dict[str, Any]:
         if options.get(flag) is not None and not isinstance(options[flag], bool):
             raise InvalidArgument(f"{flag} must be True or False, got {options[flag]!r}")
     task_id = options.get("task_id")
-    if task_id is not None and not (isinstance(task_id, str) and task_id and not _NOT_NAME.search(task_id)):
-        raise InvalidArgument(f"task_id must be letters, digits, '_', '-' or '.', got {task_id!r}")
+    if task_id is not None and not (isinstance(task_id, str) and NAME.match(task_id)):
+        raise InvalidArgument(
+            f"task_id must be letters, digits, '_', '-' or '.', starting with a letter or '_'; got {task_id!r}"
+        )
     try:
         encoded = json.dumps(options, sort_keys=True)
     except (TypeError, ValueError):
