@@ -10,18 +10,19 @@ Runner actor, which resumes whatever the store says is unfinished.
 from __future__ import annotations
 
 import contextlib
+import datetime
 import logging
 import os
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import ray
 
 from adapters import DEFAULT_STORE_URL, store_path
-from runner import approvals, serialization
+from runner import approvals, deadlines, policy_overrides, serialization
 from runner.continue_as_new import successor_of
 from runner.errors import (
     ConfigMismatch,
@@ -206,17 +207,29 @@ class Client:
         idempotency_key: str | None = None,
         parent_run_id: str | None = None,
         definition: bytes | None = None,
+        policies: Mapping[str, policy_overrides.Override] | None = None,
+        deadline: float | datetime.timedelta | datetime.datetime | None = None,
     ) -> NewRun:
-        """A run ready to store; ``definition``: the workflow already pickled (submit_many pickles once)."""
+        """A run ready to store; ``definition``: the workflow already pickled (submit_many pickles once).
+        ``policies`` and ``deadline``: see :meth:`submit`."""
         if not isinstance(workflow, Workflow):
             raise InvalidArgument(f"submit takes a runner.Workflow, got {type(workflow).__name__}")
         run_id = run_id if run_id is not None else f"{workflow.name}-{uuid.uuid4().hex[:16]}"
         check_run_id(run_id)
+        deadline_at = deadlines.run_deadline_at(deadline)
+        workflow, overridden = policy_overrides.apply(workflow, policies)
+        if overridden:
+            definition = None  # the run keeps the overridden definition: its workers and recoveries use it
         input = workflow.check_input(resolve_object_refs(input))  # a ref's value is stored, not the ref
         if definition is None:
             definition = pickle_definition(workflow)
         submitted = RunSubmitted(
-            workflow=workflow.name, input=input, definition_hash=workflow.definition_hash(), parent_run_id=parent_run_id
+            workflow=workflow.name,
+            input=input,
+            definition_hash=workflow.definition_hash(),
+            parent_run_id=parent_run_id,
+            deadline_at=deadline_at,
+            policies=overridden or None,
         )
         # an input that cannot be stored is refused here, before anything is written
         serialization.encode_event(submitted)
@@ -237,9 +250,19 @@ class Client:
         *,
         run_id: str | None = None,
         idempotency_key: str | None = None,
+        policies: Mapping[str, policy_overrides.Override] | None = None,
+        deadline: float | datetime.timedelta | datetime.datetime | None = None,
     ) -> RunHandle:
-        """Store a new run (durably, before returning) and queue it. Same id or key: the existing run."""
-        new = self.new_run(workflow, input, run_id=run_id, idempotency_key=idempotency_key)
+        """Store a new run (durably, before returning) and queue it. Same id or key: the existing run.
+
+        ``policies``: step name, glob pattern or ``"default"`` -> a Policy (replaces the step's
+        whole) or a dict of Policy fields (changes those only); the most specific match wins
+        (:mod:`runner.policy_overrides`). ``deadline``: seconds (or a timedelta) from now, or a
+        datetime: past it the run fails with RunDeadlineExceeded (:mod:`runner.deadlines`).
+        Bad ones raise before anything is stored."""
+        new = self.new_run(
+            workflow, input, run_id=run_id, idempotency_key=idempotency_key, policies=policies, deadline=deadline
+        )
         with by_value(workflow):  # the input may be of a class from the workflow's module
             [(record, _created)] = self._create_runs([new])
         return RunHandle(self, record.run_id)
