@@ -23,6 +23,7 @@ import ray
 
 from adapters import DEFAULT_STORE_URL, store_path
 from runner import approvals, deadlines, policy_overrides, serialization
+from runner import cron as cron_schedules
 from runner.continue_as_new import successor_of
 from runner.errors import (
     ConfigMismatch,
@@ -43,7 +44,16 @@ from runner.runner import RUNNER_NAME, RecoveryReport, Runner, RunnerConfig, Run
 from runner.runner_config import config_differences
 from runner.shipping import by_value, pickle_definition
 from runner.state import StepInfo, WorkflowState
-from runner.store import NewRun, RunFilter, RunRecord, RunStatus, check_run_id, check_signal_name
+from runner.store import (
+    NewRun,
+    RunFilter,
+    RunRecord,
+    RunStatus,
+    Schedule,
+    check_run_id,
+    check_schedule_name,
+    check_signal_name,
+)
 from runner.workflow import Workflow
 
 _HEAD_NODE = {"node:__internal_head__": 0.001}
@@ -281,6 +291,45 @@ class Client:
         lane of their own there). Sent again after a restart, a run is stored once (its id)."""
         results: list[tuple[RunRecord, bool]] = self._store.call(lambda store: store.create_runs(news))
         return results
+
+    # ------------------------------------------------------------ schedules
+    def schedule(self, workflow: Workflow, *, cron: str, input: Any = None, name: str | None = None) -> Schedule:
+        """Start a run of ``workflow`` with ``input`` at every tick of ``cron`` (UTC; five fields,
+        or six with seconds last, or an alias such as ``@hourly``), from its first tick after
+        now. ``name`` (default: the workflow's) identifies the schedule: the same name again
+        replaces it. Each tick's run id is ``<name>-<tick time>`` (e.g. ``nightly-20260101T030000Z``),
+        so a tick starts one run however often the Runner restarts; ticks missed while no Runner
+        was up start only the latest. InvalidCron (naming the bad field) or InvalidInput
+        before anything is stored. See :mod:`runner.cron`."""
+        if not isinstance(workflow, Workflow):
+            raise InvalidArgument(f"schedule takes a runner.Workflow, got {type(workflow).__name__}")
+        label = check_schedule_name(workflow.name if name is None else name)
+        text = cron_schedules.check_cron(label, cron)
+        checked = workflow.check_input(resolve_object_refs(input))
+        serialization.json_value(checked)  # an input that cannot be stored is refused here
+        schedule = Schedule(
+            name=label,
+            workflow=workflow.name,
+            cron=text,
+            definition=pickle_definition(workflow),
+            definition_hash=workflow.definition_hash(),
+            input=checked,
+            created_at=time.time(),
+        )
+        with by_value(workflow):
+            saved: Schedule = self._calls.call(lambda r: r.save_schedule.remote(schedule))
+        return saved
+
+    def list_schedules(self) -> list[Schedule]:
+        """Every schedule, by name (``last_tick``: the latest tick whose run was started)."""
+        schedules: list[Schedule] = self._store.call(lambda store: store.list_schedules())
+        return schedules
+
+    def unschedule(self, name: str) -> None:
+        """Remove a schedule: no tick starts after this returns (runs it started stay).
+        ScheduleNotFound if there is none of that name."""
+        check_schedule_name(name)
+        self._calls.call(lambda r: r.delete_schedule.remote(name))
 
     def get(self, run_id: str) -> RunHandle:
         """A handle on an existing run; RunNotFound if there is none."""
