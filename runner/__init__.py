@@ -55,7 +55,7 @@ from runner.errors import (
 from runner.events import SKIPPED, FactRef
 from runner.policy import Policy, Resources
 from runner.state import StepInfo, WorkflowState
-from runner.store import RunFilter, RunRecord, RunStatus, Store
+from runner.store import RunFilter, RunRecord, RunStatus, Schedule, Store
 from runner.workflow import Node, NodeKind, Workflow
 
 if TYPE_CHECKING:
@@ -151,4 +151,5 @@ __all__ = [
     "UnknownPolicyTarget",
     "InvalidCron",
     "ScheduleNotFound",
+    "Schedule",
 ]

@@ -83,11 +83,14 @@ def expired_events(workflow: Workflow, d: RunData, now: float, in_flight: Collec
     if d.deadline_at is not None and now >= d.deadline_at:
         error = serialization.error_info(RunDeadlineExceeded(d.run_id, d.deadline_at))
         return [RunFailed(error=error, at=now)]
+    bounded = {name for name, node in workflow.nodes.items() if node.policy.deadline is not None}
+    if not bounded:  # the common case costs one look at the (few) components, not one per task
+        return []
     events: list[Event] = []
     for key, rec in list(d.tasks.items()):
-        if key in in_flight or rec.status not in _WOULD_START:
-            continue
         name, item = key
+        if name not in bounded or key in in_flight or rec.status not in _WOULD_START:
+            continue
         node = workflow.nodes[name]
         due = step_deadline_at(node.policy, rec, d.reopened_at)
         if due is None or now < due:

@@ -53,6 +53,7 @@ EXPECTED = [
     "RunnerError",
     "RunnerUnavailable",
     "SKIPPED",
+    "Schedule",
     "ScheduleNotFound",
     "SnapshotMismatch",
     "StepContext",
