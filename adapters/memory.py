@@ -13,7 +13,15 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import replace
 
 from runner import serialization
-from runner.errors import FactNotFound, FencedError, InvalidArgument, RunClosed, RunNotFound, StoreError
+from runner.errors import (
+    FactNotFound,
+    FencedError,
+    InvalidArgument,
+    RunClosed,
+    RunNotFound,
+    ScheduleNotFound,
+    StoreError,
+)
 from runner.events import Event, RunReopened, StoredEvent
 from runner.store import (
     AppendRequest,
@@ -24,6 +32,7 @@ from runner.store import (
     RunFilter,
     RunRecord,
     RunStatus,
+    Schedule,
     Signal,
     Snapshot,
     append_through_many,
@@ -36,6 +45,7 @@ from runner.store import (
     check_lease_request,
     check_reopen,
     check_run_id,
+    check_schedule_name,
     check_signal_name,
     check_transition,
     check_ttl,
@@ -61,6 +71,7 @@ class InMemoryStore:
         self._snapshots: dict[str, Snapshot] = {}
         self._facts: dict[str, bytes] = {}
         self._signals: dict[str, list[tuple[int, str, str, float]]] = {}
+        self._schedules: dict[str, Schedule] = {}  # by name, input encoded
         self._request_ids: dict[
             str, dict[int, str]
         ] = {}  # per run: the seq of an append's last event -> its request id
@@ -373,6 +384,40 @@ class InMemoryStore:
             Signal(run_id=run_id, signal_id=i, name=n, payload=serialization.from_json_value(p), sent_at=t)
             for i, n, p, t in rows
         ]
+
+    # -------------------------------------------------------------- schedules
+    # kept with their input encoded, as the DuckDB store keeps them
+    def save_schedule(self, schedule: Schedule) -> Schedule:
+        encoded = replace(schedule, input=serialization.json_value(schedule.input))
+        with self._lock:
+            self._check_open()
+            self._schedules[schedule.name] = encoded
+        return schedule
+
+    def list_schedules(self) -> list[Schedule]:
+        with self._lock:
+            self._check_open()
+            rows = [self._schedules[name] for name in sorted(self._schedules)]
+        return [replace(row, input=serialization.from_json_value(row.input)) for row in rows]
+
+    def delete_schedule(self, name: str) -> None:
+        check_schedule_name(name)
+        with self._lock:
+            self._check_open()
+            if self._schedules.pop(name, None) is None:
+                raise ScheduleNotFound(name)
+
+    def mark_tick(self, name: str, tick: float) -> Schedule:
+        check_schedule_name(name)
+        with self._lock:
+            self._check_open()
+            rows = self._schedules
+            row = rows.get(name)
+            if row is None:
+                raise ScheduleNotFound(name)
+            if row.last_tick is None or tick > row.last_tick:
+                row = rows[name] = replace(row, last_tick=tick)
+        return replace(row, input=serialization.from_json_value(row.input))
 
     def close(self) -> None:
         with self._lock:

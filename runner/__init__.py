@@ -17,6 +17,7 @@ from runner.errors import (
     ApprovalRejected,
     ChildRunFailed,
     ConfigMismatch,
+    DeadlineExceeded,
     DefinitionError,
     DefinitionUnavailable,
     FactNotFound,
@@ -24,6 +25,7 @@ from runner.errors import (
     FoldError,
     IllegalTransition,
     InvalidArgument,
+    InvalidCron,
     InvalidInput,
     LeaseHeld,
     NonRetryableError,
@@ -31,10 +33,12 @@ from runner.errors import (
     ResultTimeout,
     ResumeRefused,
     RunClosed,
+    RunDeadlineExceeded,
     RunnerError,
     RunnerUnavailable,
     RunNotFound,
     RunWasCancelled,
+    ScheduleNotFound,
     SnapshotMismatch,
     StepLostError,
     StepTimeout,
@@ -44,13 +48,14 @@ from runner.errors import (
     StorePathInvalid,
     StoreWriteFailed,
     UnknownApproval,
+    UnknownPolicyTarget,
     WorkerLost,
     WorkflowFailed,
 )
 from runner.events import SKIPPED, FactRef
 from runner.policy import Policy, Resources
 from runner.state import StepInfo, WorkflowState
-from runner.store import RunFilter, RunRecord, RunStatus, Store
+from runner.store import RunFilter, RunRecord, RunStatus, Schedule, Store
 from runner.workflow import Node, NodeKind, Workflow
 
 if TYPE_CHECKING:
@@ -141,4 +146,10 @@ __all__ = [
     "WorkerConfig",
     "WorkflowState",
     "__version__",
+    "DeadlineExceeded",
+    "RunDeadlineExceeded",
+    "UnknownPolicyTarget",
+    "InvalidCron",
+    "ScheduleNotFound",
+    "Schedule",
 ]

@@ -42,6 +42,7 @@ from runner.errors import (
     RunClosed,
     RunnerError,
     RunNotFound,
+    ScheduleNotFound,
     StoreError,
 )
 from runner.events import SKIPPED, ApprovalDecided, RunCancelled, RunFailed
@@ -63,6 +64,7 @@ _BAD_INPUT = (
     IllegalTransition,
     RunClosed,
     ReplayRefused,
+    ScheduleNotFound,
 )
 _PIPE_WIDTH = 100_000
 
@@ -645,6 +647,52 @@ def start(max_workers: int | None, store: str, address: str | None, namespace: s
     client = connect(address, store=store, namespace=namespace, max_workers=max_workers)
     report = client.recovery_report()
     out.print(f"runner ready (namespace {namespace}, store {client.store_url}); resumed {len(report.resumed)} run(s)")
+
+
+# ------------------------------------------------------------ schedules
+@main.command(name="schedule")
+@click.argument("target")
+@click.option("--cron", "cron_text", required=True, help='Cron expression, UTC (e.g. "*/5 * * * *"; seconds last).')
+@click.option("--input", "input_json", default=None, help="Each run's input as JSON.")
+@click.option("--name", default=None, help="The schedule's name (default: the workflow's); the same name replaces it.")
+@common
+def schedule_(
+    target: str,
+    cron_text: str,
+    input_json: str | None,
+    name: str | None,
+    store: str,
+    address: str | None,
+    namespace: str,
+) -> None:
+    """Start a run of TARGET (MODULE:WORKFLOW) at every tick of --cron."""
+    from runner.cron import check_cron
+
+    workflow = load_target(target)
+    value = parse_json(input_json, "--input")
+    check_cron(workflow.name if name is None else name, cron_text)  # before connecting: a typo costs nothing
+    saved = _connect(store, address, namespace).schedule(workflow, cron=cron_text, input=value, name=name)
+    out.print(f"{saved.name}: {saved.workflow} at {saved.cron!r} (UTC)")
+
+
+@main.command()
+@common
+def schedules(store: str, address: str | None, namespace: str) -> None:
+    """List cron schedules."""
+    found = _connect(store, address, namespace).list_schedules()
+    rows = [(s.name, s.workflow, s.cron, _when(s.created_at), _when(s.last_tick)) for s in found]
+    _print_table(("name", "workflow", "cron (UTC)", "created", "last tick"), rows, keep=("name",))
+    if not found:
+        err.print("no schedules")
+
+
+@main.command()
+@click.argument("name")
+@common
+def unschedule(name: str, store: str, address: str | None, namespace: str) -> None:
+    """Remove schedule NAME (the runs it started stay)."""
+    _connect(store, address, namespace).unschedule(name)
+    out.print(f"{name}: removed")
 
 
 if __name__ == "__main__":

@@ -10,18 +10,20 @@ Runner actor, which resumes whatever the store says is unfinished.
 from __future__ import annotations
 
 import contextlib
+import datetime
 import logging
 import os
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import ray
 
 from adapters import DEFAULT_STORE_URL, store_path
-from runner import approvals, serialization
+from runner import approvals, deadlines, policy_overrides, serialization
+from runner import cron as cron_schedules
 from runner.continue_as_new import successor_of
 from runner.errors import (
     ConfigMismatch,
@@ -42,7 +44,16 @@ from runner.runner import RUNNER_NAME, RecoveryReport, Runner, RunnerConfig, Run
 from runner.runner_config import config_differences
 from runner.shipping import by_value, pickle_definition
 from runner.state import StepInfo, WorkflowState
-from runner.store import NewRun, RunFilter, RunRecord, RunStatus, check_run_id, check_signal_name
+from runner.store import (
+    NewRun,
+    RunFilter,
+    RunRecord,
+    RunStatus,
+    Schedule,
+    check_run_id,
+    check_schedule_name,
+    check_signal_name,
+)
 from runner.workflow import Workflow
 
 _HEAD_NODE = {"node:__internal_head__": 0.001}
@@ -206,17 +217,29 @@ class Client:
         idempotency_key: str | None = None,
         parent_run_id: str | None = None,
         definition: bytes | None = None,
+        policies: Mapping[str, policy_overrides.Override] | None = None,
+        deadline: float | datetime.timedelta | datetime.datetime | None = None,
     ) -> NewRun:
-        """A run ready to store; ``definition``: the workflow already pickled (submit_many pickles once)."""
+        """A run ready to store; ``definition``: the workflow already pickled (submit_many pickles once).
+        ``policies`` and ``deadline``: see :meth:`submit`."""
         if not isinstance(workflow, Workflow):
             raise InvalidArgument(f"submit takes a runner.Workflow, got {type(workflow).__name__}")
         run_id = run_id if run_id is not None else f"{workflow.name}-{uuid.uuid4().hex[:16]}"
         check_run_id(run_id)
+        deadline_at = deadlines.run_deadline_at(deadline)
+        workflow, overridden = policy_overrides.apply(workflow, policies)
+        if overridden:
+            definition = None  # the run keeps the overridden definition: its workers and recoveries use it
         input = workflow.check_input(resolve_object_refs(input))  # a ref's value is stored, not the ref
         if definition is None:
             definition = pickle_definition(workflow)
         submitted = RunSubmitted(
-            workflow=workflow.name, input=input, definition_hash=workflow.definition_hash(), parent_run_id=parent_run_id
+            workflow=workflow.name,
+            input=input,
+            definition_hash=workflow.definition_hash(),
+            parent_run_id=parent_run_id,
+            deadline_at=deadline_at,
+            policies=overridden or None,
         )
         # an input that cannot be stored is refused here, before anything is written
         serialization.encode_event(submitted)
@@ -237,9 +260,19 @@ class Client:
         *,
         run_id: str | None = None,
         idempotency_key: str | None = None,
+        policies: Mapping[str, policy_overrides.Override] | None = None,
+        deadline: float | datetime.timedelta | datetime.datetime | None = None,
     ) -> RunHandle:
-        """Store a new run (durably, before returning) and queue it. Same id or key: the existing run."""
-        new = self.new_run(workflow, input, run_id=run_id, idempotency_key=idempotency_key)
+        """Store a new run (durably, before returning) and queue it. Same id or key: the existing run.
+
+        ``policies``: step name, glob pattern or ``"default"`` -> a Policy (replaces the step's
+        whole) or a dict of Policy fields (changes those only); the most specific match wins
+        (:mod:`runner.policy_overrides`). ``deadline``: seconds (or a timedelta) from now, or a
+        datetime: past it the run fails with RunDeadlineExceeded (:mod:`runner.deadlines`).
+        Bad ones raise before anything is stored."""
+        new = self.new_run(
+            workflow, input, run_id=run_id, idempotency_key=idempotency_key, policies=policies, deadline=deadline
+        )
         with by_value(workflow):  # the input may be of a class from the workflow's module
             [(record, _created)] = self._create_runs([new])
         return RunHandle(self, record.run_id)
@@ -258,6 +291,45 @@ class Client:
         lane of their own there). Sent again after a restart, a run is stored once (its id)."""
         results: list[tuple[RunRecord, bool]] = self._store.call(lambda store: store.create_runs(news))
         return results
+
+    # ------------------------------------------------------------ schedules
+    def schedule(self, workflow: Workflow, *, cron: str, input: Any = None, name: str | None = None) -> Schedule:
+        """Start a run of ``workflow`` with ``input`` at every tick of ``cron`` (UTC; five fields,
+        or six with seconds last, or an alias such as ``@hourly``), from its first tick after
+        now. ``name`` (default: the workflow's) identifies the schedule: the same name again
+        replaces it. Each tick's run id is ``<name>-<tick time>`` (e.g. ``nightly-20260101T030000Z``),
+        so a tick starts one run however often the Runner restarts; ticks missed while no Runner
+        was up start only the latest. InvalidCron (naming the bad field) or InvalidInput
+        before anything is stored. See :mod:`runner.cron`."""
+        if not isinstance(workflow, Workflow):
+            raise InvalidArgument(f"schedule takes a runner.Workflow, got {type(workflow).__name__}")
+        label = check_schedule_name(workflow.name if name is None else name)
+        text = cron_schedules.check_cron(label, cron)
+        checked = workflow.check_input(resolve_object_refs(input))
+        serialization.json_value(checked)  # an input that cannot be stored is refused here
+        schedule = Schedule(
+            name=label,
+            workflow=workflow.name,
+            cron=text,
+            definition=pickle_definition(workflow),
+            definition_hash=workflow.definition_hash(),
+            input=checked,
+            created_at=time.time(),
+        )
+        with by_value(workflow):
+            saved: Schedule = self._calls.call(lambda r: r.save_schedule.remote(schedule))
+        return saved
+
+    def list_schedules(self) -> list[Schedule]:
+        """Every schedule, by name (``last_tick``: the latest tick whose run was started)."""
+        schedules: list[Schedule] = self._store.call(lambda store: store.list_schedules())
+        return schedules
+
+    def unschedule(self, name: str) -> None:
+        """Remove a schedule: no tick starts after this returns (runs it started stay).
+        ScheduleNotFound if there is none of that name."""
+        check_schedule_name(name)
+        self._calls.call(lambda r: r.delete_schedule.remote(name))
 
     def get(self, run_id: str) -> RunHandle:
         """A handle on an existing run; RunNotFound if there is none."""

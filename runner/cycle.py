@@ -7,14 +7,16 @@ outcomes. :func:`plan_cycle` is the plan, and the only place it is decided:
 1. a run that has ended stops with its outcome;
 2. a cancel request ends the run cancelled;
 3. the bookkeeping events that follow from the log are recorded (skips,
-   signals consumed, timers, map fan-out, completion);
+   signals consumed, timers, map fan-out, completion), then whatever is past
+   its deadline fails (:mod:`runner.deadlines`);
 4. a pause request stops the run paused once nothing is in flight (running
    steps finish and are recorded first); until then no new task starts;
 5. the runnable tasks are started (their StepStarted recorded, under the
    caller's lease) or, without a lease, handed over for the caller to start;
 6. with nothing to start and nothing in flight, a run whose next retry or
    timer is further than ``suspend_after`` away (or that waits for a signal
-   only) is suspended; otherwise the caller waits until ``wake_at``.
+   only) is suspended; otherwise the caller waits until ``wake_at`` (never
+   later than the run's deadline).
 
 Every event planned is folded into the state at once (the state is the log
 plus the events about to be appended) and handed back in ``events``, in order,
@@ -97,6 +99,8 @@ def plan_cycle(
             events=(state.record(RunCancelled(reason="cancelled on request", at=now)),), stop=TurnEnd.CANCELLED
         )
     events = [state.record(event) for event in state.advance(now)]
+    if not state.is_finished:  # what is past its deadline fails before anything starts
+        events += [state.record(event) for event in state.expired_events(now, in_flight)]
     if state.is_finished:
         return CyclePlan(events=tuple(events), stop=TurnEnd(state.status))
     if requested is StopRequest.PAUSE:
@@ -107,7 +111,7 @@ def plan_cycle(
     tasks = state.runnables(in_flight, now)
     if lease is not None:
         events += [state.record(started_event(task, lease, now)) for task in tasks]
-    wake_at = state.next_wakeup()
+    wake_at = _earliest(state.next_wakeup(), state.deadline_at)  # woken at the run's deadline at the latest
     if tasks or in_flight:
         return CyclePlan(events=tuple(events), tasks=tuple(tasks), wake_at=wake_at)
     if suspend_after is None or (wake_at is not None and wake_at - now <= suspend_after):
@@ -122,6 +126,11 @@ def plan_cycle(
         reason = "waiting for a timer"
     events.append(state.record(RunSuspended(reason=reason, wake_at=wake_at, at=now)))
     return CyclePlan(events=tuple(events), stop=TurnEnd.SUSPENDED, wake_at=wake_at)
+
+
+def _earliest(*times: float | None) -> float | None:
+    known = [t for t in times if t is not None]
+    return min(known) if known else None
 
 
 def started_event(task: Task, lease: int, now: float) -> StepStarted:

@@ -8,6 +8,7 @@ processes), so multi-argument errors define ``__reduce__``.
 from __future__ import annotations
 
 import errno
+import time
 from typing import Any
 
 
@@ -312,6 +313,89 @@ class StepTimeout(RunnerError):
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (type(self), (self.node, self.timeout))
+
+
+class DeadlineExceeded(NonRetryableError):
+    """A step went past its ``deadline``: seconds from its first start, across every attempt and
+    retry. The attempt running then was cancelled and no retry follows."""
+
+    def __init__(self, node: str, deadline: float) -> None:
+        self.node = node
+        self.deadline = deadline
+        super().__init__(
+            f"step {node!r} passed its deadline of {deadline:g}s from its first start and was stopped "
+            "(no attempt or retry runs after it); raise its deadline= (in the definition or a "
+            "submit-time policy) if it needs longer"
+        )
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.node, self.deadline))
+
+
+class RunDeadlineExceeded(DeadlineExceeded):
+    """A run went past the ``deadline`` given at submit: it failed, its running steps were cancelled."""
+
+    def __init__(self, run_id: str, deadline_at: float) -> None:
+        self.run_id = run_id
+        self.deadline_at = deadline_at
+        when = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(deadline_at))
+        Exception.__init__(
+            self,
+            f"run {run_id!r} passed its deadline ({when}, epoch {deadline_at:.3f}) and failed; its running "
+            "steps were cancelled; submit it with a later deadline=, or resume it (a resumed run has no deadline)",
+        )
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.run_id, self.deadline_at))
+
+
+class UnknownPolicyTarget(InvalidArgument):
+    """Submit-time policies named steps or patterns that match no step of the workflow."""
+
+    def __init__(self, workflow: str, steps: list[str], known: list[str]) -> None:
+        self.workflow = workflow
+        self.steps = list(steps)
+        self.known = list(known)
+        super().__init__(
+            f"policies= for workflow {workflow!r} name {self.steps}, which match no step of it "
+            f"(its steps: {self.known}); fix the names or patterns "
+            "(or use 'default'); nothing was stored"
+        )
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.workflow, self.steps, self.known))
+
+
+class InvalidCron(InvalidArgument):
+    """A schedule's ``cron=`` text is not a cron expression."""
+
+    def __init__(self, schedule: str, cron: str, detail: str) -> None:
+        self.schedule = schedule
+        self.cron = cron
+        self.detail = detail
+        super().__init__(
+            f"schedule {schedule!r}: cron={cron!r} is not a valid cron expression ({detail}); give five "
+            "fields (minute hour day-of-month month day-of-week), or six with seconds last; nothing was stored"
+        )
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.schedule, self.cron, self.detail))
+
+
+class ScheduleNotFound(RunnerError, KeyError):
+    """No schedule of that name is stored."""
+
+    def __init__(self, schedule: str) -> None:
+        self.schedule = schedule
+        super().__init__(schedule)
+
+    def __str__(self) -> str:
+        return (
+            f"no schedule {self.schedule!r} in the store; list them with `runner schedules` or client.list_schedules()"
+        )
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.schedule,))
 
 
 class ChildRunFailed(RunnerError):

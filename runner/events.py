@@ -43,11 +43,18 @@ class ErrorInfo:
 
 @dataclass(frozen=True, kw_only=True)
 class RunSubmitted:
+    """A run's first event. ``deadline_at``: the wall-clock time (epoch seconds) past which the run
+    fails with RunDeadlineExceeded (None: no deadline). ``policies``: for each step whose policy a
+    submit-time policy set, the name, pattern or "default" that set it (the stored definition
+    carries the policies themselves; see runner.policy_overrides)."""
+
     workflow: str
     input: Any
     definition_hash: str
     parent_run_id: str | None = None
     at: float = field(default_factory=_now)
+    deadline_at: float | None = None
+    policies: dict[str, str] | None = None
 
 
 @dataclass(frozen=True, kw_only=True)

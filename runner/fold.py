@@ -102,6 +102,7 @@ class Fold:
         d.input = e.input
         d.definition_hash = e.definition_hash
         d.parent_run_id = e.parent_run_id
+        d.deadline_at = e.deadline_at
 
     def _on_started(self, run_id: str, e: StepStarted) -> None:
         node = self._executable(e.node, e.item)
@@ -327,6 +328,7 @@ class Fold:
             raise FoldError(f"RunReopened from {e.from_status!r} of a run that {ended}")
         d.outcome, d.error, d.failed_node = None, None, None
         d.paused, d.pause_reason, d.suspended = False, "", False
+        d.deadline_at, d.reopened_at = None, e.at  # a reopened run has no deadline; its steps' count anew
         for key, rec in list(d.tasks.items()):
             if rec.status is not FAILED:
                 continue

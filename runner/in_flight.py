@@ -5,7 +5,9 @@ it queues the task's key and wakes the run's event loop, once for all the
 tasks that finish before the loop gets to run. So waiting costs the same
 however many tasks are in flight, and results are collected in the order
 the tasks finished. A heap of deadlines times out the tasks whose step has
-a ``timeout``: they are cancelled and collected as failed with StepTimeout.
+a ``timeout`` or a ``deadline`` (:mod:`runner.deadlines`): they are cancelled
+and collected as failed with StepTimeout, or DeadlineExceeded once the step's
+deadline comes first.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ from ray.exceptions import (
 )
 
 from runner import serialization
-from runner.errors import StepTimeout
+from runner.errors import DeadlineExceeded, StepTimeout
 from runner.execution import StepResult
 from runner.planning import Task
 from runner.run_data import TaskKey
@@ -63,6 +65,7 @@ class _Flight:
     future: concurrent.futures.Future[StepResult]  # completed on a Ray thread
     timeout: float | None
     deadline: float | None
+    step_deadline: float | None = None  # seconds: the step's deadline, when it is what ``deadline`` is
 
 
 class InFlight:
@@ -89,12 +92,26 @@ class InFlight:
         """Whether some task finished and waits to be collected."""
         return bool(self._finished)
 
-    def add(self, task: Task, ref: ObjectRef[StepResult], timeout: float | None, now: float) -> None:
-        """Track ``task``, dispatched as ``ref``; ``timeout`` seconds from ``now`` it times out."""
+    def add(
+        self,
+        task: Task,
+        ref: ObjectRef[StepResult],
+        timeout: float | None,
+        now: float,
+        step_deadline: tuple[float, float] | None = None,
+    ) -> None:
+        """Track ``task``, dispatched as ``ref``; ``timeout`` seconds from ``now`` it times out.
+        ``step_deadline``: (when, seconds) of its step's deadline; if that comes first, it fails
+        with DeadlineExceeded instead."""
         future = ref.future()  # a plain Future and one callback: an asyncio wrapper per task cost ~0.2 ms
         deadline = now + timeout if timeout else None
+        by_step: float | None = None
+        if step_deadline is not None and (deadline is None or step_deadline[0] < deadline):
+            deadline, by_step = step_deadline
         key = task.key
-        self._flights[key] = _Flight(task=task, ref=ref, future=future, timeout=timeout, deadline=deadline)
+        self._flights[key] = _Flight(
+            task=task, ref=ref, future=future, timeout=timeout, deadline=deadline, step_deadline=by_step
+        )
         future.add_done_callback(lambda _: self._on_finished(key))
         if deadline is not None:
             heapq.heappush(self._deadlines, (deadline, key))
@@ -129,7 +146,10 @@ class InFlight:
             _, key = heapq.heappop(self._deadlines)
             flight = self._flights.pop(key)
             ray.cancel(flight.ref, force=True)
-            error = serialization.error_info(StepTimeout(flight.task.node, flight.timeout or 0.0))
+            if flight.step_deadline is not None:
+                error = serialization.error_info(DeadlineExceeded(flight.task.node, flight.step_deadline))
+            else:
+                error = serialization.error_info(StepTimeout(flight.task.node, flight.timeout or 0.0))
             results.append((flight.task, StepResult(error=error)))
         return results
 

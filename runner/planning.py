@@ -22,7 +22,7 @@ from collections.abc import Callable, Collection
 from dataclasses import dataclass, replace
 from typing import Any
 
-from runner import serialization
+from runner import deadlines, serialization
 from runner.approvals import Decision, OnReject
 from runner.child_runs import child_run_id
 from runner.continuation import Continued
@@ -301,15 +301,21 @@ class Planner:
         policy = node.policy
         rec = self._d.tasks.get(task.key)
         spent = task.attempt - (rec.attempts_before_reopen if rec is not None else 0)  # since the last reopen
+        final = error
         if not task.fallback and not error.non_retryable and spent < policy.max_attempts:
             retry_at = now + policy.retry_delay(spent, rng)
-            return [
-                StepFailed(node=task.node, item=task.item, attempt=task.attempt, error=error, retry_at=retry_at, at=now)
-            ]
+            due = deadlines.step_deadline_at(policy, rec, self._d.reopened_at)
+            if due is None or retry_at < due:
+                return [
+                    StepFailed(
+                        node=task.node, item=task.item, attempt=task.attempt, error=error, retry_at=retry_at, at=now
+                    )
+                ]
+            final = deadlines.step_deadline_error(task.node, policy)  # the retry would start past the deadline
         events: list[Event] = [StepFailed(node=task.node, item=task.item, attempt=task.attempt, error=error, at=now)]
         if policy.fallback is not None and not task.fallback:
             return events  # runnables() offers the fallback next
-        return events + _final_failure(node, task.item, error, now)
+        return events + _final_failure(node, task.item, final, now)
 
     def lost_events(self, task: Task, error: ErrorInfo, now: float, system_retries: int) -> list[Event]:
         """Events recording that ``task`` was lost to the system (``error``: how Ray reported it).

@@ -42,6 +42,12 @@ class Policy:
     none, or a tuple of exception classes: those and their subclasses); NonRetryableError never
     is. ``catch_exceptions``: the step's value is ``(value, None)``, or ``(None, exception)``
     once its last attempt failed, so downstream handles the failure (no fallback then).
+
+    ``deadline``: seconds from the step's first start that bound the step across all its
+    attempts and retries (Temporal's schedule-to-close timeout): an attempt still running then
+    is cancelled, no retry starts after it, and the step fails for good with DeadlineExceeded
+    (its fallback, if any, still stands in; ``on_failure`` says what follows). ``timeout``
+    bounds one attempt; ``deadline`` the whole step.
     """
 
     retries: int = 0
@@ -55,6 +61,7 @@ class Policy:
     irreversible: bool = False
     retry_exceptions: bool | tuple[type[BaseException], ...] = True
     catch_exceptions: bool = False
+    deadline: float | None = None
 
     def __post_init__(self) -> None:
         if isinstance(self.retries, bool) or not isinstance(self.retries, int) or self.retries < 0:
@@ -68,6 +75,7 @@ class Policy:
                 f"backoff_max ({self.backoff_max}) must be at least backoff_base ({self.backoff_base})"
             )
         _number("timeout", self.timeout, minimum=0, allow_none=True, strict=True)
+        _number("deadline", self.deadline, minimum=0, allow_none=True, strict=True)
         if self.on_failure not in ON_FAILURE:
             raise InvalidArgument(f"on_failure must be 'halt' or 'skip', got {self.on_failure!r}")
         if self.fallback is not None and not callable(self.fallback):
@@ -107,16 +115,24 @@ class Policy:
         """A stable description for definition hashes (functions by name)."""
         fallback = None if self.fallback is None else getattr(self.fallback, "__qualname__", repr(self.fallback))
         return (
-            self.retries,
-            self.backoff,
-            self.backoff_base,
-            self.backoff_max,
-            self.timeout,
-            self.on_failure,
-            fallback,
-            self.priority,
-            self.irreversible,
-        ) + self._error_options()
+            (
+                self.retries,
+                self.backoff,
+                self.backoff_base,
+                self.backoff_max,
+                self.timeout,
+                self.on_failure,
+                fallback,
+                self.priority,
+                self.irreversible,
+            )
+            + self._error_options()
+            + self._deadline_option()
+        )
+
+    def _deadline_option(self) -> tuple[Any, ...]:
+        """The deadline when one is set (so the hashes of definitions without one stay as they were)."""
+        return () if self.deadline is None else (("deadline", self.deadline),)
 
     def _error_options(self) -> tuple[Any, ...]:
         """The error options when not the defaults (so the hashes of other definitions stay as they were)."""

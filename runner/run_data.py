@@ -136,6 +136,10 @@ class RunData:
     # error of each child that ended without a result (until the run is reopened)
     children: dict[str, str] = field(default_factory=dict)
     child_errors: dict[str, ErrorInfo] = field(default_factory=dict)
+    # Deadlines (runner.deadlines): the run's, from RunSubmitted (a reopen drops it), and when the
+    # run was last reopened (step deadlines count from their first start after it)
+    deadline_at: float | None = None
+    reopened_at: float | None = None
 
     def open_children(self) -> dict[str, str]:
         """Children started and not ended yet, by component."""

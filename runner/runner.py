@@ -6,6 +6,7 @@ submit returns); the Runner learns of every new run from the Store actor
 order on a pool of Worker actors (:mod:`runner.pool`: at most
 ``max_workers`` of them, each driving up to ``runs_per_worker`` runs); wakes
 suspended runs when a signal comes or a timer (:mod:`runner.timers`) is due;
+starts the runs of cron schedules as their ticks come (:mod:`runner.scheduler`);
 and supervises workers: a worker that dies (exception, ``ray.kill``, SIGKILL,
 node loss), or stops answering without dying (:mod:`runner.lease_watch`: its
 leases expire), is replaced after a backoff, with a new lease, until a run
@@ -51,9 +52,10 @@ from runner.lease_watch import LeaseWatch, answer_within
 from runner.pool import WorkerPool, WorkerSlot
 from runner.restart_policy import GiveUp, RestartPolicy, TurnFailure
 from runner.runner_config import RecoveryReport, RunnerConfig, RunnerStats
+from runner.scheduler import ScheduleLoop
 from runner.startup_recovery import RecoveryLedger, plan_startup
 from runner.status_writes import StatusWriter
-from runner.store import REOPENABLE, TERMINAL, NewRun, RunFilter, RunRecord, RunStatus, Signal
+from runner.store import REOPENABLE, TERMINAL, NewRun, RunFilter, RunRecord, RunStatus, Schedule, Signal
 from runner.store_actor import RemoteStoreActor, Submitted
 from runner.store_handle import StoreHandle
 from runner.supervision import ANSWER_TIMEOUT
@@ -131,6 +133,7 @@ class Runner:
         self.timers.start()
         self.lease_watch = LeaseWatch(self.store, self.pool, config.worker.lease_ttl, self._worker_lost)
         self.lease_watch.start()
+        self.schedules = ScheduleLoop(self.store)  # started once start-up recovery is done
 
     # ------------------------------------------------------------ client API
     async def ready(self) -> RecoveryReport:
@@ -168,6 +171,19 @@ class Runner:
             if not created and record.status is RunStatus.PENDING:  # stored by an earlier try of this call
                 self._enqueue(record.run_id)
         return results
+
+    async def save_schedule(self, schedule: Schedule) -> Schedule:
+        """Store a cron schedule (replacing the one of its name) and look at the schedules again."""
+        await self._ready
+        saved = await self.store.save_schedule(schedule)
+        self.schedules.poke()
+        return saved
+
+    async def delete_schedule(self, name: str) -> None:
+        """Remove a schedule (its runs stay); ScheduleNotFound if there is none of that name."""
+        await self._ready
+        await self.store.delete_schedule(name)
+        self.schedules.poke()
 
     async def signal(self, run_id: str, name: str, payload: Any, dedupe_key: str | None = None) -> int:
         """Put a signal in the run's inbox (durable on return) and wake the run if it waits.
@@ -614,6 +630,7 @@ class Runner:
             )
         self._schedule()
         asyncio.get_running_loop().create_task(self._follow_submits(first))
+        self.schedules.start()
 
 
 def _kill_worker(handle: WorkerHandle) -> None:

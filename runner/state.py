@@ -22,7 +22,7 @@ from collections.abc import Collection, Iterable
 from dataclasses import replace
 from typing import Any
 
-from runner import serialization
+from runner import deadlines, serialization
 from runner.errors import SnapshotMismatch
 from runner.events import ErrorInfo, Event, StoredEvent
 from runner.fold import Fold
@@ -45,14 +45,14 @@ __all__ = [
     "WorkflowState",
 ]
 
-SNAPSHOT_FORMAT = 7
+SNAPSHOT_FORMAT = 8
 """The layout of a snapshot's bytes: ``(SNAPSHOT_FORMAT, definition hash, RunData)``.
 Raise it whenever RunData (or anything it holds) changes shape: a snapshot of another
 format is not read, and recovery folds the full log instead. (1: the unversioned
 ``(definition hash, data)`` pairs before this number existed; 2: before
 ``RunData.nested_facts`` and ``TaskRecord.lost``; 3: before ``TaskRecord.call`` and ``level``;
 4: before ``TaskRecord.attempts_before_reopen`` and ``lost_before_reopen``; 5: before
-``RunData.successor_run_id``; 6: before the child-run fields of RunData.)"""
+``RunData.successor_run_id``; 6: before the child-run fields of RunData; 7: before ``RunData.deadline_at`` and ``reopened_at``.)"""
 
 
 class WorkflowState:
@@ -238,6 +238,21 @@ class WorkflowState:
     def next_wakeup(self) -> float | None:
         """The earliest time a retry or timer becomes due, if any."""
         return self._index.next_wakeup()
+
+    @property
+    def deadline_at(self) -> float | None:
+        """When the run fails if it has not ended (RunSubmitted's deadline; None: no deadline)."""
+        return self._data.deadline_at
+
+    def step_deadline_at(self, node: str, item: int | None = None) -> float | None:
+        """When the task ``node`` (item ``item``) runs out of time: its step's deadline counted from
+        its first start (None: no deadline, or it has not started)."""
+        policy = self.workflow.nodes[node].policy
+        return deadlines.step_deadline_at(policy, self._data.tasks.get((node, item)), self._data.reopened_at)
+
+    def expired_events(self, now: float, in_flight: Collection[TaskKey] = ()) -> list[Event]:
+        """Events failing what is past its deadline at ``now`` (see :func:`runner.deadlines.expired_events`)."""
+        return deadlines.expired_events(self.workflow, self._data, now, in_flight)
 
     # ------------------------------------------------------------ planning
     def runnables(self, in_flight: Collection[TaskKey] = (), now: float | None = None) -> list[Task]:

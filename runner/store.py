@@ -16,7 +16,7 @@ import math
 import re
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 from runner.errors import AppendConflict, FencedError, IllegalTransition, InvalidArgument, LeaseHeld, RunClosed
 from runner.events import (
@@ -351,7 +351,57 @@ class Store(Protocol):
 
     def signals(self, run_id: str, after: int = 0) -> list[Signal]: ...
 
+    # schedules (runner.cron): workflows started on a cron schedule
+    def save_schedule(self, schedule: Schedule) -> Schedule:
+        """Store ``schedule``, replacing the one of the same name; durable on return."""
+        ...
+
+    def list_schedules(self) -> list[Schedule]:
+        """Every schedule, by name."""
+        ...
+
+    def delete_schedule(self, name: str) -> None:
+        """Remove a schedule (its runs stay); ScheduleNotFound if there is none of that name."""
+        ...
+
+    def mark_tick(self, name: str, tick: float) -> Schedule:
+        """Record that the run of ``tick`` was started (``last_tick`` only moves forward);
+        ScheduleNotFound if the schedule is gone."""
+        ...
+
     def close(self) -> None: ...
+
+
+@dataclass(frozen=True, kw_only=True)
+class Schedule:
+    """A workflow started on a cron schedule (see :mod:`runner.cron`): ``definition`` and
+    ``input`` as a submit would store them; ``last_tick``: the latest tick (epoch seconds)
+    whose run was started (None: none yet; ticks before ``created_at`` are never started)."""
+
+    name: str
+    workflow: str
+    cron: str
+    definition: bytes
+    definition_hash: str
+    input: Any = None
+    created_at: float = 0.0
+    last_tick: float | None = None
+
+    def __post_init__(self) -> None:
+        check_schedule_name(self.name)
+        if not isinstance(self.cron, str) or not self.cron.strip():
+            raise InvalidArgument(f"cron must be a non-empty string, got {self.cron!r}")
+        if not isinstance(self.definition, bytes):
+            raise InvalidArgument("definition must be the pickled workflow (bytes)")
+
+
+SCHEDULE_NAME = re.compile(r"^[A-Za-z0-9_.\-]{1,100}$")
+
+
+def check_schedule_name(name: object) -> str:
+    if not isinstance(name, str) or not SCHEDULE_NAME.match(name):
+        raise InvalidArgument(f"schedule name must be 1-100 letters, digits or '_.-', got {name!r}")
+    return name
 
 
 # ------------------------------------------------------------- shared checks

@@ -56,6 +56,7 @@ from runner.store import (
     RunFilter,
     RunRecord,
     RunStatus,
+    Schedule,
     Signal,
     Snapshot,
     lease_of,
@@ -478,6 +479,22 @@ class StoreActor:
     def signals(self, run_id: str, after: int = 0) -> list[Signal]:
         result: list[Signal] = self._store.signals(run_id, after)
         return result
+
+    # schedules (runner.cron, runner.scheduler)
+    def save_schedule(self, schedule: Schedule) -> Schedule:
+        saved: Schedule = self._store.save_schedule(schedule)
+        return saved
+
+    def list_schedules(self) -> list[Schedule]:
+        schedules: list[Schedule] = self._store.list_schedules()
+        return schedules
+
+    def delete_schedule(self, name: str) -> None:
+        self._store.delete_schedule(name)
+
+    def mark_tick(self, name: str, tick: float) -> Schedule:
+        marked: Schedule = self._store.mark_tick(name, tick)
+        return marked
 
     def sql(self, query: str) -> tuple[list[str], list[tuple[Any, ...]]]:
         if not hasattr(self._store, "sql"):

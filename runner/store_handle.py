@@ -24,6 +24,7 @@ from runner.store import (
     RunFilter,
     RunRecord,
     RunStatus,
+    Schedule,
     Signal,
     Snapshot,
 )
@@ -152,6 +153,19 @@ class StoreHandle:
 
     def signals(self, run_id: str, after: int = 0) -> ObjectRef[list[Signal]]:
         return self.actor.signals.remote(run_id, after)
+
+    # ---------------------------------------------------------- schedules
+    def save_schedule(self, schedule: Schedule) -> ObjectRef[Schedule]:
+        return self.actor.save_schedule.remote(schedule)
+
+    def list_schedules(self) -> ObjectRef[list[Schedule]]:
+        return self.actor.list_schedules.remote()
+
+    def delete_schedule(self, name: str) -> ObjectRef[None]:
+        return self.actor.delete_schedule.remote(name)
+
+    def mark_tick(self, name: str, tick: float) -> ObjectRef[Schedule]:
+        return self.actor.mark_tick.remote(name, tick)
 
     # -------------------------------------------------------------- misc
     def sql(self, query: str) -> ObjectRef[tuple[list[str], list[tuple[Any, ...]]]]:

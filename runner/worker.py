@@ -359,7 +359,9 @@ class RunExecutor:
         ref = remote_step(node).remote(
             self.run_id, self._definition_hash, task, self.address, self.config.fact_threshold, gate
         )
-        self._in_flight.add(task, ref, node.policy.timeout, time.time())
+        due = state.step_deadline_at(task.node, task.item)
+        step_deadline = None if due is None or node.policy.deadline is None else (due, node.policy.deadline)
+        self._in_flight.add(task, ref, node.policy.timeout, time.time(), step_deadline)
 
     def _run_inline(self, state: WorkflowState, task: Task) -> None:
         """Run an inline task here, now (its start is committed), and stage its outcome."""

@@ -7,13 +7,14 @@ result. Definitions are validated as they are built: every problem raises
 
 from __future__ import annotations
 
+import copy as pycopy
 import functools
 import hashlib
 import inspect
 import re
 import types
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar, Union
 
 from runner.approvals import OnReject, is_approval_name, signal_name
@@ -276,6 +277,7 @@ class Workflow:
         memory: int | None = None,
         resources: Mapping[str, float] | None = None,
         inline: bool = False,
+        deadline: float | None = None,
     ) -> Any:
         """Add a step: ``fn(*values of after)``; a root step gets the run input.
 
@@ -294,6 +296,7 @@ class Workflow:
             irreversible=irreversible,
             retry_exceptions=retry_exceptions,
             catch_exceptions=catch_exceptions,
+            deadline=deadline,
         )
         ray_options = dict(num_cpus=num_cpus, num_gpus=num_gpus, memory=memory, resources=resources)
 
@@ -400,6 +403,24 @@ class Workflow:
         """The names of the approvals this workflow waits for."""
         return tuple(node.approval for node in self._nodes.values() if node.approval is not None)
 
+    def with_policies(self, policies: Mapping[str, Policy]) -> Workflow:
+        """A copy of this workflow whose components named in ``policies`` have those policies
+        (submit-time overrides: see :mod:`runner.policy_overrides`); this one is unchanged.
+        DefinitionError if a component is unknown or an inline one would get a timeout or deadline."""
+        unknown = sorted(set(policies) - set(self._nodes))
+        if unknown:
+            raise DefinitionError(unknown[0], f"workflow {self.name!r} has no component of that name")
+        nodes: dict[str, Node] = {}
+        for name, node in self._nodes.items():
+            policy = policies.get(name)
+            if policy is not None:
+                _refuse_inline_limits(name, node.inline, policy)
+                node = replace(node, policy=policy)
+            nodes[name] = node
+        copy = pycopy.copy(self)  # every attribute as it is; only the components are new
+        copy._nodes = nodes
+        return copy
+
     def sleep(self, seconds: float, *, name: str | None = None, after: After = None) -> Node:
         """A durable timer: waits ``seconds`` (surviving restarts), then passes its input on."""
         label = name or f"sleep_{len(self._nodes)}"
@@ -464,6 +485,7 @@ class Workflow:
             raise DefinitionError(label, str(exc)) from None
         if not isinstance(inline, bool):
             raise DefinitionError(label, f"inline must be True or False, got {inline!r}")
+        _refuse_inline_limits(label, inline, policy)
         if kind is NodeKind.MAP and len(upstream) != 1:
             raise DefinitionError(label, "map takes exactly one upstream component whose result is a list")
         takes_input = True
@@ -520,6 +542,21 @@ class Workflow:
         return tuple(names)
 
 
+def _refuse_inline_limits(label: str, inline: bool, policy: Policy) -> None:
+    """An inline step runs on the worker's own event loop: nothing can interrupt it safely
+    there, so a ``timeout`` or ``deadline`` it could not honour is refused."""
+    if not inline:
+        return
+    for option in ("timeout", "deadline"):
+        if getattr(policy, option) is not None:
+            raise DefinitionError(
+                label,
+                f"an inline step cannot have a {option}: it runs inside the worker, where nothing can "
+                f"interrupt it; drop inline=True (it then runs as a Ray task, which can be cancelled) "
+                f"or the {option}",
+            )
+
+
 _POLICY_KEYS = {
     "retries",
     "backoff",
@@ -532,6 +569,7 @@ _POLICY_KEYS = {
     "irreversible",
     "retry_exceptions",
     "catch_exceptions",
+    "deadline",
 }
 _RAY_KEYS = {"num_cpus", "num_gpus", "memory", "resources"}
 

@@ -68,7 +68,7 @@ def test_a_version_1_file_is_upgraded_with_its_data_intact_and_the_constraints_h
 
     store = DuckDBStore(path)
     try:
-        assert store.sql("SELECT version FROM schema_version ORDER BY version")[1] == [(1,), (2,), (3,)]
+        assert store.sql("SELECT version FROM schema_version ORDER BY version")[1] == [(1,), (2,), (3,), (4,)]
         assert {("PRIMARY KEY", "run_id"), ("UNIQUE INDEX", "runs_idempotency_key")} <= _constraints(store)
         # the data is intact (and r1's lagging row was caught up)
         r1 = store.get_run("r1")
@@ -148,7 +148,7 @@ def test_a_version_2_file_is_upgraded_and_keeps_retried_calls_from_writing_twice
         DuckDBStore(path, read_only=True)
 
     with DuckDBStore(path, clock=lambda: T0) as store:
-        assert store.sql("SELECT version FROM schema_version ORDER BY version")[1] == [(1,), (2,), (3,)]
+        assert store.sql("SELECT version FROM schema_version ORDER BY version")[1] == [(1,), (2,), (3,), (4,)]
         _, columns = store.sql(
             "SELECT table_name, column_name FROM duckdb_columns() WHERE column_name IN ('request_id', 'dedupe_key')"
         )

@@ -56,6 +56,10 @@ SAMPLES: dict[str, Any] = {
     "verb": "approved",
     "known": ["deploy", "ship"],
     "child_run_id": "orders-1:bill",
+    "deadline": 30.0,
+    "deadline_at": 1700000000.5,
+    "cron": "*/5 * * *",
+    "schedule": "nightly",
 }
 # ResultTimeout reads its status as "still running"
 SAMPLES_BY_CLASS: dict[str, dict[str, Any]] = {"ResultTimeout": {"status": "running"}}
@@ -88,6 +92,11 @@ ADVICE: dict[str, str] = {
     "ApprovalRejected": "replay or fork the run to ask again",
     "ApprovalAlreadyDecided": "a decision once recorded stands",
     "UnknownApproval": "nothing was stored",
+    "DeadlineExceeded": "raise its deadline=",
+    "RunDeadlineExceeded": "submit it with a later deadline=",
+    "UnknownPolicyTarget": "nothing was stored",
+    "InvalidCron": "nothing was stored",
+    "ScheduleNotFound": "list them with `runner schedules`",
 }
 
 

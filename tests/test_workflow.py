@@ -111,8 +111,9 @@ def test_options_land_in_policy_and_resources():
         num_gpus=0.5,
         memory=1024,
         resources={"tpu": 1},
-        inline=True,
     )
+    # inline=True with a timeout is refused (an inline step cannot be interrupted): its own step
+    quick = wf.step(lambda x: x, name="quick", retries=3, num_cpus=2, inline=True)
     assert node.policy == Policy(
         retries=3,
         backoff="linear",
@@ -127,7 +128,7 @@ def test_options_land_in_policy_and_resources():
     assert node.policy.max_attempts == 4
     assert node.resources == Resources(num_cpus=2, num_gpus=0.5, memory=1024, custom={"tpu": 1})
     assert node.resources.ray_options() == {"num_cpus": 2, "num_gpus": 0.5, "memory": 1024, "resources": {"tpu": 1}}
-    assert node.inline is True
+    assert quick.inline is True and quick.policy.retries == 3 and quick.resources.num_cpus == 2
     m = wf.map(lambda x: x, name="m", after=node, retries=2, num_cpus=1, inline=True)
     assert m.policy.retries == 2 and m.resources.num_cpus == 1 and m.inline
 

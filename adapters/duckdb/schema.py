@@ -92,11 +92,28 @@ MIGRATIONS: list[Migration] = [
             "CREATE UNIQUE INDEX signals_dedupe_key ON signals (run_id, dedupe_key)",
         ),
     ),
+    # Cron schedules (runner.cron): one row per schedule name; ``last_tick`` is the latest tick
+    # whose run was started, ``input`` tagged JSON as signal payloads are.
+    Migration(
+        4,
+        (
+            """CREATE TABLE schedules (
+                name VARCHAR PRIMARY KEY,
+                workflow VARCHAR NOT NULL,
+                cron VARCHAR NOT NULL,
+                definition BLOB NOT NULL,
+                definition_hash VARCHAR NOT NULL,
+                input VARCHAR NOT NULL,
+                created_at DOUBLE NOT NULL,
+                last_tick DOUBLE
+            )""",
+        ),
+    ),
 ]
 LATEST = MIGRATIONS[-1].version
 
 # The tables users may read with ``sql`` (docs/sql.md describes them).
-TABLES = ("runs", "events", "snapshots", "facts", "signals", "schema_version")
+TABLES = ("runs", "events", "snapshots", "facts", "signals", "schema_version", "schedules")
 
 
 def migrate(con: duckdb.DuckDBPyConnection, now: float, migrations: list[Migration] = MIGRATIONS) -> None:

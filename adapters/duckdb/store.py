@@ -18,7 +18,7 @@ from typing import Any
 
 import duckdb
 
-from adapters.duckdb import schema, statements, users_sql
+from adapters.duckdb import schedules, schema, statements, users_sql
 from adapters.duckdb.caches import CacheLimits, RecordCache, TailCache
 from adapters.duckdb.connection import Connection
 from runner import serialization
@@ -33,6 +33,7 @@ from runner.store import (
     RunFilter,
     RunRecord,
     RunStatus,
+    Schedule,
     Signal,
     Snapshot,
     append_through_many,
@@ -45,6 +46,7 @@ from runner.store import (
     check_lease_request,
     check_reopen,
     check_run_id,
+    check_schedule_name,
     check_signal_name,
     check_transition,
     check_ttl,
@@ -578,6 +580,27 @@ class DuckDBStore:
             Signal(run_id=run_id, signal_id=i, name=n, payload=serialization.from_json_value(p), sent_at=t)
             for i, n, p, t in rows
         ]
+
+    # -------------------------------------------------------------- schedules
+    def save_schedule(self, schedule: Schedule) -> Schedule:
+        serialization.json_value(schedule.input)  # an input that cannot be stored fails before the write
+        with self._db.transaction() as con:
+            schedules.save(con, schedule)
+        return schedule
+
+    def list_schedules(self) -> list[Schedule]:
+        with self._db.read() as con:
+            return schedules.list_all(con)
+
+    def delete_schedule(self, name: str) -> None:
+        check_schedule_name(name)
+        with self._db.transaction() as con:
+            schedules.delete(con, name)
+
+    def mark_tick(self, name: str, tick: float) -> Schedule:
+        check_schedule_name(name)
+        with self._db.transaction() as con:
+            return schedules.mark_tick(con, name, tick)
 
     # ---------------------------------------------------------------- helpers
     def _record(self, con: duckdb.DuckDBPyConnection, run_id: str) -> RunRecord:

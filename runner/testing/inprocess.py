@@ -50,6 +50,7 @@ class InProcessRun:
         seed: int = 0,
         system_retries: int = DEFAULT_SYSTEM_RETRIES,
         parent_run_id: str | None = None,
+        deadline_at: float | None = None,
     ):
         self.workflow = workflow
         self.system_retries = system_retries
@@ -63,6 +64,7 @@ class InProcessRun:
             definition_hash=workflow.definition_hash(),
             parent_run_id=parent_run_id,
             at=now,
+            deadline_at=deadline_at,
         )
         first = StoredEvent(run_id=run_id, seq=1, event=submitted)
         self.state.apply(first)
@@ -147,7 +149,7 @@ class InProcessRun:
                 return self.state
             if self.step(intercept):
                 continue
-            wakeup = self.state.next_wakeup()
+            wakeup = min((t for t in (self.state.next_wakeup(), self.state.deadline_at) if t is not None), default=None)
             if wakeup is None:
                 return self.state  # waiting for a signal
             self.now = max(self.now, wakeup)

@@ -79,6 +79,7 @@ from runner.store import (
     Snapshot,
     Store,
 )
+from runner.testing.schedule_contract import ScheduleContract
 
 __all__ = ["FakeClock", "StoreContract", "new_run", "writes_nothing"]
 
@@ -235,7 +236,7 @@ def _call_id(name: str) -> str:
     return name
 
 
-class StoreContract:
+class StoreContract(ScheduleContract):
     """The contract every :class:`runner.store.Store` adapter passes.
 
     Subclasses implement :meth:`make_store`; set ``persistent = True`` when a
