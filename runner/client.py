@@ -22,6 +22,7 @@ import ray
 
 from adapters import DEFAULT_STORE_URL, store_path
 from runner import approvals, serialization
+from runner.checkpoint import CheckpointStrategy, as_strategy, stored_name
 from runner.continue_as_new import successor_of
 from runner.errors import (
     ConfigMismatch,
@@ -206,8 +207,10 @@ class Client:
         idempotency_key: str | None = None,
         parent_run_id: str | None = None,
         definition: bytes | None = None,
+        checkpoint: CheckpointStrategy | str | None = None,
     ) -> NewRun:
-        """A run ready to store; ``definition``: the workflow already pickled (submit_many pickles once)."""
+        """A run ready to store; ``definition``: the workflow already pickled (submit_many pickles once).
+        ``checkpoint``: the run's checkpoint strategy (None: the workflow's; runner.checkpoint)."""
         if not isinstance(workflow, Workflow):
             raise InvalidArgument(f"submit takes a runner.Workflow, got {type(workflow).__name__}")
         run_id = run_id if run_id is not None else f"{workflow.name}-{uuid.uuid4().hex[:16]}"
@@ -215,8 +218,13 @@ class Client:
         input = workflow.check_input(resolve_object_refs(input))  # a ref's value is stored, not the ref
         if definition is None:
             definition = pickle_definition(workflow)
+        strategy = None if checkpoint is None else as_strategy(checkpoint)  # refused before anything is stored
         submitted = RunSubmitted(
-            workflow=workflow.name, input=input, definition_hash=workflow.definition_hash(), parent_run_id=parent_run_id
+            workflow=workflow.name,
+            input=input,
+            definition_hash=workflow.definition_hash(),
+            parent_run_id=parent_run_id,
+            checkpoint=stored_name(strategy),
         )
         # an input that cannot be stored is refused here, before anything is written
         serialization.encode_event(submitted)
@@ -237,9 +245,11 @@ class Client:
         *,
         run_id: str | None = None,
         idempotency_key: str | None = None,
+        checkpoint: CheckpointStrategy | str | None = None,
     ) -> RunHandle:
-        """Store a new run (durably, before returning) and queue it. Same id or key: the existing run."""
-        new = self.new_run(workflow, input, run_id=run_id, idempotency_key=idempotency_key)
+        """Store a new run (durably, before returning) and queue it. Same id or key: the existing run.
+        ``checkpoint``: this run's checkpoint strategy instead of the workflow's (runner.checkpoint)."""
+        new = self.new_run(workflow, input, run_id=run_id, idempotency_key=idempotency_key, checkpoint=checkpoint)
         with by_value(workflow):  # the input may be of a class from the workflow's module
             [(record, _created)] = self._create_runs([new])
         return RunHandle(self, record.run_id)

@@ -48,6 +48,7 @@ class RunSubmitted:
     definition_hash: str
     parent_run_id: str | None = None
     at: float = field(default_factory=_now)
+    checkpoint: str | None = None  # the submit's checkpoint strategy (runner.checkpoint); None: the workflow's
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -102,6 +102,7 @@ class Fold:
         d.input = e.input
         d.definition_hash = e.definition_hash
         d.parent_run_id = e.parent_run_id
+        d.checkpoint = e.checkpoint
 
     def _on_started(self, run_id: str, e: StepStarted) -> None:
         node = self._executable(e.node, e.item)

@@ -105,6 +105,7 @@ class RunData:
     submitted: bool = False
     input: Any = None
     parent_run_id: str | None = None
+    checkpoint: str | None = None  # the submit's checkpoint strategy, by name (None: the workflow's)
     tasks: dict[TaskKey, TaskRecord] = field(default_factory=dict)
     results: dict[str, Any] = field(default_factory=dict)
     map_counts: dict[str, int] = field(default_factory=dict)

@@ -15,6 +15,7 @@ EXPECTED = [
     "AppendConflict",
     "ApprovalAlreadyDecided",
     "ApprovalRejected",
+    "Checkpoint",
     "ChildRunFailed",
     "Client",
     "ConfigMismatch",
@@ -23,6 +24,7 @@ EXPECTED = [
     "Decision",
     "DefinitionError",
     "DefinitionUnavailable",
+    "EveryN",
     "FactNotFound",
     "FactRef",
     "FencedError",
@@ -72,6 +74,7 @@ EXPECTED = [
     "context",
     "continuation",
     "continue_as_new",
+    "every_n",
 ]
 
 # Names that need Ray; ``runner`` loads their module on first use.

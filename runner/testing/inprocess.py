@@ -12,6 +12,11 @@ A child-run component (``Workflow.child_run``) runs its child here too, as an
 clock; the parent records ``ChildRunEnded`` once the child ends. A child that
 waits for a signal leaves the parent waiting: signal the child, then run the
 parent again.
+
+A run's checkpoint strategy (:mod:`runner.checkpoint`) is followed as the
+worker follows it: ``appended`` counts the events of ``log`` a store would
+hold, and :meth:`InProcessRun.crash` forgets the rest, as a worker's crash
+would, so a test sees which steps run again.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from collections.abc import Callable
 from typing import Any
 
 from runner import serialization
+from runner.checkpoint import CheckpointBuffer, CheckpointStrategy, as_strategy, stored_name
 from runner.child_runs import child_ended, child_failed
 from runner.continuation import Continuation, store_call
 from runner.continue_as_new import continued_in
@@ -50,6 +56,7 @@ class InProcessRun:
         seed: int = 0,
         system_retries: int = DEFAULT_SYSTEM_RETRIES,
         parent_run_id: str | None = None,
+        checkpoint: CheckpointStrategy | str | None = None,
     ):
         self.workflow = workflow
         self.system_retries = system_retries
@@ -63,6 +70,7 @@ class InProcessRun:
             definition_hash=workflow.definition_hash(),
             parent_run_id=parent_run_id,
             at=now,
+            checkpoint=stored_name(None if checkpoint is None else as_strategy(checkpoint)),
         )
         first = StoredEvent(run_id=run_id, seq=1, event=submitted)
         self.state.apply(first)
@@ -70,6 +78,9 @@ class InProcessRun:
         self.facts: dict[str, bytes] = {}  # the calls of continuations, by hash
         self.load = serialization.FactLoader(self.facts.__getitem__)
         self.children: dict[str, InProcessRun] = {}  # child runs, by child-run component
+        self.checkpoints = CheckpointBuffer(self.state.checkpoint_strategy())
+        self.appended = 1  # how many events of ``log`` a store holds (the rest is buffered)
+        self.appends = 1  # how many appends that took (RunSubmitted's included)
 
     def record(self, event: Event) -> None:
         self.log.append(self.state.record(event))
@@ -78,15 +89,36 @@ class InProcessRun:
         """One cycle: bookkeeping, then every runnable task once. False when nothing happened."""
         plan = plan_cycle(self.state, self.now)
         self.log += plan.events
+        self.checkpoints.note_events(stored.event for stored in plan.events)
         ended = self._run_children(intercept)
         for task in plan.tasks:
             if self.state.is_finished:
                 break
             self.record(started_event(task, LEASE, self.now))
             result = self._execute(task, intercept)
-            for event in outcome_events(self.state, task, result, self.now, self.rng, self.system_retries):
+            events = outcome_events(self.state, task, result, self.now, self.rng, self.system_retries)
+            for event in events:
                 self.record(event)
+            if events:
+                self.checkpoints.note_result(checkpointed=self.workflow.nodes[task.node].checkpoint)
+                self.checkpoints.note_events(events)
+        # the worker's next cycle appends here if due (a crash before it loses what is buffered)
+        if self.checkpoints.due(stopping=plan.stop is not None or self.state.is_finished, idle=not plan.tasks):
+            self.append()
         return bool(plan.events or plan.tasks or ended)
+
+    def append(self) -> None:
+        """Store what is buffered (a checkpoint)."""
+        if self.appended < len(self.log):
+            self.appended = len(self.log)
+            self.appends += 1
+        self.checkpoints.appended()
+
+    def crash(self) -> None:
+        """Lose what is buffered, as a worker's crash would, and recover from what is stored."""
+        self.log = self.log[: self.appended]
+        self.state = WorkflowState.from_events(self.workflow, self.log)
+        self.checkpoints = CheckpointBuffer(self.state.checkpoint_strategy())
 
     def _run_children(self, intercept: Interceptor | None) -> bool:
         """Drive each open child run as far as it goes; record the end of each that ended."""
@@ -144,11 +176,13 @@ class InProcessRun:
         """Cycle until the run ends or waits for a signal; jumps the clock to due retries and timers."""
         for _ in range(max_cycles):
             if self.state.is_finished:
+                self.append()
                 return self.state
             if self.step(intercept):
                 continue
             wakeup = self.state.next_wakeup()
             if wakeup is None:
+                self.append()
                 return self.state  # waiting for a signal
             self.now = max(self.now, wakeup)
         raise RuntimeError(f"run did not settle in {max_cycles} cycles")
