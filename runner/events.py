@@ -139,6 +139,7 @@ class ChildRunStarted:
     node: str
     child_run_id: str
     at: float = field(default_factory=_now)
+    sub_workflow: FactRef | None = None  # a step continued into a workflow: it and its input, as a fact
 
 
 @dataclass(frozen=True, kw_only=True)

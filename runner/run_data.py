@@ -137,6 +137,7 @@ class RunData:
     # error of each child that ended without a result (until the run is reopened)
     children: dict[str, str] = field(default_factory=dict)
     child_errors: dict[str, ErrorInfo] = field(default_factory=dict)
+    sub_workflows: dict[str, FactRef] = field(default_factory=dict)  # steps continued into a workflow
 
     def open_children(self) -> dict[str, str]:
         """Children started and not ended yet, by component."""

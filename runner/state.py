@@ -26,7 +26,7 @@ from runner import serialization
 from runner.checkpoint import DEFAULT as DEFAULT_CHECKPOINT
 from runner.checkpoint import CheckpointStrategy, as_strategy
 from runner.errors import SnapshotMismatch
-from runner.events import ErrorInfo, Event, StoredEvent
+from runner.events import ErrorInfo, Event, FactRef, StoredEvent
 from runner.fold import Fold
 from runner.planning import NOT_TAKEN, Planner, Task
 from runner.planning_index import PlanningIndex
@@ -55,7 +55,7 @@ format is not read, and recovery folds the full log instead. (1: the unversioned
 ``RunData.nested_facts`` and ``TaskRecord.lost``; 3: before ``TaskRecord.call`` and ``level``;
 4: before ``TaskRecord.attempts_before_reopen`` and ``lost_before_reopen``; 5: before
 ``RunData.successor_run_id``; 6: before the child-run fields of RunData; 7: before
-``RunData.checkpoint``.)"""
+``RunData.checkpoint`` and ``sub_workflows``.)"""
 
 
 class WorkflowState:
@@ -242,6 +242,10 @@ class WorkflowState:
             return as_strategy(self._data.checkpoint)
         own = getattr(self.workflow, "checkpoint", None)  # a definition pickled before the option existed
         return own if own is not None else DEFAULT_CHECKPOINT
+
+    def sub_workflow(self, node: str) -> FactRef | None:
+        """The fact holding the workflow (and input) step ``node`` continued into, if it did."""
+        return self._data.sub_workflows.get(node)
 
     def open_children(self) -> dict[str, str]:
         """Child runs started and not ended yet: component -> child run id."""

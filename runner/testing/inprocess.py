@@ -28,7 +28,7 @@ from typing import Any
 from runner import serialization
 from runner.checkpoint import CheckpointBuffer, CheckpointStrategy, as_strategy, stored_name
 from runner.child_runs import child_ended, child_failed
-from runner.continuation import Continuation, store_call
+from runner.continuation import Continuation, SubWorkflow, load_sub_workflow, store_call, store_sub_workflow
 from runner.continue_as_new import continued_in
 from runner.cycle import outcome_events, plan_cycle, started_event
 from runner.errors import InvalidArgument
@@ -124,19 +124,17 @@ class InProcessRun:
         """Drive each open child run as far as it goes; record the end of each that ended."""
         ended = False
         for node_name, child_id in self.state.open_children().items():
-            node = self.workflow.nodes[node_name]
-            assert node.child is not None
             child = self.children.get(node_name)
             if child is None:
-                value = self.state.results()[node.after[0]] if node.after else self.state.input
+                workflow, value = self._child_of(node_name)
                 try:
-                    value = node.child.check_input(value)
+                    value = workflow.check_input(value)
                 except InvalidArgument as exc:  # never created, as on Ray
                     self.record(child_failed(node_name, child_id, "refused", str(exc)))
                     ended = True
                     continue
                 child = InProcessRun(
-                    node.child,
+                    workflow,
                     value,
                     run_id=child_id,
                     now=self.now,
@@ -154,6 +152,17 @@ class InProcessRun:
                 ended = True
         return ended
 
+    def _child_of(self, node_name: str) -> tuple[Workflow, Any]:
+        """The workflow and input of a child-run component's child, or of the sub-workflow a step
+        continued into (read from its fact, as the worker reads it)."""
+        sub_workflow = self.state.sub_workflow(node_name)
+        if sub_workflow is not None:
+            sub = load_sub_workflow(sub_workflow, self.load)
+            return sub.workflow, sub.input
+        node = self.workflow.nodes[node_name]
+        assert node.child is not None
+        return node.child, self.state.results()[node.after[0]] if node.after else self.state.input
+
     def _execute(self, task: Task, intercept: Interceptor | None) -> StepResult:
         """The task's outcome. An interceptor stands in for the step's code: its value is the
         step's, its exception the step's failure, and a StepResult it returns is the outcome
@@ -168,6 +177,9 @@ class InProcessRun:
             if isinstance(value, Continuation):  # its call is kept as a fact, as the worker's store would
                 value, blob = store_call(value, serialization.dumps)
                 self.facts[value.call.hash] = blob
+            elif isinstance(value, SubWorkflow):
+                value, blob = store_sub_workflow(value, serialization.dumps)
+                self.facts[value.sub_workflow.hash] = blob
         except Exception as exc:
             return failure(node, exc)
         return value if isinstance(value, StepResult) else StepResult(value=value)
