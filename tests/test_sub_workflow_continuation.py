@@ -107,6 +107,7 @@ def test_recovery_after_the_expansion_never_runs_the_step_again():
     assert recovered.runnables() == []  # the step's task is done: it waits for its child only
     assert recovered.open_children() == {"prepare": "run-1:prepare"}
     assert recovered.sub_workflow("prepare") == started(run)[0].sub_workflow
+    assert {s.name: s.status for s in recovered.steps()}["prepare"] == "waiting"
     restored = WorkflowState.restore(orders, recovered.snapshot())
     assert restored.runnables() == [] and restored.sub_workflow("prepare") == recovered.sub_workflow("prepare")
     assert sum(isinstance(s.event, StepStarted) and s.event.node == "prepare" for s in run.log) == 1
