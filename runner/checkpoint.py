@@ -16,7 +16,8 @@ the store; the strategy says when the buffer is appended (a *checkpoint*):
 Whatever the strategy, the buffer is appended at a *boundary*: before the run
 ends (its terminal event), suspends (a signal, approval or timer), pauses or
 is cancelled, before the worker waits with nothing in flight (idle), and with
-a child run, a continuation level (StepContinued) or a continue-as-new.
+a child run, a continuation level (StepContinued), a continue-as-new, or the
+event that resumes a suspended, paused or reopened run.
 
 A step may also say ``checkpoint=False``: its result is never a reason to
 append. It is carried in memory to its dependants, which are dispatched at
@@ -32,7 +33,7 @@ from dataclasses import dataclass
 from typing import Union
 
 from runner.errors import InvalidArgument
-from runner.events import ChildRunStarted, Event, RunContinuedAsNew, StepContinued
+from runner.events import ChildRunStarted, Event, RunContinuedAsNew, RunReopened, RunResumed, StepContinued
 from runner.vocabulary import Vocabulary
 
 
@@ -62,9 +63,16 @@ CheckpointStrategy = Union[Checkpoint, EveryN]
 DEFAULT = Checkpoint.EVERY_STEP
 _EVERY_N_PREFIX = "every_n:"
 
-BOUNDARY_EVENTS: tuple[type[Event], ...] = (ChildRunStarted, StepContinued, RunContinuedAsNew)
+BOUNDARY_EVENTS: tuple[type[Event], ...] = (
+    ChildRunStarted,
+    StepContinued,
+    RunContinuedAsNew,
+    RunResumed,
+    RunReopened,
+)
 """Events after which the buffer is appended at once: a child run is created only once its
-start is committed, and a continuation loop must not hold its levels in memory."""
+start is committed, a continuation loop must not hold its levels in memory, and a suspended,
+paused or reopened run must show as running in the store as soon as a worker drives it."""
 
 
 def every_n(n: int) -> EveryN:

@@ -345,6 +345,7 @@ class RunExecutor:
         idle = not plan.tasks and not self._in_flight
         if checkpoints.due(stopping=plan.stop is not None, idle=idle):
             return await self._send_buffer()
+        await self._save_facts()  # the tasks about to start may read an inline result's fact
         if checkpoints.results or checkpoints.unchecked:
             faults.hit(FaultPoint.RESULTS_HELD, self.run_id)  # results only in this worker's memory
         return None
@@ -395,6 +396,7 @@ class RunExecutor:
         state = self.state
         assert state is not None
         self._buffer.append(state.record(event))
+        self._checkpoints.note_events((event,))
 
     def _stage_outcome(self, task: Task, result: StepResult, now: float) -> None:
         state = self.state
@@ -415,9 +417,7 @@ class RunExecutor:
         nothing is buffered. Its ticket (``submission.sent``) is there once the call has gone out."""
         if not self._buffer:
             return None
-        for fact_hash, blob in self._pending_facts:
-            await self.store.save_fact(fact_hash, blob)
-        self._pending_facts.clear()
+        await self._save_facts()
         buffered, self._buffer = self._buffer, []
         self._checkpoints.appended()
         events = tuple(stored.event for stored in buffered)
@@ -432,6 +432,12 @@ class RunExecutor:
             request_id=uuid.uuid4().hex,
         )
         return _Append(submission=self.calls.appends.submit(request), first=first, last=last)
+
+    async def _save_facts(self) -> None:
+        """Save the facts of inline results (large values), before anything may read them."""
+        for fact_hash, blob in self._pending_facts:
+            await self.store.save_fact(fact_hash, blob)
+        self._pending_facts.clear()
 
     async def _ticket(self, append: _Append | None) -> AppendRef | None:
         """The ObjectRef of ``append``'s own answer, once its call has gone out (None: no append)."""

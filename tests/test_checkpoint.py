@@ -11,7 +11,7 @@ import pytest
 import runner
 from runner.checkpoint import CheckpointBuffer, as_strategy
 from runner.errors import DefinitionError, InvalidArgument
-from runner.events import FactProduced, RunSubmitted, StepContinued, kind_of
+from runner.events import FactProduced, RunResumed, RunSubmitted, StepContinued, kind_of
 from runner.planning import Task
 from runner.serialization import decode_event, encode_event
 from runner.state import WorkflowState
@@ -140,6 +140,8 @@ def test_every_n_appends_at_n_results_and_on_complete_only_at_boundaries():
     assert on_complete.due()
     on_complete.appended()
     assert not on_complete.due()
+    on_complete.note_events([RunResumed()])  # the store must show the run running at once
+    assert on_complete.due()
 
 
 @pytest.mark.parametrize(
