@@ -238,3 +238,14 @@ def test_each_continuation_level_is_a_boundary_so_a_loop_holds_nothing():
     assert run.state.result == 0
     levels = [s.seq for s in run.log if isinstance(s.event, StepContinued)]
     assert len(levels) == 5 and run.appends >= len(levels)
+
+
+def test_a_continue_as_new_successor_keeps_the_submitted_strategy():
+    from runner.continue_as_new import successor_run
+    from runner.events import RunContinuedAsNew
+
+    event = RunContinuedAsNew(node="a", successor_run_id="r:c1", input=1)
+    new = successor_run("r", "chain", b"", "h", event, checkpoint="every_n:4")
+    first = new.events[0]
+    assert isinstance(first, RunSubmitted) and first.checkpoint == "every_n:4"
+    assert successor_run("r", "chain", b"", "h", event).events[0].checkpoint is None
