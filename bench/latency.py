@@ -4,6 +4,11 @@ chain with a ``ray.get`` after each task (each step waits for the one before, as
 Two figures: the steps as Ray tasks (target <= 2x plain Ray's per-step cost) and the same chain
 with ``inline=True`` steps, run inside the worker (target <= 1 ms per step). Per step: from the
 first StepStarted to the last FactProduced in the run's own events, over the number of steps.
+
+Then the same chains under the other checkpoint strategies (runner.checkpoint): ``every_n(10)``
+and ``on_complete`` for Ray-task steps (downstream tasks are dispatched without waiting for a
+commit), ``on_complete`` and every step ``checkpoint=False`` for inline steps (one append per run
+instead of one per step), each against the every_step figure above.
 """
 
 from __future__ import annotations
@@ -18,17 +23,18 @@ TARGET_RATIO = 2.0  # Ray-task steps against plain Ray's per-step cost
 TARGET_INLINE_MS = 1.0  # inline steps, ms per step
 
 
-def _workflow(steps: int, inline: bool = False):
+def _workflow(steps: int, inline: bool = False, checkpoint=None, unchecked: bool = False):
     import runner
 
-    wf = runner.Workflow("serial-inline" if inline else "serial")
+    name = ("serial-inline" if inline else "serial") + (f"-{checkpoint}" if checkpoint else "")
+    wf = runner.Workflow(name.replace(":", "-") + ("-unchecked" if unchecked else ""), checkpoint=checkpoint)
     previous = None
     for i in range(steps):
 
         def inc(x, i=i):
             return x + 1
 
-        previous = wf.step(inc, name=f"s{i}", after=previous, inline=inline)
+        previous = wf.step(inc, name=f"s{i}", after=previous, inline=inline, checkpoint=not unchecked)
     return wf
 
 
@@ -51,9 +57,9 @@ def baseline(steps: int) -> float:
     return median(samples)
 
 
-def ours(client, steps: int, inline: bool) -> tuple[float, float]:
+def ours(client, steps: int, inline: bool, checkpoint=None, unchecked: bool = False) -> tuple[float, float]:
     """(median per-step seconds from the run's events, median per-step seconds submit to result)."""
-    wf = _workflow(steps, inline)
+    wf = _workflow(steps, inline, checkpoint, unchecked)
     client.submit(wf, 0).result(timeout=120)  # warm
     samples = []
     walls = []
@@ -76,6 +82,12 @@ def main() -> list[Result]:
         client = connect()
         mine, mine_wall = ours(client, STEPS, inline=False)
         inline, inline_wall = ours(client, STEPS, inline=True)
+        variants = {
+            "Ray-task steps, every_n(10)": (ours(client, STEPS, False, "every_n:10"), mine, mine_wall),
+            "Ray-task steps, on_complete": (ours(client, STEPS, False, "on_complete"), mine, mine_wall),
+            "inline steps, on_complete": (ours(client, STEPS, True, "on_complete"), inline, inline_wall),
+            "inline steps, checkpoint=False": (ours(client, STEPS, True, None, True), inline, inline_wall),
+        }
         close(client)
     finally:
         stop_ray()
@@ -102,7 +114,26 @@ def main() -> list[Result]:
             details={"steps": STEPS, "repeats": REPEATS, "submit_to_result_ms_per_step": round(inline_wall * 1000, 2)},
         )
     )
-    return [tasks, inlined]
+    strategies = [
+        emit(
+            Result(
+                name=f"serial chain, {label}",
+                figure=f"{figure * 1000:.2f} ms/step",
+                baseline=f"every_step, {reference * 1000:.2f} ms/step",
+                ratio=figure / reference,
+                target=f"<= {TARGET_INLINE_MS:g} ms/step" if "inline" in label else "< every_step",
+                met=figure * 1000 <= TARGET_INLINE_MS if "inline" in label else figure < reference,
+                details={
+                    "steps": STEPS,
+                    "repeats": REPEATS,
+                    "submit_to_result_ms_per_step": round(wall * 1000, 2),
+                    "every_step_submit_to_result_ms_per_step": round(reference_wall * 1000, 2),
+                },
+            )
+        )
+        for label, ((figure, wall), reference, reference_wall) in variants.items()
+    ]
+    return [tasks, inlined, *strategies]
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ first use, so the pure core imports without Ray.
 from typing import TYPE_CHECKING, Any
 
 from runner.approvals import Decision
+from runner.checkpoint import Checkpoint, EveryN, every_n
 from runner.context import StepContext, context
 from runner.continuation import Continuation, continuation
 from runner.continue_as_new import ContinueAsNew, continue_as_new
@@ -86,10 +87,13 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = [
+    "every_n",
+    "EveryN",
     "SKIPPED",
     "AppendConflict",
     "ApprovalAlreadyDecided",
     "ApprovalRejected",
+    "Checkpoint",
     "Client",
     "RunHandle",
     "StepContext",

@@ -14,7 +14,9 @@ import asyncio
 import logging
 from typing import TYPE_CHECKING, Any
 
+from runner import serialization
 from runner.child_runs import child_ended, child_failed
+from runner.continuation import load_sub_workflow
 from runner.errors import InvalidArgument
 from runner.events import ChildRunEnded, RunSubmitted
 from runner.serialization import encode_event
@@ -45,11 +47,9 @@ class ChildStarter:
         for node_name, child_id in state.open_children().items():
             if child_id in self._started:
                 continue
-            node = state.workflow.nodes[node_name]
-            assert node.child is not None
-            value = state.results()[node.after[0]] if node.after else state.input
             try:
-                new = self._new_run(node.child, child_id, value)
+                workflow, value = await self._child_of(state, node_name)
+                new = self._new_run(workflow, child_id, value)
             except InvalidArgument as exc:
                 refused.append(child_failed(node_name, child_id, "refused", str(exc)))
                 continue
@@ -69,6 +69,18 @@ class ChildStarter:
                 last_event = None if last is None else last.event
                 events.append(child_ended(node_of[record.run_id], record.run_id, last_event, record.status))
         return events
+
+    async def _child_of(self, state: WorkflowState, node_name: str) -> tuple[Workflow, Any]:
+        """The workflow and input of ``node_name``'s child: a child-run component's, or the
+        sub-workflow a step continued into (runner.continuation), read from its fact."""
+        sub_workflow = state.sub_workflow(node_name)
+        if sub_workflow is not None:
+            blob = await self.store.load_fact(sub_workflow.hash)
+            sub = load_sub_workflow(sub_workflow, lambda _: serialization.loads(blob))
+            return sub.workflow, sub.input
+        node = state.workflow.nodes[node_name]
+        assert node.child is not None
+        return node.child, state.results()[node.after[0]] if node.after else state.input
 
     def _new_run(self, workflow: Workflow, child_id: str, value: Any) -> NewRun:
         checked = workflow.check_input(value)

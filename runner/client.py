@@ -24,6 +24,7 @@ import ray
 from adapters import DEFAULT_STORE_URL, store_path
 from runner import approvals, deadlines, policy_overrides, serialization
 from runner import cron as cron_schedules
+from runner.checkpoint import CheckpointStrategy, as_strategy, stored_name
 from runner.continue_as_new import successor_of
 from runner.errors import (
     ConfigMismatch,
@@ -219,9 +220,10 @@ class Client:
         definition: bytes | None = None,
         policies: Mapping[str, policy_overrides.Override] | None = None,
         deadline: float | datetime.timedelta | datetime.datetime | None = None,
+        checkpoint: CheckpointStrategy | str | None = None,
     ) -> NewRun:
         """A run ready to store; ``definition``: the workflow already pickled (submit_many pickles once).
-        ``policies`` and ``deadline``: see :meth:`submit`."""
+        ``policies``, ``deadline`` and ``checkpoint``: see :meth:`submit`."""
         if not isinstance(workflow, Workflow):
             raise InvalidArgument(f"submit takes a runner.Workflow, got {type(workflow).__name__}")
         run_id = run_id if run_id is not None else f"{workflow.name}-{uuid.uuid4().hex[:16]}"
@@ -233,6 +235,7 @@ class Client:
         input = workflow.check_input(resolve_object_refs(input))  # a ref's value is stored, not the ref
         if definition is None:
             definition = pickle_definition(workflow)
+        strategy = None if checkpoint is None else as_strategy(checkpoint)  # refused before anything is stored
         submitted = RunSubmitted(
             workflow=workflow.name,
             input=input,
@@ -240,6 +243,7 @@ class Client:
             parent_run_id=parent_run_id,
             deadline_at=deadline_at,
             policies=overridden or None,
+            checkpoint=stored_name(strategy),
         )
         # an input that cannot be stored is refused here, before anything is written
         serialization.encode_event(submitted)
@@ -262,6 +266,7 @@ class Client:
         idempotency_key: str | None = None,
         policies: Mapping[str, policy_overrides.Override] | None = None,
         deadline: float | datetime.timedelta | datetime.datetime | None = None,
+        checkpoint: CheckpointStrategy | str | None = None,
     ) -> RunHandle:
         """Store a new run (durably, before returning) and queue it. Same id or key: the existing run.
 
@@ -269,9 +274,16 @@ class Client:
         whole) or a dict of Policy fields (changes those only); the most specific match wins
         (:mod:`runner.policy_overrides`). ``deadline``: seconds (or a timedelta) from now, or a
         datetime: past it the run fails with RunDeadlineExceeded (:mod:`runner.deadlines`).
+        ``checkpoint``: this run's checkpoint strategy instead of the workflow's (:mod:`runner.checkpoint`).
         Bad ones raise before anything is stored."""
         new = self.new_run(
-            workflow, input, run_id=run_id, idempotency_key=idempotency_key, policies=policies, deadline=deadline
+            workflow,
+            input,
+            run_id=run_id,
+            idempotency_key=idempotency_key,
+            policies=policies,
+            deadline=deadline,
+            checkpoint=checkpoint,
         )
         with by_value(workflow):  # the input may be of a class from the workflow's module
             [(record, _created)] = self._create_runs([new])

@@ -16,6 +16,20 @@ A failure of a call is the step's failure: the step's retry policy retries
 the *current* call (its attempts count from 1 at each level), and after the
 last failure its fallback (called with the step's inputs) or ``on_failure``
 applies as for any step. A fallback may not return a continuation.
+
+A step may also continue into a whole workflow: ``runner.continuation(other,
+input)`` runs ``other`` with ``input`` in the step's place, as a child run
+(:mod:`runner.child_runs`: its id is fixed by the parent's id and the step's
+name, the parent suspends until it ends, cancelling the parent cancels it),
+and the child's result becomes the step's result. The sub-workflow and its
+input are pickled into a fact and recorded by ``ChildRunStarted(...,
+sub_workflow=<fact>)`` in the parent's log, so recovery creates the same
+child (never a second one) and never runs the step again. A step of the
+sub-workflow may continue into a workflow in turn (recursion): each level is
+a run of its own, with its own short history. A child that fails or is
+cancelled fails the step, without retries (resume the child, then the
+parent); ``on_failure="skip"`` skips it. A map item or a fallback may not
+continue into a workflow.
 Pure: no Ray, no I/O.
 """
 
@@ -43,15 +57,28 @@ class Continuation:
         return self.fn(*self.args, **self.kwargs)
 
 
-def continuation(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Continuation:
+@dataclass(frozen=True)
+class SubWorkflow:
+    """``workflow`` run with ``input`` in place of the step that returned it, as a child run."""
+
+    workflow: Workflow
+    input: Any = None
+
+
+def continuation(fn: Callable[..., Any] | Workflow, *args: Any, **kwargs: Any) -> Continuation | SubWorkflow:
     """Return this from a step: ``fn(*args, **kwargs)`` runs in the step's place and its result
-    (or the result of the continuation it returns in turn) becomes the step's result."""
+    (or the result of the continuation it returns in turn) becomes the step's result.
+    ``continuation(workflow, input)``: the sub-workflow runs as a child run in the step's place."""
     if isinstance(fn, Workflow):
-        raise InvalidArgument(
-            f"continuation got workflow {fn.name!r}: a continuation is a single call, "
-            "continuation(fn, *args); call the next step's function instead of a whole workflow "
-            "(to start this run's workflow again with a new input, return runner.continue_as_new(input))"
-        )
+        if kwargs or len(args) > 1:
+            raise InvalidArgument(
+                f"continuation of workflow {fn.name!r} takes one input, continuation(workflow, input); "
+                f"got {len(args)} positional and {len(kwargs)} keyword argument(s) (pass a dict or a "
+                "dataclass for several values; to start this run's workflow again as a new run in the "
+                "same chain, return runner.continue_as_new(input))"
+            )
+        fn.validate()
+        return SubWorkflow(fn, args[0] if args else None)
     if not callable(fn):
         raise InvalidArgument(
             f"continuation needs a function to call in the step's place, got {type(fn).__name__} {fn!r}; "
@@ -66,6 +93,28 @@ class Continued:
     (its bytes saved by whoever made this, before the StepContinued event is appended)."""
 
     call: FactRef
+
+
+@dataclass(frozen=True, slots=True)
+class ContinuedInChild:
+    """What a task that continued into a sub-workflow hands back: the SubWorkflow, stored as fact
+    ``sub_workflow`` (saved before the ChildRunStarted that names it is appended)."""
+
+    sub_workflow: FactRef
+
+
+def store_sub_workflow(value: SubWorkflow, pickle: Callable[[SubWorkflow], bytes]) -> tuple[ContinuedInChild, bytes]:
+    """The sub-workflow ``value`` as a fact: the marker a task returns and the bytes to save."""
+    blob = pickle(value)
+    return ContinuedInChild(sub_workflow=FactRef(hash=fact_hash(blob), size=len(blob))), blob
+
+
+def load_sub_workflow(ref: FactRef, load: Callable[[FactRef], Any]) -> SubWorkflow:
+    """The SubWorkflow stored as fact ``ref``."""
+    value = load(ref)
+    if not isinstance(value, SubWorkflow):
+        raise RuntimeError(f"fact {ref.hash[:12]} holds {type(value).__name__}, not a sub-workflow")
+    return value
 
 
 def store_call(value: Continuation, pickle: Callable[[Continuation], bytes]) -> tuple[Continued, bytes]:

@@ -58,15 +58,22 @@ def successor_run_id(run_id: str) -> str:
 
 
 def successor_run(
-    predecessor_id: str, workflow: str, definition: bytes, definition_hash: str, event: RunContinuedAsNew
+    predecessor_id: str,
+    workflow: str,
+    definition: bytes,
+    definition_hash: str,
+    event: RunContinuedAsNew,
+    checkpoint: str | None = None,
 ) -> NewRun:
-    """The run ``event`` starts: the same definition, the event's input, linked to its predecessor."""
+    """The run ``event`` starts: the same definition, the event's input, linked to its predecessor
+    (``checkpoint``: the predecessor's submitted checkpoint strategy, which the chain keeps)."""
     submitted = RunSubmitted(
         workflow=workflow,
         input=event.input,
         definition_hash=definition_hash,
         parent_run_id=predecessor_id,
         at=event.at,
+        checkpoint=checkpoint,
     )
     return NewRun(
         run_id=event.successor_run_id,

@@ -55,6 +55,7 @@ class RunSubmitted:
     at: float = field(default_factory=_now)
     deadline_at: float | None = None
     policies: dict[str, str] | None = None
+    checkpoint: str | None = None  # the submit's checkpoint strategy (runner.checkpoint); None: the workflow's
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -145,6 +146,7 @@ class ChildRunStarted:
     node: str
     child_run_id: str
     at: float = field(default_factory=_now)
+    sub_workflow: FactRef | None = None  # a step continued into a workflow: it and its input, as a fact
 
 
 @dataclass(frozen=True, kw_only=True)

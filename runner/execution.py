@@ -17,7 +17,7 @@ from typing import Any
 
 from runner import serialization
 from runner.context import StepContext
-from runner.continuation import Continuation, run_call
+from runner.continuation import Continuation, SubWorkflow, run_call
 from runner.continue_as_new import ContinueAsNew
 from runner.events import ErrorInfo, FactRef
 from runner.planning import NOT_TAKEN, Task
@@ -74,7 +74,9 @@ def call_step(node: Node, task: Task, inputs: tuple[Any, ...], load: Load | None
         if node.policy.retries_error(exc) and task.attempt < node.policy.max_attempts:
             raise
         return (None, exc)
-    if value is NOT_TAKEN or isinstance(value, (Continuation, ContinueAsNew)):  # a continuation's call: in its turn
+    if value is NOT_TAKEN or isinstance(
+        value, (Continuation, SubWorkflow, ContinueAsNew)
+    ):  # a continuation's call: in its turn
         return value
     return (value, None)
 

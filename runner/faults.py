@@ -48,6 +48,10 @@ Where each point sits (the worker-side ones are placed by the worker):
   after the append call returned its receipt, before the worker checks it or
   runs the inline steps it unlocked (the Ray tasks it unlocked were dispatched
   with the append as their dependency, and may be starting).
+- ``RESULTS_HELD``: ``runner/worker.py`` ``RunExecutor._cycles``, when the run's
+  checkpoint strategy (:mod:`runner.checkpoint`) keeps step results buffered
+  past a cycle instead of appending them: a crash there loses them, and the
+  steps they record run again.
 - ``TAKEN_OVER``: ``runner/worker.py`` ``RunExecutor.recover``, right after the
   takeover call (``open_turns``) returned the new lease, before the first cycle.
 
@@ -88,6 +92,7 @@ class FaultPoint(Vocabulary):
     APPEND_COMMITTED = "append_committed"  # worker: the append returned its receipt, not yet acted on
     SUCCESSOR_CREATED = "successor_created"  # worker: a continue-as-new's successor run exists, the run not closed
     TAKEN_OVER = "taken_over"  # worker: the run was taken over, its first cycle not yet run
+    RESULTS_HELD = "results_held"  # worker: a cycle's results stay buffered (checkpoint strategy), not appended
     STORE_COMMIT = "store_commit"  # Store actor: about to commit a batch
     STORE_COMMITTED = "store_committed"  # Store actor: committed, the callers not yet answered
 

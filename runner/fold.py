@@ -103,6 +103,7 @@ class Fold:
         d.definition_hash = e.definition_hash
         d.parent_run_id = e.parent_run_id
         d.deadline_at = e.deadline_at
+        d.checkpoint = e.checkpoint
 
     def _on_started(self, run_id: str, e: StepStarted) -> None:
         node = self._executable(e.node, e.item)
@@ -341,6 +342,9 @@ class Fold:
         d.child_errors.clear()  # the children are looked at again: resumed meanwhile, they carry on
 
     def _on_child_started(self, run_id: str, e: ChildRunStarted) -> None:
+        if e.sub_workflow is not None:
+            self._on_continued_in_child(e, e.sub_workflow)
+            return
         node = self._node(e.node)
         d = self._d
         if node.kind is not NodeKind.CHILD or e.node in d.children or e.node in d.results:
@@ -349,6 +353,18 @@ class Fold:
             raise FoldError(f"ChildRunStarted for {e.node!r} before its upstream component resolved")
         d.children[e.node] = e.child_run_id
 
+    def _on_continued_in_child(self, e: ChildRunStarted, sub_workflow: FactRef) -> None:
+        """A running step continued into a workflow (runner.continuation): its task is done, and
+        the step resolves with the child run's result (its ChildRunEnded)."""
+        node = self._executable(e.node, None)
+        d = self._d
+        rec = d.tasks.get((e.node, None))
+        if node.kind is NodeKind.MAP or rec is None or rec.status is not RUNNING or e.node in d.children:
+            raise FoldError(f"ChildRunStarted with a sub-workflow for {e.node!r}, which is not a running step")
+        self._set_status((e.node, None), rec, DONE)
+        d.children[e.node] = e.child_run_id
+        d.sub_workflows[e.node] = sub_workflow
+
     def _on_child_ended(self, run_id: str, e: ChildRunEnded) -> None:
         d = self._d
         if d.open_children().get(e.node) != e.child_run_id:
@@ -356,6 +372,9 @@ class Fold:
         if e.status == RunStatus.COMPLETED.value:
             if not isinstance(e.result, FactRef) and holds_fact_refs(e.result):
                 d.nested_facts.add(e.node)
+            continued = d.tasks.get((e.node, None))  # a step that continued into the child
+            if continued is not None:
+                continued.value, continued.finished_at = e.result, e.at
             self._resolve(e.node, e.result)
         elif e.error is None:
             raise FoldError(f"ChildRunEnded {e.status!r} for {e.node!r} without an error")

@@ -25,7 +25,7 @@ from typing import Any
 from runner import deadlines, serialization
 from runner.approvals import Decision, OnReject
 from runner.child_runs import child_run_id
-from runner.continuation import Continued
+from runner.continuation import Continued, ContinuedInChild
 from runner.continue_as_new import ContinueAsNew, successor_run_id
 from runner.errors import ApprovalRejected, StepLostError
 from runner.events import (
@@ -232,6 +232,12 @@ class Planner:
                         settle(name, SKIPPED)
                     else:
                         return events
+            elif name in d.sub_workflows and name in d.child_errors:  # its sub-workflow's child ended unresolved
+                events += _final_failure(node, None, d.child_errors[name], now)
+                if node.policy.on_failure == "skip":
+                    settle(name, SKIPPED)
+                else:
+                    return events
             elif node.kind is NodeKind.MAP and name not in d.map_counts and (name, None) not in d.tasks:
                 count = list_length(inputs[0])
                 if count is None:
@@ -260,6 +266,8 @@ class Planner:
             return [StepSkipped(node=task.node, item=task.item, reason="rule condition was false", at=now)]
         if isinstance(value, Continued):
             return self._continued_events(task, value, now)
+        if isinstance(value, ContinuedInChild):
+            return self._continued_in_child_events(task, value, now)
         if isinstance(value, ContinueAsNew):
             return self._continued_as_new_events(task, value, now)
         return [
@@ -283,6 +291,21 @@ class Planner:
                 node=task.node, item=task.item, attempt=task.attempt, call=value.call, level=task.level + 1, at=now
             )
         ]
+
+    def _continued_in_child_events(self, task: Task, value: ContinuedInChild, now: float) -> list[Event]:
+        """A task continued into a workflow: its child run starts, under an id fixed by this run and
+        the step (a map item or a fallback may not: it fails, without retries)."""
+        if task.fallback or task.item is not None:
+            what = "the fallback of" if task.fallback else "map item"
+            error = ErrorInfo(
+                type="runner.errors.InvalidArgument",
+                message=f"{what} {label(task.node, task.item)} returned a continuation of a workflow; only "
+                "a step's own code may continue into a workflow (run a child workflow that maps instead)",
+                non_retryable=True,
+            )
+            return self.failure_events(task, error, now)
+        child = child_run_id(self._d.run_id, task.node)
+        return [ChildRunStarted(node=task.node, child_run_id=child, sub_workflow=value.sub_workflow, at=now)]
 
     def _continued_as_new_events(self, task: Task, value: ContinueAsNew, now: float) -> list[Event]:
         """A task returned continue_as_new: the run ends and its successor starts with the checked

@@ -105,6 +105,7 @@ class RunData:
     submitted: bool = False
     input: Any = None
     parent_run_id: str | None = None
+    checkpoint: str | None = None  # the submit's checkpoint strategy, by name (None: the workflow's)
     tasks: dict[TaskKey, TaskRecord] = field(default_factory=dict)
     results: dict[str, Any] = field(default_factory=dict)
     map_counts: dict[str, int] = field(default_factory=dict)
@@ -140,6 +141,7 @@ class RunData:
     # run was last reopened (step deadlines count from their first start after it)
     deadline_at: float | None = None
     reopened_at: float | None = None
+    sub_workflows: dict[str, FactRef] = field(default_factory=dict)  # steps continued into a workflow
 
     def open_children(self) -> dict[str, str]:
         """Children started and not ended yet, by component."""

@@ -24,7 +24,7 @@ from runner.errors import InvalidArgument, NonRetryableError, StoreError
 from runner.events import EVENT_TYPES, ErrorInfo, Event, FactRef, kind_of
 
 DEFAULT_FACT_THRESHOLD = 16 * 1024
-_VALUE_FIELDS = frozenset({"input", "value", "payload", "result", "call"})
+_VALUE_FIELDS = frozenset({"input", "value", "payload", "result", "call", "sub_workflow"})
 _SCALARS = (str, int, bool, type(None))
 _JSON_BUDGET = 1_000  # values with more parts than this are pickled rather than checked
 

@@ -33,7 +33,7 @@ import cloudpickle
 import ray
 
 from runner import serialization
-from runner.continuation import Continuation
+from runner.continuation import Continuation, SubWorkflow
 from runner.workflow import Workflow
 
 # Registration is process-wide and submits may run on several threads at once: count the users
@@ -58,6 +58,13 @@ def pickle_call(call: Continuation) -> bytes:
     (the worker that runs it next may not import the module it came from)."""
     with by_value_of([call.fn, call.args, call.kwargs]):
         return serialization.dumps(call)
+
+
+def pickle_sub_workflow(sub: SubWorkflow) -> bytes:
+    """The bytes of a step's continuation into a workflow: the workflow's code and the input's
+    carried by value, as a stored definition's are."""
+    with by_value(sub.workflow), by_value_of([sub.input]):
+        return serialization.dumps(sub)
 
 
 def by_value(workflow: Workflow) -> contextlib.AbstractContextManager[None]:

@@ -23,8 +23,10 @@ from dataclasses import replace
 from typing import Any
 
 from runner import deadlines, serialization
+from runner.checkpoint import DEFAULT as DEFAULT_CHECKPOINT
+from runner.checkpoint import CheckpointStrategy, as_strategy
 from runner.errors import SnapshotMismatch
-from runner.events import ErrorInfo, Event, StoredEvent
+from runner.events import ErrorInfo, Event, FactRef, StoredEvent
 from runner.fold import Fold
 from runner.planning import NOT_TAKEN, Planner, Task
 from runner.planning_index import PlanningIndex
@@ -52,7 +54,8 @@ format is not read, and recovery folds the full log instead. (1: the unversioned
 ``(definition hash, data)`` pairs before this number existed; 2: before
 ``RunData.nested_facts`` and ``TaskRecord.lost``; 3: before ``TaskRecord.call`` and ``level``;
 4: before ``TaskRecord.attempts_before_reopen`` and ``lost_before_reopen``; 5: before
-``RunData.successor_run_id``; 6: before the child-run fields of RunData; 7: before ``RunData.deadline_at`` and ``reopened_at``.)"""
+``RunData.successor_run_id``; 6: before the child-run fields of RunData; 7: before
+``RunData.deadline_at``, ``reopened_at``, ``checkpoint`` and ``sub_workflows``.)"""
 
 
 class WorkflowState:
@@ -226,6 +229,23 @@ class WorkflowState:
     def parent_run_id(self) -> str | None:
         """The run this one was started from (a child run's parent, a replay's or fork's source)."""
         return self._data.parent_run_id
+
+    @property
+    def submitted_checkpoint(self) -> str | None:
+        """The checkpoint strategy the run was submitted with, by name (None: the workflow's)."""
+        return self._data.checkpoint
+
+    def checkpoint_strategy(self) -> CheckpointStrategy:
+        """How this run's worker appends results: the submit's strategy, else the workflow's,
+        else every step (runner.checkpoint)."""
+        if self._data.checkpoint is not None:
+            return as_strategy(self._data.checkpoint)
+        own = getattr(self.workflow, "checkpoint", None)  # a definition pickled before the option existed
+        return own if own is not None else DEFAULT_CHECKPOINT
+
+    def sub_workflow(self, node: str) -> FactRef | None:
+        """The fact holding the workflow (and input) step ``node`` continued into, if it did."""
+        return self._data.sub_workflows.get(node)
 
     def open_children(self) -> dict[str, str]:
         """Child runs started and not ended yet: component -> child run id."""

@@ -27,12 +27,12 @@ import ray
 
 from runner import serialization
 from runner.context import installed
-from runner.continuation import Continuation, store_call
+from runner.continuation import Continuation, SubWorkflow, store_call, store_sub_workflow
 from runner.continue_as_new import ContinueAsNew
 from runner.execution import StepResult, call_step, failure, step_context
 from runner.object_refs import resolve_object_refs
 from runner.planning import Task
-from runner.shipping import pickle_call
+from runner.shipping import pickle_call, pickle_sub_workflow
 from runner.store import Receipt, RunRecord
 from runner.store_handle import StoreHandle
 from runner.workflow import Node, Workflow
@@ -97,6 +97,9 @@ def execute_step(
         if isinstance(value, Continuation):  # the call is saved as a fact: it runs next, in the step's place
             stored, blob = store_call(value, pickle_call)
             fact_hash = stored.call.hash
+        elif isinstance(value, SubWorkflow):  # the workflow and its input are saved as a fact: it runs as a child
+            stored, blob = store_sub_workflow(value, pickle_sub_workflow)
+            fact_hash = stored.sub_workflow.hash
         elif isinstance(value, ContinueAsNew):  # its input goes into the successor's first event as it is
             stored, blob, fact_hash = value, None, ""
         else:

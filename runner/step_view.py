@@ -88,8 +88,8 @@ def step_info(node: Node, data: RunData) -> StepInfo:
             status = StepStatus.RETRYING
         elif d.inputs(node) is None:
             status = StepStatus.PENDING
-        elif node.kind in (NodeKind.WAIT, NodeKind.SLEEP, NodeKind.CHILD):
-            status = StepStatus.WAITING
+        elif node.kind in (NodeKind.WAIT, NodeKind.SLEEP, NodeKind.CHILD) or name in d.sub_workflows:
+            status = StepStatus.WAITING  # a step that continued into a workflow waits for that child
         else:
             status = StepStatus.READY
         finished = max(ends) if status is StepStatus.FAILED and ends else None

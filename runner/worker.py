@@ -45,9 +45,10 @@ from typing import Any
 
 from runner import faults, serialization
 from runner.batching import CallBatcher, Submission, SubmitBatcher
+from runner.checkpoint import CheckpointBuffer
 from runner.child_starter import ChildStarter
 from runner.continue_as_new import continued_in, successor_run
-from runner.cycle import StopRequest, TurnEnd, outcome_events, plan_cycle
+from runner.cycle import CyclePlan, StopRequest, TurnEnd, outcome_events, plan_cycle
 from runner.errors import (
     FencedError,
     IllegalTransition,
@@ -177,6 +178,7 @@ class RunExecutor:
         self._requested: StopRequest | None = None
         self._record: RunRecord | None = None  # as recovered: what a successor run is made from
         self._children = ChildStarter(self.run_id, store, runner)
+        self._checkpoints = CheckpointBuffer()  # the run's own strategy once recovered
 
     def poke(self) -> None:
         """Something outside changed (a signal arrived): look again."""
@@ -224,6 +226,7 @@ class RunExecutor:
             complete = len(chunk) < READ_CHUNK
         self._snapshot_cursor = state.cursor
         self.state = state
+        self._checkpoints = CheckpointBuffer(state.checkpoint_strategy())
         stats = RecoveryStats(
             snapshot_cursor=snapshot_cursor,
             events_streamed=streamed,
@@ -303,7 +306,7 @@ class RunExecutor:
                 lease=self.lease,
             )
             self._buffer += plan.events
-            append = await self._send_buffer()
+            append = await self._checkpoint(plan)
             if state.open_children():  # a child is created once its ChildRunStarted is committed
                 await self._committed(append)
                 append = None
@@ -333,6 +336,19 @@ class RunExecutor:
             for task, result in self._in_flight.collect(now):
                 faults.hit(FaultPoint.STEP_FINISHED, self.run_id)  # the result is here, not recorded yet
                 self._stage_outcome(task, result, now)
+
+    async def _checkpoint(self, plan: CyclePlan) -> _Append | None:
+        """Send the buffer's append if the run's checkpoint strategy says so now (always when the
+        turn ends or the worker would wait with nothing in flight); None while it stays buffered."""
+        checkpoints = self._checkpoints
+        checkpoints.note_events(stored.event for stored in plan.events)
+        idle = not plan.tasks and not self._in_flight
+        if checkpoints.due(stopping=plan.stop is not None, idle=idle):
+            return await self._send_buffer()
+        await self._save_facts()  # the tasks about to start may read an inline result's fact
+        if checkpoints.results or checkpoints.unchecked:
+            faults.hit(FaultPoint.RESULTS_HELD, self.run_id)  # results only in this worker's memory
+        return None
 
     async def _prepare_cancel(self) -> None:
         """Before a cancel is recorded: cancel the running tasks, append what is buffered, and
@@ -382,12 +398,17 @@ class RunExecutor:
         state = self.state
         assert state is not None
         self._buffer.append(state.record(event))
+        self._checkpoints.note_events((event,))
 
     def _stage_outcome(self, task: Task, result: StepResult, now: float) -> None:
         state = self.state
         assert state is not None
-        for event in outcome_events(state, task, result, now, self.rng, self.config.system_retries):
+        events = outcome_events(state, task, result, now, self.rng, self.config.system_retries)
+        for event in events:
             self._buffer.append(state.record(event))
+        if events:
+            self._checkpoints.note_result(checkpointed=state.workflow.nodes[task.node].checkpoint)
+            self._checkpoints.note_events(events)
 
     async def _flush(self) -> None:
         """Append the buffered events and wait until they are committed."""
@@ -398,10 +419,9 @@ class RunExecutor:
         nothing is buffered. Its ticket (``submission.sent``) is there once the call has gone out."""
         if not self._buffer:
             return None
-        for fact_hash, blob in self._pending_facts:
-            await self.store.save_fact(fact_hash, blob)
-        self._pending_facts.clear()
+        await self._save_facts()
         buffered, self._buffer = self._buffer, []
+        self._checkpoints.appended()
         events = tuple(stored.event for stored in buffered)
         await self._create_successors(events)
         first, last = buffered[0].seq, buffered[-1].seq
@@ -414,6 +434,12 @@ class RunExecutor:
             request_id=uuid.uuid4().hex,
         )
         return _Append(submission=self.calls.appends.submit(request), first=first, last=last)
+
+    async def _save_facts(self) -> None:
+        """Save the facts of inline results (large values), before anything may read them."""
+        for fact_hash, blob in self._pending_facts:
+            await self.store.save_fact(fact_hash, blob)
+        self._pending_facts.clear()
 
     async def _ticket(self, append: _Append | None) -> AppendRef | None:
         """The ObjectRef of ``append``'s own answer, once its call has gone out (None: no append)."""
@@ -442,7 +468,8 @@ class RunExecutor:
                 f"run {self.run_id!r}: the store put events at {receipt.first_seq}..{receipt.last_seq}, "
                 f"expected {first}..{last}; another writer must exist, stopping"
             )
-        if state.cursor - self._snapshot_cursor >= self.config.snapshot_every and not state.is_finished:
+        snapshot_due = state.cursor - self._snapshot_cursor >= self.config.snapshot_every
+        if snapshot_due and state.cursor == last and not state.is_finished:  # nothing buffered past it
             await self.store.save_snapshot(self.run_id, state.cursor, state.snapshot())
             self._snapshot_cursor = state.cursor
 
@@ -452,7 +479,14 @@ class RunExecutor:
         record = self._record
         assert record is not None
         for event in continued_in(events):
-            new = successor_run(self.run_id, record.workflow, record.definition, record.definition_hash, event)
+            new = successor_run(
+                self.run_id,
+                record.workflow,
+                record.definition,
+                record.definition_hash,
+                event,
+                checkpoint=self.state.submitted_checkpoint if self.state is not None else None,
+            )
             await self.store.create_run(new)
             faults.hit(FaultPoint.SUCCESSOR_CREATED, self.run_id)  # created, the predecessor not closed yet
 

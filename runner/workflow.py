@@ -8,6 +8,7 @@ result. Definitions are validated as they are built: every problem raises
 from __future__ import annotations
 
 import copy as pycopy
+import dataclasses
 import functools
 import hashlib
 import inspect
@@ -18,6 +19,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar, Union
 
 from runner.approvals import OnReject, is_approval_name, signal_name
+from runner.checkpoint import CheckpointStrategy, as_strategy
 from runner.errors import DefinitionError, InvalidArgument
 from runner.inputs import check_input_type, validate_input
 from runner.policy import Policy, Resources
@@ -54,6 +56,7 @@ class Node:
     approval: str | None = None  # a wait for a person's decision (see runner.approvals)
     on_reject: OnReject = OnReject.FAIL
     child: Workflow | None = None  # the workflow a CHILD component runs
+    checkpoint: bool = True  # False: its result is never appended on its own (see runner.checkpoint)
 
     @property
     def is_root(self) -> bool:
@@ -159,9 +162,18 @@ class Workflow:
     ... def tax(amount): return amount * 0.2
     """
 
-    def __init__(self, name: str, *, output: Upstream | None = None, input_type: Any = None) -> None:
+    def __init__(
+        self,
+        name: str,
+        *,
+        output: Upstream | None = None,
+        input_type: Any = None,
+        checkpoint: CheckpointStrategy | str | None = None,
+    ) -> None:
         """``output``: the component whose value is the run's result. ``input_type``: a
-        dataclass, TypedDict or validator callable the run's input must pass (see runner.inputs)."""
+        dataclass, TypedDict or validator callable the run's input must pass (see runner.inputs).
+        ``checkpoint``: how often its runs append their results (runner.checkpoint; default
+        ``Checkpoint.EVERY_STEP``); a submit may choose another."""
         if not isinstance(name, str) or not NAME.match(name):
             raise DefinitionError(
                 None, f"workflow name must be letters, digits, '_', '-' or '.', starting with a letter; got {name!r}"
@@ -173,6 +185,12 @@ class Workflow:
                 raise DefinitionError(None, f"workflow {name!r}: {exc}") from None
         self.name = name
         self.input_type = input_type
+        self.checkpoint: CheckpointStrategy | None = None
+        if checkpoint is not None:
+            try:
+                self.checkpoint = as_strategy(checkpoint)
+            except InvalidArgument as exc:
+                raise DefinitionError(None, f"workflow {name!r}: {exc}") from None
         self._nodes: dict[str, Node] = {}
         self._output: str | None = None
         if output is not None:  # components come later: checked by validate()
@@ -219,8 +237,12 @@ class Workflow:
                 digest.update(repr(("approval", node.approval, node.on_reject.value)).encode())
             if node.child is not None:
                 digest.update(node.child.definition_hash().encode())
+            if not node.checkpoint:  # only then: the hashes of other definitions stay as they were
+                digest.update(b"checkpoint=False")
         digest.update(repr(self._output).encode())
         digest.update(getattr(self.input_type, "__qualname__", repr(self.input_type)).encode())
+        if self.checkpoint is not None:
+            digest.update(f"checkpoint={self.checkpoint}".encode())
         return digest.hexdigest()
 
     def check_input(self, value: Any) -> Any:
@@ -278,11 +300,15 @@ class Workflow:
         resources: Mapping[str, float] | None = None,
         inline: bool = False,
         deadline: float | None = None,
+        checkpoint: bool = True,
     ) -> Any:
         """Add a step: ``fn(*values of after)``; a root step gets the run input.
 
         Use as ``@wf.step(after=...)`` or ``wf.step(fn, after=...)``.
         Returns the :class:`Node`, which stays callable as the function.
+        ``checkpoint=False``: the step's result is never appended on its own; it is carried in
+        memory to its dependants and appended with the next checkpoint (runner.checkpoint), so
+        a crash before that runs the step again.
         """
         options = dict(
             retries=retries,
@@ -301,7 +327,8 @@ class Workflow:
         ray_options = dict(num_cpus=num_cpus, num_gpus=num_gpus, memory=memory, resources=resources)
 
         def add(function: Callable[..., Any]) -> Node:
-            return self._add_callable(NodeKind.STEP, function, name, after, options, ray_options, inline)
+            node = self._add_callable(NodeKind.STEP, function, name, after, options, ray_options, inline)
+            return self._set_checkpoint(node, checkpoint)
 
         return add if fn is None else add(fn)
 
@@ -328,7 +355,7 @@ class Workflow:
         def add(function: Callable[..., Any]) -> Node:
             policy_opts, ray_opts, inline = _split_options(name or _name_of(function), options)
             node = self._add_callable(NodeKind.MAP, function, name, after, policy_opts, ray_opts, inline, arity=1)
-            return node
+            return self._set_checkpoint(node, options.get("checkpoint", True))
 
         return add if fn is None else add(fn)
 
@@ -352,7 +379,8 @@ class Workflow:
             if not callable(when):
                 raise DefinitionError(label, f"rule condition `when` must be callable, got {when!r}")
             policy_opts, ray_opts, inline = _split_options(label, options)
-            return self._add_callable(NodeKind.RULE, function, name, after, policy_opts, ray_opts, inline, when=when)
+            node = self._add_callable(NodeKind.RULE, function, name, after, policy_opts, ray_opts, inline, when=when)
+            return self._set_checkpoint(node, options.get("checkpoint", True))
 
         return add if then is None else add(then)
 
@@ -513,6 +541,17 @@ class Workflow:
         )
         return self._register(node)
 
+    def _set_checkpoint(self, node: Node, checkpoint: object) -> Node:
+        """``node`` (registered already) with its ``checkpoint`` option; DefinitionError unless a bool."""
+        if checkpoint is True:
+            return node
+        if checkpoint is not False:
+            del self._nodes[node.name]
+            raise DefinitionError(node.name, f"checkpoint must be True or False, got {checkpoint!r}")
+        node = dataclasses.replace(node, checkpoint=False)
+        self._nodes[node.name] = node
+        return node
+
     def _register(self, node: Node) -> Node:
         if not NAME.match(node.name):
             raise DefinitionError(node.name, "names must be letters, digits, '_', '-' or '.', starting with a letter")
@@ -575,7 +614,7 @@ _RAY_KEYS = {"num_cpus", "num_gpus", "memory", "resources"}
 
 
 def _split_options(label: str, options: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any], bool]:
-    unknown = set(options) - _POLICY_KEYS - _RAY_KEYS - {"inline"}
+    unknown = set(options) - _POLICY_KEYS - _RAY_KEYS - {"inline", "checkpoint"}
     if unknown:
         raise DefinitionError(label, f"unknown option(s) {', '.join(sorted(unknown))}")
     policy = {k: v for k, v in options.items() if k in _POLICY_KEYS}

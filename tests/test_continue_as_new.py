@@ -191,9 +191,9 @@ def test_successor_of_follows_only_a_continued_run():
     assert successor_of(RunStatus.CONTINUED, None) is None
 
 
-def test_a_continuation_of_a_whole_workflow_points_at_continue_as_new():
+def test_a_continuation_of_a_whole_workflow_with_several_inputs_points_at_continue_as_new():
     with pytest.raises(InvalidArgument, match=r"runner\.continue_as_new\(input\)"):
-        runner.continuation(counter(), {"round": 1, "total": 0})
+        runner.continuation(counter(), {"round": 1}, {"total": 0})
 
 
 def test_continue_as_new_is_exported():

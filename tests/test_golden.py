@@ -211,6 +211,37 @@ def child_run_workflow() -> Workflow:
     return wf
 
 
+def sub_workflow_workflow() -> Workflow:
+    """A step continues into a whole workflow (runner.continuation(workflow, input)): it runs as a
+    child run in the step's place, and its result is the step's."""
+    billing = Workflow("sub_billing")
+
+    @billing.step()
+    def charge(amount):
+        return amount * 2
+
+    wf = Workflow("sub_workflow")
+
+    @wf.step()
+    def pay(order):
+        return runner.continuation(billing, order["amount"])
+
+    @wf.step(after=pay)
+    def receipt(charged):
+        return f"charged {charged}"
+
+    return wf
+
+
+def checkpoint_workflow() -> Workflow:
+    """A chain run under every_n(2) (chosen at submit), one step with checkpoint=False."""
+    wf = Workflow("checkpoint")
+    first = wf.step(lambda x: x + 1, name="first")
+    middle = wf.step(lambda x: x * 10, name="middle", after=first, checkpoint=False)
+    wf.step(lambda x: x - 1, name="last", after=middle)
+    return wf
+
+
 def failing_first(node: str) -> Any:
     """An interceptor factory for ``drive``: the first run of ``node`` raises (its cause, later fixed)."""
 
@@ -259,6 +290,12 @@ CASES: dict[str, tuple[Any, Any]] = {
     "approval": (approval_workflow, {"version": 3}),
     "continue_as_new": (continue_as_new_workflow, {"round": 2}),
     "child_run": (child_run_workflow, {"amount": 21}),
+    "sub_workflow": (sub_workflow_workflow, {"amount": 21}),
+    "checkpoint": (checkpoint_workflow, 4),
+}
+CHECKPOINTS: dict[str, str] = {
+    # name: the checkpoint strategy the run is submitted with (RunSubmitted.checkpoint)
+    "checkpoint": "every_n:2",
 }
 SIGNALS: dict[str, list[tuple[int, str, Any]]] = {
     # name: signals received right after RunSubmitted (signal id, name, payload)
@@ -473,6 +510,35 @@ def test_child_run_history():
     assert state.children() == {"billing": f"{RUN_ID}:billing", "loyalty": f"{RUN_ID}:loyalty"}
 
 
+def test_sub_workflow_history():
+    """The step's continuation into a workflow is a ChildRunStarted naming the stored sub-workflow;
+    the child's result is the step's."""
+    state, log = fold("sub_workflow")
+    assert state.status == "completed" and state.result == "charged 42"
+    [started] = [s.event for s in log if isinstance(s.event, ChildRunStarted)]
+    assert (started.node, started.child_run_id) == ("pay", f"{RUN_ID}:pay")
+    assert isinstance(started.sub_workflow, runner.FactRef)
+    [ended] = [s.event for s in log if isinstance(s.event, ChildRunEnded)]
+    assert (ended.node, ended.status, ended.result) == ("pay", "completed", 42)
+    assert kinds(log) == [
+        "RunSubmitted",
+        "StepStarted",
+        "ChildRunStarted",
+        "ChildRunEnded",
+        "StepStarted",
+        "FactProduced",
+        "RunCompleted",
+    ]
+
+
+def test_checkpoint_history():
+    """The submit's strategy is in RunSubmitted; the history is what every_step would record."""
+    state, log = fold("checkpoint")
+    assert log[0].event.checkpoint == "every_n:2"
+    assert state.checkpoint_strategy() == runner.every_n(2)
+    assert state.result == 49
+
+
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_golden_history_matches_a_fresh_in_process_run(name):
     """Today's runtime still produces the committed history (kinds, nodes, items, values)."""
@@ -498,7 +564,7 @@ def generate(name: str) -> list[dict[str, Any]]:
 
     builder, input = CASES[name]
     workflow = builder()
-    run = InProcessRun(workflow, input, run_id=RUN_ID)
+    run = InProcessRun(workflow, input, run_id=RUN_ID, checkpoint=CHECKPOINTS.get(name))
     for signal_id, signal_name, payload in SIGNALS.get(name, []):
         run.signal(signal_id, signal_name, payload)
     intercept = INTERCEPTORS[name](workflow) if name in INTERCEPTORS else None

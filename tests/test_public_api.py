@@ -15,6 +15,7 @@ EXPECTED = [
     "AppendConflict",
     "ApprovalAlreadyDecided",
     "ApprovalRejected",
+    "Checkpoint",
     "ChildRunFailed",
     "Client",
     "ConfigMismatch",
@@ -24,6 +25,7 @@ EXPECTED = [
     "Decision",
     "DefinitionError",
     "DefinitionUnavailable",
+    "EveryN",
     "FactNotFound",
     "FactRef",
     "FencedError",
@@ -78,6 +80,7 @@ EXPECTED = [
     "context",
     "continuation",
     "continue_as_new",
+    "every_n",
 ]
 
 # Names that need Ray; ``runner`` loads their module on first use.

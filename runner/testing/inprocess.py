@@ -12,6 +12,11 @@ A child-run component (``Workflow.child_run``) runs its child here too, as an
 clock; the parent records ``ChildRunEnded`` once the child ends. A child that
 waits for a signal leaves the parent waiting: signal the child, then run the
 parent again.
+
+A run's checkpoint strategy (:mod:`runner.checkpoint`) is followed as the
+worker follows it: ``appended`` counts the events of ``log`` a store would
+hold, and :meth:`InProcessRun.crash` forgets the rest, as a worker's crash
+would, so a test sees which steps run again.
 """
 
 from __future__ import annotations
@@ -21,8 +26,9 @@ from collections.abc import Callable
 from typing import Any
 
 from runner import serialization
+from runner.checkpoint import CheckpointBuffer, CheckpointStrategy, as_strategy, stored_name
 from runner.child_runs import child_ended, child_failed
-from runner.continuation import Continuation, store_call
+from runner.continuation import Continuation, SubWorkflow, load_sub_workflow, store_call, store_sub_workflow
 from runner.continue_as_new import continued_in
 from runner.cycle import outcome_events, plan_cycle, started_event
 from runner.errors import InvalidArgument
@@ -51,6 +57,7 @@ class InProcessRun:
         system_retries: int = DEFAULT_SYSTEM_RETRIES,
         parent_run_id: str | None = None,
         deadline_at: float | None = None,
+        checkpoint: CheckpointStrategy | str | None = None,
     ):
         self.workflow = workflow
         self.system_retries = system_retries
@@ -65,6 +72,7 @@ class InProcessRun:
             parent_run_id=parent_run_id,
             at=now,
             deadline_at=deadline_at,
+            checkpoint=stored_name(None if checkpoint is None else as_strategy(checkpoint)),
         )
         first = StoredEvent(run_id=run_id, seq=1, event=submitted)
         self.state.apply(first)
@@ -72,6 +80,9 @@ class InProcessRun:
         self.facts: dict[str, bytes] = {}  # the calls of continuations, by hash
         self.load = serialization.FactLoader(self.facts.__getitem__)
         self.children: dict[str, InProcessRun] = {}  # child runs, by child-run component
+        self.checkpoints = CheckpointBuffer(self.state.checkpoint_strategy())
+        self.appended = 1  # how many events of ``log`` a store holds (the rest is buffered)
+        self.appends = 1  # how many appends that took (RunSubmitted's included)
 
     def record(self, event: Event) -> None:
         self.log.append(self.state.record(event))
@@ -80,33 +91,52 @@ class InProcessRun:
         """One cycle: bookkeeping, then every runnable task once. False when nothing happened."""
         plan = plan_cycle(self.state, self.now)
         self.log += plan.events
+        self.checkpoints.note_events(stored.event for stored in plan.events)
         ended = self._run_children(intercept)
         for task in plan.tasks:
             if self.state.is_finished:
                 break
             self.record(started_event(task, LEASE, self.now))
             result = self._execute(task, intercept)
-            for event in outcome_events(self.state, task, result, self.now, self.rng, self.system_retries):
+            events = outcome_events(self.state, task, result, self.now, self.rng, self.system_retries)
+            for event in events:
                 self.record(event)
+            if events:
+                self.checkpoints.note_result(checkpointed=self.workflow.nodes[task.node].checkpoint)
+                self.checkpoints.note_events(events)
+        # the worker's next cycle appends here if due (a crash before it loses what is buffered)
+        if self.checkpoints.due(stopping=plan.stop is not None or self.state.is_finished, idle=not plan.tasks):
+            self.append()
         return bool(plan.events or plan.tasks or ended)
+
+    def append(self) -> None:
+        """Store what is buffered (a checkpoint)."""
+        if self.appended < len(self.log):
+            self.appended = len(self.log)
+            self.appends += 1
+        self.checkpoints.appended()
+
+    def crash(self) -> None:
+        """Lose what is buffered, as a worker's crash would, and recover from what is stored."""
+        self.log = self.log[: self.appended]
+        self.state = WorkflowState.from_events(self.workflow, self.log)
+        self.checkpoints = CheckpointBuffer(self.state.checkpoint_strategy())
 
     def _run_children(self, intercept: Interceptor | None) -> bool:
         """Drive each open child run as far as it goes; record the end of each that ended."""
         ended = False
         for node_name, child_id in self.state.open_children().items():
-            node = self.workflow.nodes[node_name]
-            assert node.child is not None
             child = self.children.get(node_name)
             if child is None:
-                value = self.state.results()[node.after[0]] if node.after else self.state.input
+                workflow, value = self._child_of(node_name)
                 try:
-                    value = node.child.check_input(value)
+                    value = workflow.check_input(value)
                 except InvalidArgument as exc:  # never created, as on Ray
                     self.record(child_failed(node_name, child_id, "refused", str(exc)))
                     ended = True
                     continue
                 child = InProcessRun(
-                    node.child,
+                    workflow,
                     value,
                     run_id=child_id,
                     now=self.now,
@@ -124,6 +154,17 @@ class InProcessRun:
                 ended = True
         return ended
 
+    def _child_of(self, node_name: str) -> tuple[Workflow, Any]:
+        """The workflow and input of a child-run component's child, or of the sub-workflow a step
+        continued into (read from its fact, as the worker reads it)."""
+        sub_workflow = self.state.sub_workflow(node_name)
+        if sub_workflow is not None:
+            sub = load_sub_workflow(sub_workflow, self.load)
+            return sub.workflow, sub.input
+        node = self.workflow.nodes[node_name]
+        assert node.child is not None
+        return node.child, self.state.results()[node.after[0]] if node.after else self.state.input
+
     def _execute(self, task: Task, intercept: Interceptor | None) -> StepResult:
         """The task's outcome. An interceptor stands in for the step's code: its value is the
         step's, its exception the step's failure, and a StepResult it returns is the outcome
@@ -138,6 +179,9 @@ class InProcessRun:
             if isinstance(value, Continuation):  # its call is kept as a fact, as the worker's store would
                 value, blob = store_call(value, serialization.dumps)
                 self.facts[value.call.hash] = blob
+            elif isinstance(value, SubWorkflow):
+                value, blob = store_sub_workflow(value, serialization.dumps)
+                self.facts[value.sub_workflow.hash] = blob
         except Exception as exc:
             return failure(node, exc)
         return value if isinstance(value, StepResult) else StepResult(value=value)
@@ -146,11 +190,13 @@ class InProcessRun:
         """Cycle until the run ends or waits for a signal; jumps the clock to due retries and timers."""
         for _ in range(max_cycles):
             if self.state.is_finished:
+                self.append()
                 return self.state
             if self.step(intercept):
                 continue
             wakeup = min((t for t in (self.state.next_wakeup(), self.state.deadline_at) if t is not None), default=None)
             if wakeup is None:
+                self.append()
                 return self.state  # waiting for a signal
             self.now = max(self.now, wakeup)
         raise RuntimeError(f"run did not settle in {max_cycles} cycles")
