@@ -230,6 +230,20 @@ def parse_json(text: str | None, what: str) -> Any:
         raise InvalidArgument(f"{what} is not valid JSON ({exc.msg} at column {exc.colno}): {text!r}") from None
 
 
+def parse_meta(items: tuple[str, ...]) -> dict[str, Any]:
+    """``--meta`` options as a metadata filter: ``key=text`` compares a string, ``key:=json`` a JSON scalar."""
+    wanted: dict[str, Any] = {}
+    for item in items:
+        key, sep, text = item.partition("=")
+        if not sep or not key or key == ":":
+            raise InvalidArgument(f"--meta takes KEY=VALUE or KEY:=JSON, got {item!r}")
+        if key.endswith(":"):
+            wanted[key[:-1]] = parse_json(text, f"--meta {key[:-1]}")
+        else:
+            wanted[key] = text
+    return wanted
+
+
 def _when(t: float | None) -> str:
     return "" if t is None else datetime.fromtimestamp(t).strftime("%Y-%m-%d %H:%M:%S")
 
@@ -386,18 +400,27 @@ def submit(
 @click.option("--status", multiple=True, help="Only runs in this status (repeatable).")
 @click.option("--since", default=None, type=float, help="Only runs created after this unix time.")
 @click.option("--limit", default=50, show_default=True, type=int)
+@click.option(
+    "--meta",
+    multiple=True,
+    help="Only runs whose submit metadata has KEY=VALUE (a string); KEY:=JSON compares a number, "
+    "true, false or null (repeatable: all must match).",
+)
 @common
 def list_(
     workflow: str | None,
     status: tuple[str, ...],
     since: float | None,
     limit: int,
+    meta: tuple[str, ...],
     store: str,
     address: str | None,
     namespace: str,
 ) -> None:
     """List runs, newest first."""
-    run_filter = RunFilter(workflow=workflow, status=status, created_after=since, limit=limit)  # checked first
+    run_filter = RunFilter(
+        workflow=workflow, status=status, created_after=since, limit=limit, metadata=parse_meta(meta)
+    )  # checked first
     reader = _reader(store, address, namespace)
     records = reader.list_runs(run_filter)
     rows = [
@@ -495,13 +518,19 @@ def _detail(event: Any) -> str:
 @click.argument("run_id")
 @click.argument("name")
 @click.argument("payload", required=False)
+@click.option("--key", default=None, help="Store the signal once per run and KEY: sent again, it is a duplicate.")
 @common
-def signal(run_id: str, name: str, payload: str | None, store: str, address: str | None, namespace: str) -> None:
+def signal(
+    run_id: str, name: str, payload: str | None, key: str | None, store: str, address: str | None, namespace: str
+) -> None:
     """Send signal NAME (with a JSON PAYLOAD) to a run; stored before this returns."""
     value = parse_json(payload, "PAYLOAD")
     client = _connect(store, address, namespace)
-    signal_id = client.signal(run_id, name, value)
-    out.print(f"signal {name} #{signal_id} stored for {run_id}")
+    signal_id = client.signal(run_id, name, value, key=key)
+    if signal_id.duplicate:
+        out.print(f"signal {name} with key {key!r} was stored before as #{signal_id} for {run_id}: not stored again")
+    else:
+        out.print(f"signal {name} #{signal_id} stored for {run_id}")
 
 
 @main.command()

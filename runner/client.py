@@ -35,12 +35,15 @@ from runner.errors import (
     StoreError,
 )
 from runner.events import SKIPPED, FactReused, RunSubmitted, StepSkipped, StoredEvent
+from runner.metadata import FilterValue, JSONValue, check_metadata
 from runner.object_refs import resolve_object_refs
 from runner.ray_calls import RunnerCalls, StoreCalls, find_runner, runner_store
 from runner.reader import ActorStoreReader, Outcome
+from runner.run_metadata import RunMetadata, run_metadata
 from runner.runner import RUNNER_NAME, RecoveryReport, Runner, RunnerConfig, RunnerStats
 from runner.runner_config import config_differences
 from runner.shipping import by_value, pickle_definition
+from runner.signal_id import SignalId, answer, dedupe_key_for
 from runner.state import StepInfo, WorkflowState
 from runner.store import NewRun, RunFilter, RunRecord, RunStatus, check_run_id, check_signal_name
 from runner.workflow import Workflow
@@ -206,8 +209,10 @@ class Client:
         idempotency_key: str | None = None,
         parent_run_id: str | None = None,
         definition: bytes | None = None,
+        metadata: dict[str, JSONValue] | None = None,
     ) -> NewRun:
-        """A run ready to store; ``definition``: the workflow already pickled (submit_many pickles once)."""
+        """A run ready to store; ``definition``: the workflow already pickled (submit_many pickles once).
+        ``metadata``: JSON values kept with the run (InvalidArgument names one that is not)."""
         if not isinstance(workflow, Workflow):
             raise InvalidArgument(f"submit takes a runner.Workflow, got {type(workflow).__name__}")
         run_id = run_id if run_id is not None else f"{workflow.name}-{uuid.uuid4().hex[:16]}"
@@ -228,6 +233,7 @@ class Client:
             events=(submitted,),
             idempotency_key=idempotency_key,
             parent_run_id=parent_run_id,
+            metadata=check_metadata(metadata),
         )
 
     def submit(
@@ -237,20 +243,27 @@ class Client:
         *,
         run_id: str | None = None,
         idempotency_key: str | None = None,
+        metadata: dict[str, JSONValue] | None = None,
     ) -> RunHandle:
-        """Store a new run (durably, before returning) and queue it. Same id or key: the existing run."""
-        new = self.new_run(workflow, input, run_id=run_id, idempotency_key=idempotency_key)
+        """Store a new run (durably, before returning) and queue it. Same id or key: the existing run,
+        unchanged (``handle.created`` is False then, True when this call stored the run).
+        ``metadata``: JSON values kept with the run, for ``list_runs(metadata=...)``, SQL and
+        ``handle.metadata()``; InvalidArgument (nothing stored) names a value that is not JSON."""
+        new = self.new_run(workflow, input, run_id=run_id, idempotency_key=idempotency_key, metadata=metadata)
         with by_value(workflow):  # the input may be of a class from the workflow's module
-            [(record, _created)] = self._create_runs([new])
-        return RunHandle(self, record.run_id)
+            [(record, created)] = self._create_runs([new])
+        return RunHandle(self, record.run_id, created=created)
 
-    def submit_many(self, workflow: Workflow, inputs: list[Any]) -> list[RunHandle]:
-        """Many runs of one workflow in one store commit."""
+    def submit_many(
+        self, workflow: Workflow, inputs: list[Any], *, metadata: dict[str, JSONValue] | None = None
+    ) -> list[RunHandle]:
+        """Many runs of one workflow in one store commit; ``metadata`` (one mapping) is kept with each."""
         definition = pickle_definition(workflow)
-        news = [self.new_run(workflow, item, definition=definition) for item in inputs]
+        checked = check_metadata(metadata)  # once, before anything is stored
+        news = [self.new_run(workflow, item, definition=definition, metadata=checked) for item in inputs]
         with by_value(workflow):
             results = self._create_runs(news)
-        return [RunHandle(self, record.run_id) for record, _ in results]
+        return [RunHandle(self, record.run_id, created=created) for record, created in results]
 
     def _create_runs(self, news: list[NewRun]) -> list[tuple[RunRecord, bool]]:
         """Store runs in the Store actor (durable on return), where the Runner learns of them:
@@ -260,7 +273,7 @@ class Client:
         return results
 
     def get(self, run_id: str) -> RunHandle:
-        """A handle on an existing run; RunNotFound if there is none."""
+        """A handle on an existing run; RunNotFound if there is none (its ``created`` is None: unknown)."""
         check_run_id(run_id)
         self.reader.get_run(run_id)
         return RunHandle(self, run_id)
@@ -272,17 +285,26 @@ class Client:
         status: str | RunStatus | tuple[str | RunStatus, ...] = (),
         since: float | None = None,
         limit: int = 100,
+        metadata: dict[str, FilterValue] | None = None,
     ) -> list[RunRecord]:
-        run_filter = RunFilter(workflow=workflow, status=status, created_after=since, limit=limit)
+        """Runs, newest first. ``metadata``: only runs whose submit metadata holds each key with an
+        equal value (a string, number, bool or None; selected by the store, not after loading)."""
+        run_filter = RunFilter(
+            workflow=workflow, status=status, created_after=since, limit=limit, metadata=metadata or {}
+        )
         return self.reader.list_runs(run_filter)
 
-    def signal(self, run_id: str, name: str, payload: Any = None) -> int:
-        """Send a signal; it is stored before this returns and kept until a wait_for takes it."""
+    def signal(self, run_id: str, name: str, payload: Any = None, *, key: str | None = None) -> SignalId:
+        """Send a signal; it is stored before this returns and kept until a wait_for takes it.
+        Returns its id in the run's inbox (an int). ``key``: the signal is stored once per run and
+        key, across restarts: sent again with a key already used, nothing is stored and the first
+        one's id is returned with ``.duplicate`` True (even after the run ended)."""
         check_run_id(run_id)
         check_signal_name(name)
-        dedupe_key = uuid.uuid4().hex  # this call's identity: sent again, it is stored once
-        signal_id: int = self._calls.call(lambda r: r.signal.remote(run_id, name, payload, dedupe_key))
-        return signal_id
+        call_id = uuid.uuid4().hex  # this call's identity: sent again after a restart, it is stored once
+        dedupe_key = dedupe_key_for(key, call_id)
+        signal = self._calls.call(lambda r: r.send_signal.remote(run_id, name, payload, dedupe_key, call_id))
+        return answer(signal, call_id)
 
     def approve(self, run_id: str, approval: str, *, by: str, comment: str = "") -> approvals.Decision:
         """Approve ``approval`` of a run; the decision is stored before this returns (see reject)."""
@@ -475,9 +497,12 @@ class Client:
 class RunHandle:
     """One run: its status, its result, its history."""
 
-    def __init__(self, client: Client, run_id: str) -> None:
+    def __init__(self, client: Client, run_id: str, *, created: bool | None = None) -> None:
         self.client = client
         self.run_id = run_id
+        self.created = created
+        """True: the submit that returned this handle stored the run; False: it found it stored
+        already (same run id or idempotency key); None: not known (``client.get``)."""
 
     def __repr__(self) -> str:
         return f"<RunHandle {self.run_id}>"
@@ -497,8 +522,16 @@ class RunHandle:
         workflow: Workflow = serialization.loads(self.record().definition)
         return WorkflowState.from_events(workflow, self.history()).steps()
 
-    def signal(self, name: str, payload: Any = None) -> int:
-        return self.client.signal(self.run_id, name, payload)
+    def signal(self, name: str, payload: Any = None, *, key: str | None = None) -> SignalId:
+        return self.client.signal(self.run_id, name, payload, key=key)
+
+    def metadata(self) -> RunMetadata:
+        """The run's metadata (given at submit, added by steps), status, created/started/finished
+        times, and each step's status, attempts, times and metadata (see runner.run_metadata)."""
+        record = self.record()
+        workflow: Workflow = serialization.loads(record.definition)
+        history = self.history()
+        return run_metadata(record, history, WorkflowState.from_events(workflow, history).steps())
 
     def approve(self, approval: str, *, by: str, comment: str = "") -> approvals.Decision:
         return self.client.approve(self.run_id, approval, by=by, comment=comment)
