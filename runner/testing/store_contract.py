@@ -1580,7 +1580,7 @@ class StoreContract:
                 new_run("r1", metadata=bad)  # type: ignore[arg-type]
 
     def test_list_runs_filters_by_metadata_keys_with_equal_values(self, store: Store, clock: FakeClock) -> None:
-        metas = {
+        metas: dict[str, dict[str, Any]] = {
             "a": {"tenant": "t-7", "tier": 1, "vip": True, "path/~x": "p"},
             "b": {"tenant": "t-7", "tier": 2.0, "vip": False, "note": None},
             "c": {"tenant": "t-8", "tier": "1", "vip": "true"},
