@@ -45,6 +45,7 @@ from runner.errors import (
     StoreError,
 )
 from runner.events import SKIPPED, ApprovalDecided, RunCancelled, RunFailed
+from runner.metadata import check_metadata
 from runner.store import RunFilter, RunStatus
 from runner.workflow import Workflow
 
@@ -230,6 +231,9 @@ def parse_json(text: str | None, what: str) -> Any:
         raise InvalidArgument(f"{what} is not valid JSON ({exc.msg} at column {exc.colno}): {text!r}") from None
 
 
+SUBMIT_META_HELP = "Keep KEY=VALUE (a string) with the run; KEY:=JSON keeps any JSON value (repeatable)."
+
+
 def parse_meta(items: tuple[str, ...]) -> dict[str, Any]:
     """``--meta`` options as a metadata filter: ``key=text`` compares a string, ``key:=json`` a JSON scalar."""
     wanted: dict[str, Any] = {}
@@ -286,6 +290,7 @@ def main() -> None:
 @click.option("--run-id", default=None, help="Choose the run id (submitting it again returns the same run).")
 @click.option("--idempotency-key", default=None, help="Submitting with the same key returns the same run.")
 @click.option("--timeout", type=float, default=None, help="Stop watching after this many seconds (the run goes on).")
+@click.option("--meta", multiple=True, help=SUBMIT_META_HELP)
 @common
 def run(
     target: str,
@@ -293,12 +298,13 @@ def run(
     run_id: str | None,
     idempotency_key: str | None,
     timeout: float | None,
+    meta: tuple[str, ...],
     store: str,
     address: str | None,
     namespace: str,
 ) -> None:
     """Submit TARGET (MODULE:WORKFLOW) and show its progress until it ends."""
-    workflow, handle = _submit(target, input_json, run_id, idempotency_key, store, address, namespace)
+    workflow, handle = _submit(target, input_json, run_id, idempotency_key, store, address, namespace, meta)
     err.print(f"run {handle.run_id} submitted")
     _watch(handle, workflow, timeout)
     try:
@@ -331,12 +337,14 @@ def _submit(
     store: str,
     address: str | None,
     namespace: str,
+    meta: tuple[str, ...] = (),
 ) -> tuple[Workflow, RunHandle]:
-    """Load TARGET, parse its input (both checked before connecting) and submit: (workflow, handle)."""
+    """Load TARGET, parse its input and metadata (checked before connecting) and submit: (workflow, handle)."""
     workflow = load_target(target)
     value = parse_json(input_json, "--input")
+    metadata = check_metadata(parse_meta(meta), "--meta")
     client = _connect(store, address, namespace)
-    return workflow, client.submit(workflow, value, run_id=run_id, idempotency_key=idempotency_key)
+    return workflow, client.submit(workflow, value, run_id=run_id, idempotency_key=idempotency_key, metadata=metadata)
 
 
 def _watch(handle: RunHandle, workflow: Workflow, timeout: float | None) -> None:
@@ -380,18 +388,20 @@ def _watch(handle: RunHandle, workflow: Workflow, timeout: float | None) -> None
 @click.option("--input", "input_json", default=None, help="The run's input as JSON.")
 @click.option("--run-id", default=None)
 @click.option("--idempotency-key", default=None)
+@click.option("--meta", multiple=True, help=SUBMIT_META_HELP)
 @common
 def submit(
     target: str,
     input_json: str | None,
     run_id: str | None,
     idempotency_key: str | None,
+    meta: tuple[str, ...],
     store: str,
     address: str | None,
     namespace: str,
 ) -> None:
     """Submit TARGET (MODULE:WORKFLOW) and print the run id."""
-    _, handle = _submit(target, input_json, run_id, idempotency_key, store, address, namespace)
+    _, handle = _submit(target, input_json, run_id, idempotency_key, store, address, namespace, meta)
     out.print(handle.run_id)
 
 

@@ -28,6 +28,9 @@ class SignalId(int):
         value.duplicate = duplicate
         return value
 
+    def __str__(self) -> str:  # printed as the number it is
+        return int.__repr__(self)
+
     def __repr__(self) -> str:
         return f"SignalId({int(self)}, duplicate={self.duplicate})"
 

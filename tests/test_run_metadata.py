@@ -223,6 +223,7 @@ def test_a_keyed_signal_answer_says_whether_this_call_stored_it():
     assert (theirs, theirs.duplicate) == (3, True)
     assert isinstance(mine, int) and repr(theirs) == "SignalId(3, duplicate=True)"
     assert SignalId(1) + 1 == 2
+    assert (str(theirs), f"#{theirs}", f"{theirs:>3}") == ("3", "#3", "  3")
 
 
 def test_cli_meta_options_become_a_metadata_filter():
