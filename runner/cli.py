@@ -458,6 +458,8 @@ def show(run_id: str, store: str, address: str | None, namespace: str) -> None:
     out.print(f"workflow  {record.workflow}")
     out.print(f"status    {record.status.value}")
     out.print(f"created   {_when(record.created_at)}")
+    if record.metadata:
+        out.print(f"metadata  {json.dumps(record.metadata, sort_keys=True)}")
     if record.parent_run_id:
         out.print(f"parent    {record.parent_run_id}")
     for component, child in state.children().items():

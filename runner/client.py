@@ -427,9 +427,10 @@ class Client:
             definition_hash=parent.definition_hash,
             events=events,
             parent_run_id=parent.run_id,
+            metadata=parent.metadata,  # a replay or fork keeps the metadata its parent was submitted with
         )
-        [(record, _)] = self._create_runs([new])
-        return RunHandle(self, record.run_id)
+        [(record, created)] = self._create_runs([new])
+        return RunHandle(self, record.run_id, created=created)
 
     def results(self, handles: Sequence[RunHandle], timeout: float | None = None) -> list[Any]:
         """Every run's result, in order, once all have ended (one round trip, not one per run).

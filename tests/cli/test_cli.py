@@ -332,6 +332,7 @@ def test_metadata_at_submit_filters_list_and_a_keyed_signal_is_stored_once(cli: 
     assert "with key 'review-1' was stored before as #1" in again.out and "not stored again" in again.out, str(again)
     done = wait_until_status(cli, tagged, "completed")
     assert json.loads(show_field(done, "result")) == {"doc": "d-meta", "approved": True}
+    assert json.loads(show_field(done, "metadata")) == {"tenant": "t-cli", "tier": 2}
 
 
 def test_approve_and_reject_decide_waiting_runs_and_the_first_decision_stands(cli: Cli, started: Result) -> None:
