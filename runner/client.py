@@ -268,9 +268,29 @@ class Client:
     def _create_runs(self, news: list[NewRun]) -> list[tuple[RunRecord, bool]]:
         """Store runs in the Store actor (durable on return), where the Runner learns of them:
         a submit waits neither for the Runner nor behind the workers' appends (submits have a
-        lane of their own there). Sent again after a restart, a run is stored once (its id)."""
+        lane of their own there). Sent again after a restart, a run is stored once (its id).
+        Each run's flag says whether this call stored it (see :meth:`_stored_by_this_call`)."""
         results: list[tuple[RunRecord, bool]] = self._store.call(lambda store: store.create_runs(news))
-        return results
+        return [
+            (record, created or self._stored_by_this_call(new, record))
+            for new, (record, created) in zip(news, results, strict=True)
+        ]
+
+    def _stored_by_this_call(self, new: NewRun, record: RunRecord) -> bool:
+        """True if the stored run ``record`` (found, not created, by the store) is ``new`` itself:
+        the call was sent again after a Store actor restart and its first try had stored it. Its
+        first event is this call's own RunSubmitted (the same submit time, to the microsecond,
+        and definition); another submit's is not. One read, only for a run that was found."""
+        first = self.reader.read_events(record.run_id, 0, 1)
+        mine = new.events[0]
+        if not first or not isinstance(first[0].event, RunSubmitted) or not isinstance(mine, RunSubmitted):
+            return False
+        stored = first[0].event
+        return (stored.at, stored.definition_hash, stored.parent_run_id) == (
+            mine.at,
+            mine.definition_hash,
+            mine.parent_run_id,
+        )
 
     def get(self, run_id: str) -> RunHandle:
         """A handle on an existing run; RunNotFound if there is none (its ``created`` is None: unknown)."""

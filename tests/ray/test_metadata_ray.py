@@ -52,6 +52,10 @@ def test_metadata_is_stored_filtered_and_read_back_after_a_runner_restart(client
     again = client.submit(wf, 99, idempotency_key="order-3", metadata={"tenant": "ignored"})
     assert (again.run_id, again.created) == (handle.run_id, False)
     assert client.get(handle.run_id).created is None
+    # a submit sent again (its reply lost to a Store actor restart) still says it created the run
+    new = client.new_run(wf, 7, run_id=f"{handle.run_id}-retried")
+    assert [created for _, created in client._create_runs([new])] == [True]
+    assert [created for _, created in client._create_runs([new])] == [True]
     assert client.results([handle, other], timeout=RESULT_TIMEOUT) == [6, 8]
     with pytest.raises(runner.InvalidArgument, match=r"metadata\['when'\]"):
         client.submit(wf, 5, metadata={"when": object()})
