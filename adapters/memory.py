@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import replace
 
-from runner import serialization
+from runner import metadata, serialization
 from runner.errors import (
     FactNotFound,
     FencedError,
@@ -70,7 +70,7 @@ class InMemoryStore:
         self._events: dict[str, list[tuple[str, str]]] = {}
         self._snapshots: dict[str, Snapshot] = {}
         self._facts: dict[str, bytes] = {}
-        self._signals: dict[str, list[tuple[int, str, str, float]]] = {}
+        self._signals: dict[str, list[tuple[int, str, str, float, str | None]]] = {}  # id, name, payload, at, call id
         self._schedules: dict[str, Schedule] = {}  # by name, input encoded
         self._request_ids: dict[
             str, dict[int, str]
@@ -107,6 +107,7 @@ class InMemoryStore:
                     last_seq=len(rows),
                     idempotency_key=new.idempotency_key,
                     parent_run_id=new.parent_run_id,
+                    metadata=new.metadata,
                 )
                 self._runs[new.run_id] = record
                 if new.idempotency_key:
@@ -143,6 +144,7 @@ class InMemoryStore:
                 and (not f.statuses or r.status in f.statuses)
                 and (f.created_after is None or r.created_at >= f.created_after)
                 and (f.created_before is None or r.created_at < f.created_before)
+                and (not f.metadata or metadata.matches(r.metadata, f.metadata))
             ]
         records.sort(key=lambda r: (r.created_at, r.run_id), reverse=f.newest_first)
         return records[: f.limit]
@@ -350,10 +352,13 @@ class InMemoryStore:
                 raise FactNotFound(fact_hash) from None
 
     # --------------------------------------------------------------- signals
-    def post_signal(self, run_id: str, name: str, payload: object, *, dedupe_key: str | None = None) -> Signal:
+    def post_signal(
+        self, run_id: str, name: str, payload: object, *, dedupe_key: str | None = None, call_id: str | None = None
+    ) -> Signal:
         check_run_id(run_id)
         check_signal_name(name)
         check_dedupe_key(dedupe_key)
+        check_dedupe_key(call_id, "call_id")
         encoded = serialization.json_value(payload)
         with self._lock:
             self._check_open()
@@ -361,17 +366,15 @@ class InMemoryStore:
             inbox = self._signals[run_id]
             keys = self._signal_keys[run_id]
             if dedupe_key is not None and dedupe_key in keys:  # sent before: the stored one
-                stored_id, stored_name, stored_payload, stored_at = inbox[keys[dedupe_key] - 1]
-                stored = serialization.from_json_value(stored_payload)
-                return Signal(run_id=run_id, signal_id=stored_id, name=stored_name, payload=stored, sent_at=stored_at)
+                return _signal_of(run_id, inbox[keys[dedupe_key] - 1])
             if record.status.is_terminal:
                 raise RunClosed(run_id, record.status.value)
             signal_id = len(inbox) + 1
             sent_at = self._clock()
-            inbox.append((signal_id, name, encoded, sent_at))
+            inbox.append((signal_id, name, encoded, sent_at, call_id))
             if dedupe_key is not None:
                 keys[dedupe_key] = signal_id
-        return Signal(run_id=run_id, signal_id=signal_id, name=name, payload=payload, sent_at=sent_at)
+        return Signal(run_id=run_id, signal_id=signal_id, name=name, payload=payload, sent_at=sent_at, call_id=call_id)
 
     def signals(self, run_id: str, after: int = 0) -> list[Signal]:
         check_run_id(run_id)
@@ -380,10 +383,7 @@ class InMemoryStore:
             self._check_open()
             self._record(run_id)
             rows = [row for row in self._signals[run_id] if row[0] > after]
-        return [
-            Signal(run_id=run_id, signal_id=i, name=n, payload=serialization.from_json_value(p), sent_at=t)
-            for i, n, p, t in rows
-        ]
+        return [_signal_of(run_id, row) for row in rows]
 
     # -------------------------------------------------------------- schedules
     # kept with their input encoded, as the DuckDB store keeps them
@@ -437,3 +437,15 @@ class InMemoryStore:
 
 def _encode(events: Sequence[Event]) -> _Encoded:
     return tuple(serialization.encode_event(e) for e in events)
+
+
+def _signal_of(run_id: str, row: tuple[int, str, str, float, str | None]) -> Signal:
+    signal_id, name, payload, sent_at, call_id = row
+    return Signal(
+        run_id=run_id,
+        signal_id=signal_id,
+        name=name,
+        payload=serialization.from_json_value(payload),
+        sent_at=sent_at,
+        call_id=call_id,
+    )

@@ -55,6 +55,8 @@ from runner.errors import (
 )
 from runner.events import SKIPPED, FactRef
 from runner.policy import Policy, Resources
+from runner.run_metadata import RunMetadata, StepMetadata
+from runner.signal_id import SignalId
 from runner.state import StepInfo, WorkflowState
 from runner.store import RunFilter, RunRecord, RunStatus, Schedule, Store
 from runner.workflow import Node, NodeKind, Workflow
@@ -98,6 +100,9 @@ __all__ = [
     "RunHandle",
     "StepContext",
     "StepInfo",
+    "RunMetadata",
+    "StepMetadata",
+    "SignalId",
     "connect",
     "context",
     "ConfigMismatch",

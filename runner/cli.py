@@ -46,6 +46,7 @@ from runner.errors import (
     StoreError,
 )
 from runner.events import SKIPPED, ApprovalDecided, RunCancelled, RunFailed
+from runner.metadata import check_metadata
 from runner.store import RunFilter, RunStatus
 from runner.workflow import Workflow
 
@@ -232,6 +233,23 @@ def parse_json(text: str | None, what: str) -> Any:
         raise InvalidArgument(f"{what} is not valid JSON ({exc.msg} at column {exc.colno}): {text!r}") from None
 
 
+SUBMIT_META_HELP = "Keep KEY=VALUE (a string) with the run; KEY:=JSON keeps any JSON value (repeatable)."
+
+
+def parse_meta(items: tuple[str, ...]) -> dict[str, Any]:
+    """``--meta`` options as a metadata filter: ``key=text`` compares a string, ``key:=json`` a JSON scalar."""
+    wanted: dict[str, Any] = {}
+    for item in items:
+        key, sep, text = item.partition("=")
+        if not sep or not key or key == ":":
+            raise InvalidArgument(f"--meta takes KEY=VALUE or KEY:=JSON, got {item!r}")
+        if key.endswith(":"):
+            wanted[key[:-1]] = parse_json(text, f"--meta {key[:-1]}")
+        else:
+            wanted[key] = text
+    return wanted
+
+
 def _when(t: float | None) -> str:
     return "" if t is None else datetime.fromtimestamp(t).strftime("%Y-%m-%d %H:%M:%S")
 
@@ -274,6 +292,7 @@ def main() -> None:
 @click.option("--run-id", default=None, help="Choose the run id (submitting it again returns the same run).")
 @click.option("--idempotency-key", default=None, help="Submitting with the same key returns the same run.")
 @click.option("--timeout", type=float, default=None, help="Stop watching after this many seconds (the run goes on).")
+@click.option("--meta", multiple=True, help=SUBMIT_META_HELP)
 @common
 def run(
     target: str,
@@ -281,12 +300,13 @@ def run(
     run_id: str | None,
     idempotency_key: str | None,
     timeout: float | None,
+    meta: tuple[str, ...],
     store: str,
     address: str | None,
     namespace: str,
 ) -> None:
     """Submit TARGET (MODULE:WORKFLOW) and show its progress until it ends."""
-    workflow, handle = _submit(target, input_json, run_id, idempotency_key, store, address, namespace)
+    workflow, handle = _submit(target, input_json, run_id, idempotency_key, store, address, namespace, meta)
     err.print(f"run {handle.run_id} submitted")
     _watch(handle, workflow, timeout)
     try:
@@ -319,12 +339,14 @@ def _submit(
     store: str,
     address: str | None,
     namespace: str,
+    meta: tuple[str, ...] = (),
 ) -> tuple[Workflow, RunHandle]:
-    """Load TARGET, parse its input (both checked before connecting) and submit: (workflow, handle)."""
+    """Load TARGET, parse its input and metadata (checked before connecting) and submit: (workflow, handle)."""
     workflow = load_target(target)
     value = parse_json(input_json, "--input")
+    metadata = check_metadata(parse_meta(meta), "--meta")
     client = _connect(store, address, namespace)
-    return workflow, client.submit(workflow, value, run_id=run_id, idempotency_key=idempotency_key)
+    return workflow, client.submit(workflow, value, run_id=run_id, idempotency_key=idempotency_key, metadata=metadata)
 
 
 def _watch(handle: RunHandle, workflow: Workflow, timeout: float | None) -> None:
@@ -368,18 +390,20 @@ def _watch(handle: RunHandle, workflow: Workflow, timeout: float | None) -> None
 @click.option("--input", "input_json", default=None, help="The run's input as JSON.")
 @click.option("--run-id", default=None)
 @click.option("--idempotency-key", default=None)
+@click.option("--meta", multiple=True, help=SUBMIT_META_HELP)
 @common
 def submit(
     target: str,
     input_json: str | None,
     run_id: str | None,
     idempotency_key: str | None,
+    meta: tuple[str, ...],
     store: str,
     address: str | None,
     namespace: str,
 ) -> None:
     """Submit TARGET (MODULE:WORKFLOW) and print the run id."""
-    _, handle = _submit(target, input_json, run_id, idempotency_key, store, address, namespace)
+    _, handle = _submit(target, input_json, run_id, idempotency_key, store, address, namespace, meta)
     out.print(handle.run_id)
 
 
@@ -388,18 +412,27 @@ def submit(
 @click.option("--status", multiple=True, help="Only runs in this status (repeatable).")
 @click.option("--since", default=None, type=float, help="Only runs created after this unix time.")
 @click.option("--limit", default=50, show_default=True, type=int)
+@click.option(
+    "--meta",
+    multiple=True,
+    help="Only runs whose submit metadata has KEY=VALUE (a string); KEY:=JSON compares a number, "
+    "true, false or null (repeatable: all must match).",
+)
 @common
 def list_(
     workflow: str | None,
     status: tuple[str, ...],
     since: float | None,
     limit: int,
+    meta: tuple[str, ...],
     store: str,
     address: str | None,
     namespace: str,
 ) -> None:
     """List runs, newest first."""
-    run_filter = RunFilter(workflow=workflow, status=status, created_after=since, limit=limit)  # checked first
+    run_filter = RunFilter(
+        workflow=workflow, status=status, created_after=since, limit=limit, metadata=parse_meta(meta)
+    )  # checked first
     reader = _reader(store, address, namespace)
     records = reader.list_runs(run_filter)
     rows = [
@@ -427,6 +460,8 @@ def show(run_id: str, store: str, address: str | None, namespace: str) -> None:
     out.print(f"workflow  {record.workflow}")
     out.print(f"status    {record.status.value}")
     out.print(f"created   {_when(record.created_at)}")
+    if record.metadata:
+        out.print(f"metadata  {json.dumps(record.metadata, sort_keys=True)}")
     if record.parent_run_id:
         out.print(f"parent    {record.parent_run_id}")
     for component, child in state.children().items():
@@ -497,13 +532,19 @@ def _detail(event: Any) -> str:
 @click.argument("run_id")
 @click.argument("name")
 @click.argument("payload", required=False)
+@click.option("--key", default=None, help="Store the signal once per run and KEY: sent again, it is a duplicate.")
 @common
-def signal(run_id: str, name: str, payload: str | None, store: str, address: str | None, namespace: str) -> None:
+def signal(
+    run_id: str, name: str, payload: str | None, key: str | None, store: str, address: str | None, namespace: str
+) -> None:
     """Send signal NAME (with a JSON PAYLOAD) to a run; stored before this returns."""
     value = parse_json(payload, "PAYLOAD")
     client = _connect(store, address, namespace)
-    signal_id = client.signal(run_id, name, value)
-    out.print(f"signal {name} #{signal_id} stored for {run_id}")
+    signal_id = client.signal(run_id, name, value, key=key)
+    if signal_id.duplicate:
+        out.print(f"signal {name} with key {key!r} was stored before as #{signal_id} for {run_id}: not stored again")
+    else:
+        out.print(f"signal {name} #{signal_id} stored for {run_id}")
 
 
 @main.command()

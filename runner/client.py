@@ -38,12 +38,15 @@ from runner.errors import (
     StoreError,
 )
 from runner.events import SKIPPED, FactReused, RunSubmitted, StepSkipped, StoredEvent
+from runner.metadata import FilterValue, JSONValue, check_metadata
 from runner.object_refs import resolve_object_refs
 from runner.ray_calls import RunnerCalls, StoreCalls, find_runner, runner_store
 from runner.reader import ActorStoreReader, Outcome
+from runner.run_metadata import RunMetadata, run_metadata
 from runner.runner import RUNNER_NAME, RecoveryReport, Runner, RunnerConfig, RunnerStats
 from runner.runner_config import config_differences
 from runner.shipping import by_value, pickle_definition
+from runner.signal_id import SignalId, answer, dedupe_key_for
 from runner.state import StepInfo, WorkflowState
 from runner.store import (
     NewRun,
@@ -221,9 +224,10 @@ class Client:
         policies: Mapping[str, policy_overrides.Override] | None = None,
         deadline: float | datetime.timedelta | datetime.datetime | None = None,
         checkpoint: CheckpointStrategy | str | None = None,
+        metadata: dict[str, JSONValue] | None = None,
     ) -> NewRun:
         """A run ready to store; ``definition``: the workflow already pickled (submit_many pickles once).
-        ``policies``, ``deadline`` and ``checkpoint``: see :meth:`submit`."""
+        ``policies``, ``deadline``, ``checkpoint`` and ``metadata``: see :meth:`submit`."""
         if not isinstance(workflow, Workflow):
             raise InvalidArgument(f"submit takes a runner.Workflow, got {type(workflow).__name__}")
         run_id = run_id if run_id is not None else f"{workflow.name}-{uuid.uuid4().hex[:16]}"
@@ -255,6 +259,7 @@ class Client:
             events=(submitted,),
             idempotency_key=idempotency_key,
             parent_run_id=parent_run_id,
+            metadata=check_metadata(metadata),
         )
 
     def submit(
@@ -267,15 +272,18 @@ class Client:
         policies: Mapping[str, policy_overrides.Override] | None = None,
         deadline: float | datetime.timedelta | datetime.datetime | None = None,
         checkpoint: CheckpointStrategy | str | None = None,
+        metadata: dict[str, JSONValue] | None = None,
     ) -> RunHandle:
-        """Store a new run (durably, before returning) and queue it. Same id or key: the existing run.
+        """Store a new run (durably, before returning) and queue it. Same id or key: the existing run,
+        unchanged (``handle.created`` is False then, True when this call stored the run).
 
         ``policies``: step name, glob pattern or ``"default"`` -> a Policy (replaces the step's
         whole) or a dict of Policy fields (changes those only); the most specific match wins
         (:mod:`runner.policy_overrides`). ``deadline``: seconds (or a timedelta) from now, or a
         datetime: past it the run fails with RunDeadlineExceeded (:mod:`runner.deadlines`).
         ``checkpoint``: this run's checkpoint strategy instead of the workflow's (:mod:`runner.checkpoint`).
-        Bad ones raise before anything is stored."""
+        ``metadata``: JSON values kept with the run, for ``list_runs(metadata=...)``, SQL and
+        ``handle.metadata()``. Bad ones raise (InvalidArgument names the field) before anything is stored."""
         new = self.new_run(
             workflow,
             input,
@@ -284,25 +292,49 @@ class Client:
             policies=policies,
             deadline=deadline,
             checkpoint=checkpoint,
+            metadata=metadata,
         )
         with by_value(workflow):  # the input may be of a class from the workflow's module
-            [(record, _created)] = self._create_runs([new])
-        return RunHandle(self, record.run_id)
+            [(record, created)] = self._create_runs([new])
+        return RunHandle(self, record.run_id, created=created)
 
-    def submit_many(self, workflow: Workflow, inputs: list[Any]) -> list[RunHandle]:
-        """Many runs of one workflow in one store commit."""
+    def submit_many(
+        self, workflow: Workflow, inputs: list[Any], *, metadata: dict[str, JSONValue] | None = None
+    ) -> list[RunHandle]:
+        """Many runs of one workflow in one store commit; ``metadata`` (one mapping) is kept with each."""
         definition = pickle_definition(workflow)
-        news = [self.new_run(workflow, item, definition=definition) for item in inputs]
+        checked = check_metadata(metadata)  # once, before anything is stored
+        news = [self.new_run(workflow, item, definition=definition, metadata=checked) for item in inputs]
         with by_value(workflow):
             results = self._create_runs(news)
-        return [RunHandle(self, record.run_id) for record, _ in results]
+        return [RunHandle(self, record.run_id, created=created) for record, created in results]
 
     def _create_runs(self, news: list[NewRun]) -> list[tuple[RunRecord, bool]]:
         """Store runs in the Store actor (durable on return), where the Runner learns of them:
         a submit waits neither for the Runner nor behind the workers' appends (submits have a
-        lane of their own there). Sent again after a restart, a run is stored once (its id)."""
+        lane of their own there). Sent again after a restart, a run is stored once (its id).
+        Each run's flag says whether this call stored it (see :meth:`_stored_by_this_call`)."""
         results: list[tuple[RunRecord, bool]] = self._store.call(lambda store: store.create_runs(news))
-        return results
+        return [
+            (record, created or self._stored_by_this_call(new, record))
+            for new, (record, created) in zip(news, results, strict=True)
+        ]
+
+    def _stored_by_this_call(self, new: NewRun, record: RunRecord) -> bool:
+        """True if the stored run ``record`` (found, not created, by the store) is ``new`` itself:
+        the call was sent again after a Store actor restart and its first try had stored it. Its
+        first event is this call's own RunSubmitted (the same submit time, to the microsecond,
+        and definition); another submit's is not. One read, only for a run that was found."""
+        first = self.reader.read_events(record.run_id, 0, 1)
+        mine = new.events[0]
+        if not first or not isinstance(first[0].event, RunSubmitted) or not isinstance(mine, RunSubmitted):
+            return False
+        stored = first[0].event
+        return (stored.at, stored.definition_hash, stored.parent_run_id) == (
+            mine.at,
+            mine.definition_hash,
+            mine.parent_run_id,
+        )
 
     # ------------------------------------------------------------ schedules
     def schedule(self, workflow: Workflow, *, cron: str, input: Any = None, name: str | None = None) -> Schedule:
@@ -344,7 +376,7 @@ class Client:
         self._calls.call(lambda r: r.delete_schedule.remote(name))
 
     def get(self, run_id: str) -> RunHandle:
-        """A handle on an existing run; RunNotFound if there is none."""
+        """A handle on an existing run; RunNotFound if there is none (its ``created`` is None: unknown)."""
         check_run_id(run_id)
         self.reader.get_run(run_id)
         return RunHandle(self, run_id)
@@ -356,17 +388,26 @@ class Client:
         status: str | RunStatus | tuple[str | RunStatus, ...] = (),
         since: float | None = None,
         limit: int = 100,
+        metadata: dict[str, FilterValue] | None = None,
     ) -> list[RunRecord]:
-        run_filter = RunFilter(workflow=workflow, status=status, created_after=since, limit=limit)
+        """Runs, newest first. ``metadata``: only runs whose submit metadata holds each key with an
+        equal value (a string, number, bool or None; selected by the store, not after loading)."""
+        run_filter = RunFilter(
+            workflow=workflow, status=status, created_after=since, limit=limit, metadata=metadata or {}
+        )
         return self.reader.list_runs(run_filter)
 
-    def signal(self, run_id: str, name: str, payload: Any = None) -> int:
-        """Send a signal; it is stored before this returns and kept until a wait_for takes it."""
+    def signal(self, run_id: str, name: str, payload: Any = None, *, key: str | None = None) -> SignalId:
+        """Send a signal; it is stored before this returns and kept until a wait_for takes it.
+        Returns its id in the run's inbox (an int). ``key``: the signal is stored once per run and
+        key, across restarts: sent again with a key already used, nothing is stored and the first
+        one's id is returned with ``.duplicate`` True (even after the run ended)."""
         check_run_id(run_id)
         check_signal_name(name)
-        dedupe_key = uuid.uuid4().hex  # this call's identity: sent again, it is stored once
-        signal_id: int = self._calls.call(lambda r: r.signal.remote(run_id, name, payload, dedupe_key))
-        return signal_id
+        call_id = uuid.uuid4().hex  # this call's identity: sent again after a restart, it is stored once
+        dedupe_key = dedupe_key_for(key, call_id)
+        signal = self._calls.call(lambda r: r.send_signal.remote(run_id, name, payload, dedupe_key, call_id))
+        return answer(signal, call_id)
 
     def approve(self, run_id: str, approval: str, *, by: str, comment: str = "") -> approvals.Decision:
         """Approve ``approval`` of a run; the decision is stored before this returns (see reject)."""
@@ -489,9 +530,10 @@ class Client:
             definition_hash=parent.definition_hash,
             events=events,
             parent_run_id=parent.run_id,
+            metadata=parent.metadata,  # a replay or fork keeps the metadata its parent was submitted with
         )
-        [(record, _)] = self._create_runs([new])
-        return RunHandle(self, record.run_id)
+        [(record, created)] = self._create_runs([new])
+        return RunHandle(self, record.run_id, created=created)
 
     def results(self, handles: Sequence[RunHandle], timeout: float | None = None) -> list[Any]:
         """Every run's result, in order, once all have ended (one round trip, not one per run).
@@ -559,9 +601,12 @@ class Client:
 class RunHandle:
     """One run: its status, its result, its history."""
 
-    def __init__(self, client: Client, run_id: str) -> None:
+    def __init__(self, client: Client, run_id: str, *, created: bool | None = None) -> None:
         self.client = client
         self.run_id = run_id
+        self.created = created
+        """True: the submit that returned this handle stored the run; False: it found it stored
+        already (same run id or idempotency key); None: not known (``client.get``)."""
 
     def __repr__(self) -> str:
         return f"<RunHandle {self.run_id}>"
@@ -581,8 +626,16 @@ class RunHandle:
         workflow: Workflow = serialization.loads(self.record().definition)
         return WorkflowState.from_events(workflow, self.history()).steps()
 
-    def signal(self, name: str, payload: Any = None) -> int:
-        return self.client.signal(self.run_id, name, payload)
+    def signal(self, name: str, payload: Any = None, *, key: str | None = None) -> SignalId:
+        return self.client.signal(self.run_id, name, payload, key=key)
+
+    def metadata(self) -> RunMetadata:
+        """The run's metadata (given at submit, added by steps), status, created/started/finished
+        times, and each step's status, attempts, times and metadata (see runner.run_metadata)."""
+        record = self.record()
+        workflow: Workflow = serialization.loads(record.definition)
+        history = self.history()
+        return run_metadata(record, history, WorkflowState.from_events(workflow, history).steps())
 
     def approve(self, approval: str, *, by: str, comment: str = "") -> approvals.Decision:
         return self.client.approve(self.run_id, approval, by=by, comment=comment)

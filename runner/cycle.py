@@ -30,7 +30,7 @@ from collections.abc import Collection
 from dataclasses import dataclass
 
 from runner.child_runs import CHILD_WAIT_REASON
-from runner.events import Event, RunCancelled, RunPaused, RunSuspended, StepStarted, StoredEvent
+from runner.events import Event, RunCancelled, RunPaused, RunSuspended, StepMetadataAdded, StepStarted, StoredEvent
 from runner.execution import StepResult
 from runner.planning import DEFAULT_SYSTEM_RETRIES, Task
 from runner.run_data import TaskKey
@@ -150,8 +150,13 @@ def outcome_events(
     A task lost to the system runs again up to ``system_retries`` times before its step fails."""
     if state.is_finished:
         return []
+    added: list[Event] = []
+    if result.metadata:  # what the attempt added to the run's metadata, recorded just before its outcome
+        added.append(
+            StepMetadataAdded(node=task.node, item=task.item, attempt=task.attempt, values=result.metadata, at=now)
+        )
     if result.error is None:
-        return state.success_events(task, result.value, now)
+        return added + state.success_events(task, result.value, now)
     if result.lost:
-        return state.lost_events(task, result.error, now, system_retries)
-    return state.failure_events(task, result.error, now, rng)
+        return added + state.lost_events(task, result.error, now, system_retries)
+    return added + state.failure_events(task, result.error, now, rng)

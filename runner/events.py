@@ -164,6 +164,18 @@ class ChildRunEnded:
 
 
 @dataclass(frozen=True, kw_only=True)
+class StepMetadataAdded:
+    """Attempt ``attempt`` of task ``node`` (item ``item``) added ``values`` to the run's metadata
+    through ``runner.context().set_metadata``; recorded just before the attempt's outcome."""
+
+    node: str
+    attempt: int
+    values: dict[str, Any]
+    item: int | None = None
+    at: float = field(default_factory=_now)
+
+
+@dataclass(frozen=True, kw_only=True)
 class StepSkipped:
     node: str
     reason: str
@@ -299,6 +311,7 @@ Event = Union[
     RunContinuedAsNew,
     ChildRunStarted,
     ChildRunEnded,
+    StepMetadataAdded,
 ]
 
 EVENT_TYPES: dict[str, type] = {
@@ -327,6 +340,7 @@ EVENT_TYPES: dict[str, type] = {
         RunContinuedAsNew,
         ChildRunStarted,
         ChildRunEnded,
+        StepMetadataAdded,
     )
 }
 

@@ -30,11 +30,13 @@ Load = Callable[[FactRef], Any]
 @dataclass(frozen=True, slots=True)
 class StepResult:
     """A task's outcome: its ``value`` (possibly a FactRef, or NOT_TAKEN), or the ``error`` it failed
-    with; ``lost``: the error is the system's (the task's node or process died), not the step's."""
+    with; ``lost``: the error is the system's (the task's node or process died), not the step's.
+    ``metadata``: what the attempt added through ``runner.context().set_metadata`` (None: nothing)."""
 
     value: Any = None
     error: ErrorInfo | None = None
     lost: bool = False
+    metadata: dict[str, Any] | None = None
 
     @property
     def ok(self) -> bool:
@@ -42,7 +44,14 @@ class StepResult:
 
     def __reduce__(self) -> tuple[type[StepResult], tuple[Any, ...]]:
         # every task's result crosses processes: keep it lean
+        if self.metadata:
+            return (StepResult, (self.value, self.error, self.lost, self.metadata))
         return (StepResult, (self.value, self.error, True) if self.lost else (self.value, self.error))
+
+    def with_metadata(self, step_context: StepContext) -> StepResult:
+        """This outcome carrying what ``step_context``'s attempt added to the run's metadata."""
+        added = step_context.metadata
+        return replace(self, metadata=added) if added else self
 
 
 def run_task(node: Node, task: Task, inputs: tuple[Any, ...], load: Load | None = None) -> Any:

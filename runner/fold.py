@@ -37,6 +37,7 @@ from runner.events import (
     StepContinued,
     StepFailed,
     StepLost,
+    StepMetadataAdded,
     StepSkipped,
     StepStarted,
     StoredEvent,
@@ -156,6 +157,16 @@ class Fold:
         self._set_status((e.node, e.item), rec, DONE)
         rec.value, rec.finished_at = e.value, e.at
         self._resolve_task(e.node, e.item, e.value)
+
+    def _on_metadata(self, run_id: str, e: StepMetadataAdded) -> None:
+        """Metadata a running attempt added: checked against the log, kept only in it (the run's
+        metadata is read from the log: runner.run_metadata)."""
+        self._executable(e.node, e.item)
+        rec = self._d.tasks.get((e.node, e.item))
+        if rec is None or rec.status not in (RUNNING, FALLBACK):
+            raise FoldError(f"StepMetadataAdded for {label(e.node, e.item)}, which is not running")
+        if e.attempt != rec.attempt:
+            raise FoldError(f"StepMetadataAdded attempt {e.attempt} for {label(e.node, e.item)}, running {rec.attempt}")
 
     def _on_expanded(self, run_id: str, e: MapExpanded) -> None:
         node = self._node(e.node)
@@ -491,4 +502,5 @@ _HANDLERS: dict[type, Callable[[Fold, str, Any], None]] = {
     RunCompleted: Fold._on_completed,
     RunFailed: Fold._on_run_failed,
     RunContinuedAsNew: Fold._on_continued_as_new,
+    StepMetadataAdded: Fold._on_metadata,
 }

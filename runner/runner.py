@@ -191,6 +191,11 @@ class Runner:
         signal = await self._post_signal(run_id, name, payload, dedupe_key)
         return int(signal.signal_id)
 
+    async def send_signal(self, run_id: str, name: str, payload: Any, dedupe_key: str, call_id: str) -> Signal:
+        """``signal`` that answers with the signal stored: a signal whose ``dedupe_key`` was stored
+        before is returned as it was (its ``call_id`` tells whether this call stored it)."""
+        return await self._post_signal(run_id, name, payload, dedupe_key, call_id)
+
     async def decide(self, run_id: str, name: str, payload: Any) -> Any:
         """Post an approval's decision (signal ``name``, which is also its dedupe key: a run
         stores one decision per approval) and wake the run; the decision stored, which is an
@@ -198,8 +203,10 @@ class Runner:
         signal = await self._post_signal(run_id, name, payload, name)
         return signal.payload
 
-    async def _post_signal(self, run_id: str, name: str, payload: Any, dedupe_key: str | None) -> Signal:
-        signal = await self.store.post_signal(run_id, name, payload, dedupe_key)
+    async def _post_signal(
+        self, run_id: str, name: str, payload: Any, dedupe_key: str | None, call_id: str | None = None
+    ) -> Signal:
+        signal = await self.store.post_signal(run_id, name, payload, dedupe_key, call_id)
         slot = self.pool.slot_of(run_id)
         if slot is not None:
             self._signalled_while_active.add(run_id)

@@ -88,9 +88,10 @@ def execute_step(
     A large result is saved as a fact before the ref is returned, or, given ``deferred_facts``
     (an inline step inside the worker), left there for the worker to save before its next append."""
     node = workflow.nodes[task.node]
+    context = step_context(run_id, task)
     try:
         load = serialization.FactLoader(lambda fact_hash: ray.get(store().load_fact(fact_hash)))
-        with installed(step_context(run_id, task)):
+        with installed(context):
             value = resolve_object_refs(call_step(node, task, task.inputs, load))  # values, not refs
         stored: Any
         blob: bytes | None
@@ -109,9 +110,9 @@ def execute_step(
             deferred_facts.append((fact_hash, blob))
         elif blob is not None:
             ray.get(store().save_fact(fact_hash, blob))
-        return StepResult(value=stored)
+        return StepResult(value=stored).with_metadata(context)
     except Exception as exc:
-        return failure(node, exc)
+        return failure(node, exc).with_metadata(context)
 
 
 @dataclass(frozen=True)

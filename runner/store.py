@@ -15,7 +15,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol, runtime_checkable
 
 from runner.errors import AppendConflict, FencedError, IllegalTransition, InvalidArgument, LeaseHeld, RunClosed
@@ -33,6 +33,7 @@ from runner.events import (
     RunSuspended,
     StoredEvent,
 )
+from runner.metadata import FilterValue, Metadata, check_filter, check_metadata
 from runner.vocabulary import Vocabulary
 
 
@@ -94,9 +95,11 @@ class NewRun:
     events: tuple[Event, ...]
     idempotency_key: str | None = None
     parent_run_id: str | None = None
+    metadata: Metadata = field(default_factory=dict)  # JSON values given at submit (runner.metadata)
 
     def __post_init__(self) -> None:
         check_run_id(self.run_id)
+        object.__setattr__(self, "metadata", check_metadata(self.metadata))
         if not isinstance(self.workflow, str) or not self.workflow:
             raise InvalidArgument(f"workflow must be a non-empty name, got {self.workflow!r}")
         if not isinstance(self.definition, bytes):
@@ -127,6 +130,7 @@ class RunRecord:
     idempotency_key: str | None = None
     parent_run_id: str | None = None
     error: str | None = None
+    metadata: Metadata = field(default_factory=dict)  # given at submit; steps' additions are in the log
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -181,6 +185,7 @@ class Signal:
     name: str
     payload: object
     sent_at: float
+    call_id: str | None = None  # the identity of the call that stored it (see Store.post_signal)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -223,6 +228,7 @@ class RunFilter:
     created_before: float | None = None
     limit: int = 100
     newest_first: bool = True
+    metadata: dict[str, FilterValue] = field(default_factory=dict)  # each key equal (runner.metadata.matches)
 
     @property
     def statuses(self) -> tuple[RunStatus, ...]:
@@ -242,6 +248,7 @@ class RunFilter:
                 raise InvalidArgument(f"{name} must be a unix time in seconds, got {value!r}")
         if isinstance(self.limit, bool) or not isinstance(self.limit, int) or self.limit < 1:
             raise InvalidArgument(f"limit must be a whole number >= 1, got {self.limit!r}")
+        object.__setattr__(self, "metadata", check_filter(self.metadata))
 
 
 @runtime_checkable
@@ -341,12 +348,17 @@ class Store(Protocol):
     def load_fact(self, fact_hash: str) -> bytes: ...
 
     # signals
-    def post_signal(self, run_id: str, name: str, payload: object, *, dedupe_key: str | None = None) -> Signal:
+    def post_signal(
+        self, run_id: str, name: str, payload: object, *, dedupe_key: str | None = None, call_id: str | None = None
+    ) -> Signal:
         """Put a signal in the run's inbox; durable on return.
 
-        ``dedupe_key``: the call's identity, unique per run. A signal already stored with it
+        ``dedupe_key``: the signal's identity, unique per run. A signal already stored with it
         is returned as it was stored (even after the run ended) and nothing is stored again,
-        so a retried call never delivers a signal twice."""
+        so a retried call never delivers a signal twice. ``call_id``: the identity of the call,
+        stored with the signal and returned in ``Signal.call_id``: a caller whose key was used
+        by another call (a duplicate) sees another call id than its own; a retry of its own
+        call, its own."""
         ...
 
     def signals(self, run_id: str, after: int = 0) -> list[Signal]: ...
@@ -461,9 +473,9 @@ def check_signal_name(name: object) -> str:
     return name
 
 
-def check_dedupe_key(key: object) -> str | None:
+def check_dedupe_key(key: object, name: str = "dedupe_key") -> str | None:
     if key is not None and (not isinstance(key, str) or not key):
-        raise InvalidArgument(f"dedupe_key must be a non-empty string or None, got {key!r}")
+        raise InvalidArgument(f"{name} must be a non-empty string or None, got {key!r}")
     return key
 
 

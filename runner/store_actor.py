@@ -472,8 +472,10 @@ class StoreActor:
         blob: bytes = self._store.load_fact(fact_hash)
         return blob
 
-    def post_signal(self, run_id: str, name: str, payload: object, dedupe_key: str | None = None) -> Signal:
-        signal: Signal = self._store.post_signal(run_id, name, payload, dedupe_key=dedupe_key)
+    def post_signal(
+        self, run_id: str, name: str, payload: object, dedupe_key: str | None = None, call_id: str | None = None
+    ) -> Signal:
+        signal: Signal = self._store.post_signal(run_id, name, payload, dedupe_key=dedupe_key, call_id=call_id)
         return signal
 
     def signals(self, run_id: str, after: int = 0) -> list[Signal]:

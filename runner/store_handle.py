@@ -148,8 +148,10 @@ class StoreHandle:
         return self.actor.load_fact.remote(fact_hash)
 
     # ------------------------------------------------------------ signals
-    def post_signal(self, run_id: str, name: str, payload: object, dedupe_key: str | None = None) -> ObjectRef[Signal]:
-        return self.actor.post_signal.remote(run_id, name, payload, dedupe_key)
+    def post_signal(
+        self, run_id: str, name: str, payload: object, dedupe_key: str | None = None, call_id: str | None = None
+    ) -> ObjectRef[Signal]:
+        return self.actor.post_signal.remote(run_id, name, payload, dedupe_key, call_id)
 
     def signals(self, run_id: str, after: int = 0) -> ObjectRef[list[Signal]]:
         return self.actor.signals.remote(run_id, after)

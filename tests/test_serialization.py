@@ -169,6 +169,10 @@ def sample_events() -> list[Any]:
             {"node": "sub", "child_run_id": "p-1:sub", "status": "completed", "result": {"n": REF}, "at": 17.0},
             {"node": "sub", "child_run_id": "p-1:sub", "status": "failed", "error": boom(), "at": 17.5},
         ],
+        "StepMetadataAdded": [
+            {"node": "a", "attempt": 2, "values": {"rows": 12, "tags": ["x", None], "ok": True}, "item": 1, "at": 18.0},
+            {"node": "a", "attempt": 1, "values": {"nested": {"k": 1.5}}, "at": 18.5},
+        ],
     }
     assert set(samples) == set(EVENT_TYPES), "a new event class needs a sample here"
     return [EVENT_TYPES[kind](**fields) for kind, many in samples.items() for fields in many]

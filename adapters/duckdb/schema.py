@@ -109,6 +109,16 @@ MIGRATIONS: list[Migration] = [
             )""",
         ),
     ),
+    # Run metadata (JSON given at submit, queryable in SQL; runner.metadata), and the identity of
+    # the call that stored a signal, so that a signal sent with a key another call used already
+    # is told apart from a retry of the same call (runner.store.Store.post_signal).
+    Migration(
+        5,
+        (
+            "ALTER TABLE runs ADD COLUMN metadata JSON",
+            "ALTER TABLE signals ADD COLUMN call_id VARCHAR",
+        ),
+    ),
 ]
 LATEST = MIGRATIONS[-1].version
 

@@ -12,12 +12,13 @@ from typing import Any
 
 import duckdb
 
+from runner import metadata
 from runner.events import Event
 from runner.store import RunRecord, RunStatus
 
 RUN_COLUMNS = (
     "run_id, workflow, status, definition, definition_hash, created_at, updated_at, last_seq, "
-    "lease, lease_owner, lease_expires_at, idempotency_key, parent_run_id, error"
+    "lease, lease_owner, lease_expires_at, idempotency_key, parent_run_id, error, metadata"
 )
 SELECT_RUN = f"SELECT {RUN_COLUMNS} FROM runs WHERE run_id = ?"
 STREAM_CHUNK = 5_000
@@ -47,6 +48,7 @@ def record_of(row: tuple[Any, ...]) -> RunRecord:
         idempotency_key=row[11],
         parent_run_id=row[12],
         error=row[13],
+        metadata=metadata.from_json(row[14]),
     )
 
 
@@ -99,7 +101,7 @@ def insert_runs(con: duckdb.DuckDBPyConnection, records: Sequence[RunRecord]) ->
     con.execute(
         f"INSERT INTO runs ({RUN_COLUMNS}) SELECT unnest(?::VARCHAR[]), unnest(?::VARCHAR[]), unnest(?::VARCHAR[]), "
         "unnest(?::BLOB[]), unnest(?::VARCHAR[]), unnest(?::DOUBLE[]), unnest(?::DOUBLE[]), unnest(?::BIGINT[]), "
-        "0, NULL, NULL, unnest(?::VARCHAR[]), unnest(?::VARCHAR[]), NULL",
+        "0, NULL, NULL, unnest(?::VARCHAR[]), unnest(?::VARCHAR[]), NULL, unnest(?::VARCHAR[])::JSON",
         [
             [r.run_id for r in records],
             [r.workflow for r in records],
@@ -111,8 +113,34 @@ def insert_runs(con: duckdb.DuckDBPyConnection, records: Sequence[RunRecord]) ->
             [r.last_seq for r in records],
             [r.idempotency_key for r in records],
             [r.parent_run_id for r in records],
+            [metadata.to_json(r.metadata) for r in records],
         ],
     )
+
+
+def metadata_conditions(wanted: dict[str, metadata.FilterValue]) -> tuple[list[str], list[Any]]:
+    """SQL conditions (and their parameters) selecting runs whose ``metadata`` column holds each
+    key of ``wanted`` with an equal value, by the rule of :func:`runner.metadata.matches`."""
+    where: list[str] = []
+    params: list[Any] = []
+    for key, value in wanted.items():
+        pointer = metadata.json_pointer(key)
+        if value is None:
+            where.append("json_type(metadata, ?) = 'NULL'")
+            params.append(pointer)
+        elif isinstance(value, bool):
+            where.append("json_type(metadata, ?) = 'BOOLEAN' AND json_extract_string(metadata, ?) = ?")
+            params += [pointer, pointer, "true" if value else "false"]
+        elif isinstance(value, str):
+            where.append("json_type(metadata, ?) = 'VARCHAR' AND json_extract_string(metadata, ?) = ?")
+            params += [pointer, pointer, value]
+        else:
+            where.append(
+                "json_type(metadata, ?) IN ('UBIGINT', 'BIGINT', 'DOUBLE') "
+                "AND TRY_CAST(json_extract_string(metadata, ?) AS DOUBLE) = ?"
+            )
+            params += [pointer, pointer, float(value)]
+    return where, params
 
 
 def select_existing(

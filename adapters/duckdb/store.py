@@ -190,6 +190,7 @@ class DuckDBStore:
                         last_seq=len(rows),
                         idempotency_key=new.idempotency_key,
                         parent_run_id=new.parent_run_id,
+                        metadata=new.metadata,
                     )
                     event_rows.add(new.run_id, 1, new.events, rows)
                     by_id[new.run_id] = record
@@ -249,6 +250,10 @@ class DuckDBStore:
         if f.created_before is not None:
             where.append("created_at < ?")
             params.append(f.created_before)
+        if f.metadata:
+            metadata_where, metadata_params = statements.metadata_conditions(f.metadata)
+            where += metadata_where
+            params += metadata_params
         order = "DESC" if f.newest_first else "ASC"
         query = (
             f"SELECT {statements.RUN_COLUMNS} FROM runs WHERE {' AND '.join(where)} "
@@ -538,23 +543,23 @@ class DuckDBStore:
         return bytes(row[0])
 
     # ---------------------------------------------------------------- signals
-    def post_signal(self, run_id: str, name: str, payload: object, *, dedupe_key: str | None = None) -> Signal:
+    def post_signal(
+        self, run_id: str, name: str, payload: object, *, dedupe_key: str | None = None, call_id: str | None = None
+    ) -> Signal:
         check_run_id(run_id)
         check_signal_name(name)
         check_dedupe_key(dedupe_key)
+        check_dedupe_key(call_id, "call_id")
         encoded = serialization.json_value(payload)
         with self._db.transaction() as con:
             record = self._record(con, run_id)
             if dedupe_key is not None:
                 row = con.execute(
-                    "SELECT signal_id, name, payload, sent_at FROM signals WHERE run_id = ? AND dedupe_key = ?",
+                    "SELECT signal_id, name, payload, sent_at, call_id FROM signals WHERE run_id = ? AND dedupe_key = ?",
                     [run_id, dedupe_key],
                 ).fetchone()
                 if row is not None:  # sent before: the stored one
-                    i, n, p, t = row
-                    return Signal(
-                        run_id=run_id, signal_id=i, name=n, payload=serialization.from_json_value(p), sent_at=t
-                    )
+                    return _signal_of(run_id, row)
             if record.status.is_terminal:
                 raise RunClosed(run_id, record.status.value)
             signal_id = statements.scalar(
@@ -562,10 +567,11 @@ class DuckDBStore:
             )
             sent_at = self._clock()
             con.execute(
-                "INSERT INTO signals (run_id, signal_id, name, payload, sent_at, dedupe_key) VALUES (?, ?, ?, ?, ?, ?)",
-                [run_id, signal_id, name, encoded, sent_at, dedupe_key],
+                "INSERT INTO signals (run_id, signal_id, name, payload, sent_at, dedupe_key, call_id) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                [run_id, signal_id, name, encoded, sent_at, dedupe_key, call_id],
             )
-        return Signal(run_id=run_id, signal_id=signal_id, name=name, payload=payload, sent_at=sent_at)
+        return Signal(run_id=run_id, signal_id=signal_id, name=name, payload=payload, sent_at=sent_at, call_id=call_id)
 
     def signals(self, run_id: str, after: int = 0) -> list[Signal]:
         check_run_id(run_id)
@@ -573,13 +579,11 @@ class DuckDBStore:
         with self._db.read() as con:
             self._record(con, run_id)
             rows = con.execute(
-                "SELECT signal_id, name, payload, sent_at FROM signals WHERE run_id = ? AND signal_id > ? ORDER BY signal_id",
+                "SELECT signal_id, name, payload, sent_at, call_id FROM signals "
+                "WHERE run_id = ? AND signal_id > ? ORDER BY signal_id",
                 [run_id, after],
             ).fetchall()
-        return [
-            Signal(run_id=run_id, signal_id=i, name=n, payload=serialization.from_json_value(p), sent_at=t)
-            for i, n, p, t in rows
-        ]
+        return [_signal_of(run_id, row) for row in rows]
 
     # -------------------------------------------------------------- schedules
     def save_schedule(self, schedule: Schedule) -> Schedule:
@@ -628,3 +632,16 @@ class DuckDBStore:
             with self._db.transaction() as con:
                 statements.update_runs(con, records)
             self._records.all_written()
+
+
+def _signal_of(run_id: str, row: tuple[Any, ...]) -> Signal:
+    """The signal of a ``signals`` row selected as signal_id, name, payload, sent_at, call_id."""
+    signal_id, name, payload, sent_at, call_id = row
+    return Signal(
+        run_id=run_id,
+        signal_id=signal_id,
+        name=name,
+        payload=serialization.from_json_value(payload),
+        sent_at=sent_at,
+        call_id=call_id,
+    )

@@ -28,12 +28,13 @@ from typing import Any
 from runner import serialization
 from runner.checkpoint import CheckpointBuffer, CheckpointStrategy, as_strategy, stored_name
 from runner.child_runs import child_ended, child_failed
+from runner.context import installed
 from runner.continuation import Continuation, SubWorkflow, load_sub_workflow, store_call, store_sub_workflow
 from runner.continue_as_new import continued_in
 from runner.cycle import outcome_events, plan_cycle, started_event
 from runner.errors import InvalidArgument
 from runner.events import Event, RunSubmitted, SignalReceived, StoredEvent
-from runner.execution import StepResult, call_step, failure
+from runner.execution import StepResult, call_step, failure, step_context
 from runner.planning import DEFAULT_SYSTEM_RETRIES, Task
 from runner.state import WorkflowState
 from runner.workflow import Workflow
@@ -171,11 +172,13 @@ class InProcessRun:
         itself (``StepResult(error=..., lost=True)``: a task lost to the system). A continuation's
         call (``task.call``) always runs as it is: the interceptor stands in for the step's own code."""
         node = self.workflow.nodes[task.node]
+        context = step_context(self.run_id, task)  # runner.context() works here as in a Ray task
         try:
-            if intercept is not None and task.call is None:
-                value = intercept(task)
-            else:
-                value = call_step(node, task, task.inputs, self.load)
+            with installed(context):
+                if intercept is not None and task.call is None:
+                    value = intercept(task)
+                else:
+                    value = call_step(node, task, task.inputs, self.load)
             if isinstance(value, Continuation):  # its call is kept as a fact, as the worker's store would
                 value, blob = store_call(value, serialization.dumps)
                 self.facts[value.call.hash] = blob
@@ -183,8 +186,9 @@ class InProcessRun:
                 value, blob = store_sub_workflow(value, serialization.dumps)
                 self.facts[value.sub_workflow.hash] = blob
         except Exception as exc:
-            return failure(node, exc)
-        return value if isinstance(value, StepResult) else StepResult(value=value)
+            return failure(node, exc).with_metadata(context)
+        result = value if isinstance(value, StepResult) else StepResult(value=value)
+        return result.with_metadata(context)
 
     def run(self, intercept: Interceptor | None = None, max_cycles: int = 10_000) -> WorkflowState:
         """Cycle until the run ends or waits for a signal; jumps the clock to due retries and timers."""

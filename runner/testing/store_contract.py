@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import dataclasses
 import decimal
+import re
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -122,6 +123,7 @@ def new_run(
     extra: tuple[Event, ...] = (),
     parent: str | None = None,
     input: Any = None,
+    metadata: dict[str, Any] | None = None,
 ) -> NewRun:
     return NewRun(
         run_id=run_id,
@@ -131,6 +133,7 @@ def new_run(
         events=(submitted(workflow, input), *extra),
         idempotency_key=key,
         parent_run_id=parent,
+        metadata=metadata or {},
     )
 
 
@@ -1545,5 +1548,96 @@ class StoreContract(ScheduleContract):
                 assert reopened.post_signal("r1", "go", 1, dedupe_key="call-1") == signal
                 with pytest.raises(AppendConflict):
                     reopened.append("r1", [fact("x")], lease.token, after_seq=1, request_id="req-2")
+        finally:
+            reopened.close()
+
+    # ============================================================= metadata
+    def test_run_metadata_is_stored_with_the_run_and_kept_by_every_write(self, store: Store) -> None:
+        meta = {"tenant": "t-7", "n": 3, "ratio": 0.5, "ok": True, "none": None, "tags": ["a", 1], "deep": {"k": [{}]}}
+        record, created = store.create_run(new_run("r1", metadata=meta))
+        assert created and record.metadata == meta
+        store.create_runs([new_run("r2"), new_run("r3", metadata={"tenant": "t-8"})])
+        assert store.get_run("r1").metadata == meta
+        assert store.get_run("r2").metadata == {}
+        lease = store.acquire_lease("r1", "w1", TTL)
+        store.append("r1", [fact("a")], lease.token, status=RunStatus.RUNNING)
+        store.transition("r1", RunStatus.COMPLETED, lease=lease.token)
+        assert store.get_run("r1").metadata == meta
+        assert [r.metadata for r in store.list_runs(RunFilter(newest_first=False))] == [meta, {}, {"tenant": "t-8"}]
+        # a run found again by its id or key keeps the metadata it was created with
+        again, created = store.create_run(new_run("r1", metadata={"tenant": "other"}))
+        assert not created and again.metadata == meta
+
+    def test_metadata_that_is_not_json_is_refused_naming_the_entry(self) -> None:
+        for bad, where in (
+            ({"when": object()}, "metadata['when']"),
+            ({"a": {"b": [1, (2, 3)]}}, "metadata['a']['b'][1]"),
+            ({"x": float("nan")}, "metadata['x']"),
+            ({1: "one"}, "key 1"),
+            ({"a": {2: "two"}}, "key 2"),
+            (["not", "a", "dict"], "metadata must be a dict"),
+        ):
+            with pytest.raises(InvalidArgument, match=re.escape(where)):
+                new_run("r1", metadata=bad)  # type: ignore[arg-type]
+
+    def test_list_runs_filters_by_metadata_keys_with_equal_values(self, store: Store, clock: FakeClock) -> None:
+        metas: dict[str, dict[str, Any]] = {
+            "a": {"tenant": "t-7", "tier": 1, "vip": True, "path/~x": "p"},
+            "b": {"tenant": "t-7", "tier": 2.0, "vip": False, "note": None},
+            "c": {"tenant": "t-8", "tier": "1", "vip": "true"},
+            "d": {},
+        }
+        for run_id, meta in metas.items():
+            store.create_run(new_run(run_id, workflow="beta" if run_id == "c" else "wf", metadata=meta))
+            clock.advance(1)
+
+        def ids(**wanted: Any) -> list[str]:
+            return [r.run_id for r in store.list_runs(RunFilter(metadata=wanted, newest_first=False))]
+
+        assert ids(tenant="t-7") == ["a", "b"]
+        assert ids(tenant="t-7", vip=True) == ["a"]
+        assert ids(tier=1) == ["a"]  # a number equals an equal number, never a string
+        assert ids(tier=2) == ["b"]  # 2 == 2.0
+        assert ids(tier="1") == ["c"]
+        assert ids(vip=False) == ["b"]
+        assert ids(vip="true") == ["c"]  # a bool is not its name
+        assert ids(note=None) == ["b"]  # JSON null, not a missing key
+        assert ids(missing="x") == []
+        assert ids(**{"path/~x": "p"}) == ["a"]  # any key, whatever its characters
+        assert ids() == ["a", "b", "c", "d"]
+        got = store.list_runs(RunFilter(metadata={"tenant": "t-7"}, workflow="wf", limit=1))
+        assert [r.run_id for r in got] == ["b"]
+        for bad in ({"k": [1]}, {"k": {"a": 1}}, {"": "x"}, {5: "x"}, "tenant=t-7", {"k": float("inf")}):
+            with pytest.raises(InvalidArgument):
+                RunFilter(metadata=bad)  # type: ignore[arg-type]
+
+    def test_a_signal_keeps_the_id_of_the_call_that_stored_it(self, store: Store) -> None:
+        store.create_run(new_run("r1"))
+        first = store.post_signal("r1", "go", 1, dedupe_key="key:order-1", call_id="call-a")
+        assert first.call_id == "call-a"
+        with writes_nothing(store):  # another call with the same key: the first call's signal
+            assert store.post_signal("r1", "go", 2, dedupe_key="key:order-1", call_id="call-b") == first
+        plain = store.post_signal("r1", "go", 3)
+        assert plain.call_id is None
+        assert store.signals("r1") == [first, plain]
+        with writes_nothing(store), pytest.raises(InvalidArgument):
+            store.post_signal("r1", "go", 1, dedupe_key="k", call_id="")
+
+    def test_metadata_and_signal_call_ids_survive_close_and_reopen(
+        self, store: Store, tmp_path: Path, clock: FakeClock
+    ) -> None:
+        if not self.persistent:
+            pytest.skip("this store keeps nothing after close (persistent = False)")
+        store.create_runs([new_run("r1", metadata={"tenant": "t-7", "n": 1}), new_run("r2")])
+        signal = store.post_signal("r1", "go", 1, dedupe_key="key:k", call_id="call-a")
+        store.close()
+
+        reopened = self.make_store(tmp_path, clock)
+        try:
+            assert reopened.get_run("r1").metadata == {"tenant": "t-7", "n": 1}
+            assert [r.run_id for r in reopened.list_runs(RunFilter(metadata={"n": 1}))] == ["r1"]
+            with writes_nothing(reopened):
+                assert reopened.post_signal("r1", "go", 2, dedupe_key="key:k", call_id="call-b") == signal
+            assert reopened.signals("r1")[0].call_id == "call-a"
         finally:
             reopened.close()

@@ -309,6 +309,32 @@ def test_signal_resumes_a_waiting_run(cli: Cli, ids: dict[str, str]) -> None:
     assert steps_of(done) == {"draft": "done", "wait_approve": "done", "publish": "done"}
 
 
+def test_metadata_at_submit_filters_list_and_a_keyed_signal_is_stored_once(cli: Cli, started: Result) -> None:
+    assert started.code == 0, str(started)
+    tagged = new_run_id(
+        cli("submit", APPROVAL, "--input", '{"doc": "d-meta"}', "--meta", "tenant=t-cli", "--meta", "tier:=2"),
+        "approval",
+    )
+    by_tenant, by_tier, by_string_tier, bad = cli.many(
+        ["list", "--meta", "tenant=t-cli"],
+        ["list", "--meta", "tier:=2", "--meta", "tenant=t-cli"],
+        ["list", "--meta", "tier=2"],  # the string "2" is not the number 2
+        ["list", "--meta", "tenant"],
+    )
+    assert [row[0] for row in table_rows(by_tenant.out)] == [tagged], str(by_tenant)
+    assert [row[0] for row in table_rows(by_tier.out)] == [tagged], str(by_tier)
+    assert table_rows(by_string_tier.out) == [], str(by_string_tier)
+    assert "--meta takes KEY=VALUE" in one_error(bad, 2)
+    first = cli("signal", tagged, "approve", '{"ok": true}', "--key", "review-1")
+    assert first.code == 0 and first.out == f"signal approve #1 stored for {tagged}\n", str(first)
+    again = cli("signal", tagged, "approve", '{"ok": false}', "--key", "review-1")
+    assert again.code == 0, str(again)
+    assert "with key 'review-1' was stored before as #1" in again.out and "not stored again" in again.out, str(again)
+    done = wait_until_status(cli, tagged, "completed")
+    assert json.loads(show_field(done, "result")) == {"doc": "d-meta", "approved": True}
+    assert json.loads(show_field(done, "metadata")) == {"tenant": "t-cli", "tier": 2}
+
+
 def test_approve_and_reject_decide_waiting_runs_and_the_first_decision_stands(cli: Cli, started: Result) -> None:
     approved_id, rejected_id = (
         new_run_id(result, "release")
