@@ -96,6 +96,9 @@ class InMemoryStore:
                     last_seq=len(rows),
                     idempotency_key=new.idempotency_key,
                     parent_run_id=new.parent_run_id,
+                    queue=new.queue,
+                    queue_key=new.queue_key,
+                    priority=new.priority,
                 )
                 self._runs[new.run_id] = record
                 if new.idempotency_key:
@@ -132,6 +135,8 @@ class InMemoryStore:
                 and (not f.statuses or r.status in f.statuses)
                 and (f.created_after is None or r.created_at >= f.created_after)
                 and (f.created_before is None or r.created_at < f.created_before)
+                and (f.queue is None or r.queue == f.queue)
+                and (f.started_after is None or (r.started_at is not None and r.started_at >= f.started_after))
             ]
         records.sort(key=lambda r: (r.created_at, r.run_id), reverse=f.newest_first)
         return records[: f.limit]

@@ -27,6 +27,8 @@ from runner.errors import (
     InvalidInput,
     LeaseHeld,
     NonRetryableError,
+    QueueConfigError,
+    QueueFull,
     ReplayRefused,
     ResultTimeout,
     ResumeRefused,
@@ -44,11 +46,13 @@ from runner.errors import (
     StorePathInvalid,
     StoreWriteFailed,
     UnknownApproval,
+    UnknownQueue,
     WorkerLost,
     WorkflowFailed,
 )
 from runner.events import SKIPPED, FactRef
 from runner.policy import Policy, Resources
+from runner.queues import Queue, Rate
 from runner.state import StepInfo, WorkflowState
 from runner.store import RunFilter, RunRecord, RunStatus, Store
 from runner.workflow import Node, NodeKind, Workflow
@@ -135,6 +139,11 @@ __all__ = [
     "StorePathInvalid",
     "StoreWriteFailed",
     "UnknownApproval",
+    "Queue",
+    "QueueConfigError",
+    "QueueFull",
+    "Rate",
+    "UnknownQueue",
     "WorkerLost",
     "Workflow",
     "WorkflowFailed",

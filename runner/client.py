@@ -36,6 +36,7 @@ from runner.errors import (
 )
 from runner.events import SKIPPED, FactReused, RunSubmitted, StepSkipped, StoredEvent
 from runner.object_refs import resolve_object_refs
+from runner.queues import Queue, QueueTicket, limits_of, ticket_for
 from runner.ray_calls import RunnerCalls, StoreCalls, find_runner, runner_store
 from runner.reader import ActorStoreReader, Outcome
 from runner.runner import RUNNER_NAME, RecoveryReport, Runner, RunnerConfig, RunnerStats
@@ -188,6 +189,7 @@ class Client:
         self.store_url = store_url
         self._store = StoreCalls(runner_store(runner), find=lambda: runner_store(runner))
         self.reader = ActorStoreReader(self._store)  # every read of the store goes through it
+        self._runner_config: RunnerConfig | None = None  # read once, at the first submit to a queue
 
     def __repr__(self) -> str:
         return f"<runner.Client namespace={self.namespace!r} store={self.store_url!r}>"
@@ -206,6 +208,7 @@ class Client:
         idempotency_key: str | None = None,
         parent_run_id: str | None = None,
         definition: bytes | None = None,
+        ticket: QueueTicket | None = None,
     ) -> NewRun:
         """A run ready to store; ``definition``: the workflow already pickled (submit_many pickles once)."""
         if not isinstance(workflow, Workflow):
@@ -228,6 +231,9 @@ class Client:
             events=(submitted,),
             idempotency_key=idempotency_key,
             parent_run_id=parent_run_id,
+            queue=None if ticket is None else ticket.queue,
+            queue_key=None if ticket is None else ticket.key,
+            priority=0 if ticket is None else ticket.priority,
         )
 
     def submit(
@@ -237,27 +243,61 @@ class Client:
         *,
         run_id: str | None = None,
         idempotency_key: str | None = None,
+        queue: str | None = None,
+        queue_key: str | None = None,
+        priority: int = 0,
     ) -> RunHandle:
-        """Store a new run (durably, before returning) and queue it. Same id or key: the existing run."""
-        new = self.new_run(workflow, input, run_id=run_id, idempotency_key=idempotency_key)
+        """Store a new run (durably, before returning) and queue it. Same id or key: the existing run.
+
+        ``queue``: the named queue the run waits in until the queue's limits let it start
+        (README, "Queues and limits"); ``queue_key``: the value its per-key limit counts by
+        (e.g. a tenant); ``priority``: higher starts first within the queue. UnknownQueue,
+        QueueFull or QueueConfigError, and nothing stored, when the queue refuses the run."""
+        ticket = ticket_for(queue, queue_key, priority)
+        limits = self._queue_limits(ticket)
+        new = self.new_run(workflow, input, run_id=run_id, idempotency_key=idempotency_key, ticket=ticket)
         with by_value(workflow):  # the input may be of a class from the workflow's module
-            [(record, _created)] = self._create_runs([new])
+            [(record, _created)] = self._create_runs([new], limits)
         return RunHandle(self, record.run_id)
 
-    def submit_many(self, workflow: Workflow, inputs: list[Any]) -> list[RunHandle]:
-        """Many runs of one workflow in one store commit."""
+    def submit_many(
+        self,
+        workflow: Workflow,
+        inputs: list[Any],
+        *,
+        queue: str | None = None,
+        queue_key: str | None = None,
+        priority: int = 0,
+    ) -> list[RunHandle]:
+        """Many runs of one workflow in one store commit (each in ``queue``, as ``submit``: all
+        stored or, if they would take the queue over its max_pending, none)."""
+        ticket = ticket_for(queue, queue_key, priority)
+        limits = self._queue_limits(ticket)
         definition = pickle_definition(workflow)
-        news = [self.new_run(workflow, item, definition=definition) for item in inputs]
+        news = [self.new_run(workflow, item, definition=definition, ticket=ticket) for item in inputs]
         with by_value(workflow):
-            results = self._create_runs(news)
+            results = self._create_runs(news, limits)
         return [RunHandle(self, record.run_id) for record, _ in results]
 
-    def _create_runs(self, news: list[NewRun]) -> list[tuple[RunRecord, bool]]:
+    def _create_runs(self, news: list[NewRun], queues: Sequence[Queue] = ()) -> list[tuple[RunRecord, bool]]:
         """Store runs in the Store actor (durable on return), where the Runner learns of them:
         a submit waits neither for the Runner nor behind the workers' appends (submits have a
-        lane of their own there). Sent again after a restart, a run is stored once (its id)."""
-        results: list[tuple[RunRecord, bool]] = self._store.call(lambda store: store.create_runs(news))
+        lane of their own there). Sent again after a restart, a run is stored once (its id).
+        ``queues``: those whose max_pending the Store actor checks before storing."""
+        results: list[tuple[RunRecord, bool]] = self._store.call(lambda store: store.create_runs(news, queues))
         return results
+
+    def _queue_limits(self, ticket: QueueTicket | None) -> tuple[Queue, ...]:
+        """The limits of ``ticket``'s queue when it has a max_pending to check (UnknownQueue
+        if the Runner takes declared queues only and this one is not)."""
+        if ticket is None:
+            return ()
+        if self._runner_config is None:
+            self._runner_config = self._calls.call(lambda r: r.config_in_use.remote())
+        config = self._runner_config
+        declared = {q.name: q for q in config.queues}
+        queue = limits_of(ticket.queue, declared, declared_only=config.declared_queues_only)
+        return (queue,) if queue.max_pending is not None else ()
 
     def get(self, run_id: str) -> RunHandle:
         """A handle on an existing run; RunNotFound if there is none."""

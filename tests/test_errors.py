@@ -56,6 +56,10 @@ SAMPLES: dict[str, Any] = {
     "verb": "approved",
     "known": ["deploy", "ship"],
     "child_run_id": "orders-1:bill",
+    "field": "concurrency",
+    "queue": "emails",
+    "max_pending": 1000,
+    "pending": 1000,
 }
 # ResultTimeout reads its status as "still running"
 SAMPLES_BY_CLASS: dict[str, dict[str, Any]] = {"ResultTimeout": {"status": "running"}}
@@ -88,6 +92,9 @@ ADVICE: dict[str, str] = {
     "ApprovalRejected": "replay or fork the run to ask again",
     "ApprovalAlreadyDecided": "a decision once recorded stands",
     "UnknownApproval": "nothing was stored",
+    "QueueConfigError": "concurrency: ",  # it names the field; the message is the advice
+    "UnknownQueue": "declare it in RunnerConfig(queues=[Queue(...)])",
+    "QueueFull": "submit again once runs have started, or raise max_pending",
 }
 
 

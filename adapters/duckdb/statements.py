@@ -17,7 +17,8 @@ from runner.store import RunRecord, RunStatus
 
 RUN_COLUMNS = (
     "run_id, workflow, status, definition, definition_hash, created_at, updated_at, last_seq, "
-    "lease, lease_owner, lease_expires_at, idempotency_key, parent_run_id, error"
+    "lease, lease_owner, lease_expires_at, idempotency_key, parent_run_id, error, "
+    "queue, queue_key, priority, started_at"
 )
 SELECT_RUN = f"SELECT {RUN_COLUMNS} FROM runs WHERE run_id = ?"
 STREAM_CHUNK = 5_000
@@ -47,6 +48,10 @@ def record_of(row: tuple[Any, ...]) -> RunRecord:
         idempotency_key=row[11],
         parent_run_id=row[12],
         error=row[13],
+        queue=row[14],
+        queue_key=row[15],
+        priority=row[16],
+        started_at=row[17],
     )
 
 
@@ -99,7 +104,8 @@ def insert_runs(con: duckdb.DuckDBPyConnection, records: Sequence[RunRecord]) ->
     con.execute(
         f"INSERT INTO runs ({RUN_COLUMNS}) SELECT unnest(?::VARCHAR[]), unnest(?::VARCHAR[]), unnest(?::VARCHAR[]), "
         "unnest(?::BLOB[]), unnest(?::VARCHAR[]), unnest(?::DOUBLE[]), unnest(?::DOUBLE[]), unnest(?::BIGINT[]), "
-        "0, NULL, NULL, unnest(?::VARCHAR[]), unnest(?::VARCHAR[]), NULL",
+        "0, NULL, NULL, unnest(?::VARCHAR[]), unnest(?::VARCHAR[]), NULL, "
+        "unnest(?::VARCHAR[]), unnest(?::VARCHAR[]), unnest(?::BIGINT[]), NULL",
         [
             [r.run_id for r in records],
             [r.workflow for r in records],
@@ -111,6 +117,9 @@ def insert_runs(con: duckdb.DuckDBPyConnection, records: Sequence[RunRecord]) ->
             [r.last_seq for r in records],
             [r.idempotency_key for r in records],
             [r.parent_run_id for r in records],
+            [r.queue for r in records],
+            [r.queue_key for r in records],
+            [r.priority for r in records],
         ],
     )
 
@@ -135,10 +144,11 @@ _RUN_FIELDS: dict[str, tuple[str, Callable[[RunRecord], Any]]] = {
     "lease": ("BIGINT", lambda r: r.lease),
     "lease_owner": ("VARCHAR", lambda r: r.lease_owner),
     "lease_expires_at": ("DOUBLE", lambda r: r.lease_expires_at),
+    "started_at": ("DOUBLE", lambda r: r.started_at),
 }
 CURSOR_AND_STATUS = ("last_seq", "status", "updated_at", "error")
 LEASE = ("lease", "lease_owner", "lease_expires_at")
-LEASE_AND_STATUS = ("lease", "lease_owner", "lease_expires_at", "status", "updated_at")
+LEASE_AND_STATUS = ("lease", "lease_owner", "lease_expires_at", "status", "updated_at", "started_at")
 
 
 def update_runs(

@@ -188,6 +188,9 @@ class DuckDBStore:
                         last_seq=len(rows),
                         idempotency_key=new.idempotency_key,
                         parent_run_id=new.parent_run_id,
+                        queue=new.queue,
+                        queue_key=new.queue_key,
+                        priority=new.priority,
                     )
                     event_rows.add(new.run_id, 1, new.events, rows)
                     by_id[new.run_id] = record
@@ -247,6 +250,12 @@ class DuckDBStore:
         if f.created_before is not None:
             where.append("created_at < ?")
             params.append(f.created_before)
+        if f.queue is not None:
+            where.append("queue = ?")
+            params.append(f.queue)
+        if f.started_after is not None:
+            where.append("started_at >= ?")
+            params.append(f.started_after)
         order = "DESC" if f.newest_first else "ASC"
         query = (
             f"SELECT {statements.RUN_COLUMNS} FROM runs WHERE {' AND '.join(where)} "
