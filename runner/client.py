@@ -312,8 +312,10 @@ class Client:
         status: str | RunStatus | tuple[str | RunStatus, ...] = (),
         since: float | None = None,
         limit: int = 100,
+        queue: str | None = None,
     ) -> list[RunRecord]:
-        run_filter = RunFilter(workflow=workflow, status=status, created_after=since, limit=limit)
+        """Runs, newest first; ``queue``: those submitted to that named queue only."""
+        run_filter = RunFilter(workflow=workflow, status=status, created_after=since, limit=limit, queue=queue)
         return self.reader.list_runs(run_filter)
 
     def signal(self, run_id: str, name: str, payload: Any = None) -> int:

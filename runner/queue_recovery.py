@@ -30,7 +30,7 @@ async def recover_queues(store: StoreHandle, book: QueueBook, clock: Callable[[]
             if record.status is RunStatus.PENDING:
                 book.add(Waiting(run_id=record.run_id, ticket=ticket, created_at=record.created_at))
             else:
-                book.started(record.run_id, ticket, at=None)
+                book.started(record.run_id, ticket)
         if queue.rate is not None:
             recent = RunFilter(queue=queue.name, started_after=now - queue.rate.per, limit=_ALL)
             for record in await store.list_runs(recent):

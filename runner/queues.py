@@ -22,6 +22,7 @@ Pure: no Ray, no I/O; the clock is passed in. The Runner is a thin caller
 
 from __future__ import annotations
 
+import bisect
 import collections
 import heapq
 import math
@@ -180,7 +181,8 @@ class _QueueState:
     waiting: list[Waiting] = field(default_factory=list)  # a heap
     running: set[str] = field(default_factory=set)
     per_key: collections.Counter[str] = field(default_factory=collections.Counter)
-    starts: collections.deque[float] = field(default_factory=collections.deque)  # first starts, oldest first
+    starts: list[float] = field(default_factory=list)  # first starts the store recorded, oldest first
+    unstarted: set[str] = field(default_factory=set)  # admitted, first start not seen yet (rate limits only)
 
 
 class QueueBook:
@@ -223,9 +225,8 @@ class QueueBook:
         self._waiting[waiting.run_id] = waiting
         heapq.heappush(self._state(waiting.ticket.queue).waiting, waiting)
 
-    def started(self, run_id: str, ticket: QueueTicket, at: float | None) -> None:
-        """A run of the queue has started (found at start-up, or admitted): it holds a place;
-        ``at``: when it first started, for the rate limit (None: not known, not counted)."""
+    def started(self, run_id: str, ticket: QueueTicket) -> None:
+        """A run of the queue has started (found so at start-up): it holds a place."""
         if run_id in self._running:
             return
         self.withdraw(run_id)
@@ -234,17 +235,30 @@ class QueueBook:
         if ticket.key is not None:
             state.per_key[ticket.key] += 1
         self._running[run_id] = ticket
-        if at is not None and state.limits.rate is not None:
-            state.starts.append(at)
-            if len(state.starts) > 1 and state.starts[-2] > at:  # found out of order at start-up
-                state.starts = collections.deque(sorted(state.starts))
 
     def counted_start(self, queue: str, at: float) -> None:
-        """A run of ``queue`` first started at ``at`` (found at start-up, ended or not): its rate limit counts it."""
+        """A run of ``queue`` first started at ``at``, as the store recorded it (``started_at``):
+        its rate limit counts it."""
         state = self._state(queue)
         if state.limits.rate is not None:
-            state.starts.append(at)
-            state.starts = collections.deque(sorted(state.starts))
+            bisect.insort(state.starts, at)
+
+    def first_started(self, run_id: str, at: float) -> None:
+        """An admitted run's first start, as the store recorded it: it counts from then on,
+        instead of as a start to come."""
+        ticket = self._running.get(run_id)
+        if ticket is None:
+            return
+        state = self._state(ticket.queue)
+        if run_id in state.unstarted:
+            state.unstarted.discard(run_id)
+            self.counted_start(ticket.queue, at)
+
+    @property
+    def unstarted(self) -> list[str]:
+        """Admitted runs of rate-limited queues whose first start the store has not shown yet:
+        the caller reads their ``started_at`` and reports it (:meth:`first_started`)."""
+        return [run_id for state in self._queues.values() for run_id in state.unstarted]
 
     def ended(self, run_id: str) -> None:
         """A run ended (or is gone): its place is free."""
@@ -254,6 +268,7 @@ class QueueBook:
             return
         state = self._state(ticket.queue)
         state.running.discard(run_id)
+        state.unstarted.discard(run_id)  # ended without starting (cancelled): it never counts
         if ticket.key is not None:
             state.per_key[ticket.key] -= 1
             if state.per_key[ticket.key] <= 0:
@@ -284,7 +299,10 @@ class QueueBook:
             heapq.heappush(self._state(waiting.ticket.queue).waiting, waiting)
         for waiting in start:
             del self._waiting[waiting.run_id]
-            self.started(waiting.run_id, waiting.ticket, now)
+            self.started(waiting.run_id, waiting.ticket)
+            state = self._state(waiting.ticket.queue)
+            if state.limits.rate is not None:
+                state.unstarted.add(waiting.run_id)
         return Admission(start=tuple(w.run_id for w in start), look_again_at=look_again)
 
     def _state(self, name: str) -> _QueueState:
@@ -304,11 +322,15 @@ def _choose(state: _QueueState, now: float, room: int) -> tuple[list[Waiting], f
         allowed = min(allowed, limits.concurrency - len(state.running))
     look_again: float | None = None
     if limits.rate is not None:
-        while state.starts and state.starts[0] <= now - limits.rate.per:
-            state.starts.popleft()
-        free = limits.rate.limit - len(state.starts)
-        if free < allowed and state.waiting:
-            look_again = (state.starts[0] if state.starts else now) + limits.rate.per
+        # a start to come counts now: it will be recorded at or after now, so every window of
+        # ``per`` seconds of recorded starts holds at most ``limit`` (see the tests)
+        expired = 0
+        while expired < len(state.starts) and state.starts[expired] + limits.rate.per <= now:
+            expired += 1  # (s + per <= now, not s <= now - per: the very sum look_again_at gives)
+        del state.starts[:expired]
+        free = limits.rate.limit - len(state.starts) - len(state.unstarted)
+        if free < allowed and state.waiting and state.starts:
+            look_again = state.starts[0] + limits.rate.per  # starts to come: the caller looks when they are seen
         allowed = min(allowed, free)
     chosen: list[Waiting] = []
     held: list[Waiting] = []

@@ -85,6 +85,7 @@ _WAKE_LATER = (RunStatus.SUSPENDED.value, RunStatus.PENDING.value)
 FOLLOW_WAIT = 30.0  # seconds a submitted_since call waits for a new run before it is asked again
 FOLLOW_BACKOFF = 0.2  # seconds before asking again after the Store actor could not answer
 _ALL = 1 << 62  # "no limit" for list_runs
+FIRST_START_POLL = 0.05  # seconds between reads of rate-limited runs' first starts, while some are to come
 
 
 class Runner:
@@ -123,6 +124,7 @@ class Runner:
         self.queue_book = QueueBook(config.queues, declared_only=config.declared_queues_only)
         # when a rate limit lets the runs it holds back start (unix time), and the call set for then
         self._queue_wake: tuple[float, asyncio.TimerHandle] | None = None
+        self._watching_starts = False  # _watch_first_starts runs
         self._pending: collections.deque[str] = collections.deque()
         self._backing_off: set[str] = set()  # runs waiting out a restart backoff
         self._blocked: dict[str, str] = {}  # runs to pause whose pause the store could not record -> the reason
@@ -332,7 +334,7 @@ class Runner:
             live_workers=len(self.pool.workers),
             peak_workers=self.pool.peak,
             busy_workers=self.pool.busy,
-            pending=len(self._pending),
+            pending=len(self._pending) + self.queue_book.waiting,  # queued runs wait in their queue
             restarts=self.restarts.restarts,
             store_outages=self.restarts.store_outages,
             workers_started=self.pool.started,
@@ -397,12 +399,36 @@ class Runner:
         room = max(0, self.pool.room() - len(self._pending))
         admission = self.queue_book.admit(time.time(), room)
         self._pending.extend(admission.start)
+        if self.queue_book.unstarted and not self._watching_starts:
+            self._watching_starts = True
+            asyncio.get_running_loop().create_task(self._watch_first_starts())
         at = admission.look_again_at
         if at is not None and (self._queue_wake is None or at < self._queue_wake[0]):
             if self._queue_wake is not None:
                 self._queue_wake[1].cancel()  # a later look: this one comes first
             handle = asyncio.get_running_loop().call_later(max(0.0, at - time.time()), self._queue_wake_fired)
             self._queue_wake = (at, handle)
+
+    async def _watch_first_starts(self) -> None:
+        """Read when the admitted runs of rate-limited queues first start (``started_at``, set by
+        the store as a worker takes a run over) until each has: a rate limit counts those
+        times, and each run admitted counts until then as a start to come (runner.queues)."""
+        try:
+            while self.queue_book.unstarted:
+                await asyncio.sleep(FIRST_START_POLL)
+                try:
+                    records = await self.store.get_runs(self.queue_book.unstarted)
+                except Exception as exc:  # the Store actor is restarting, or a run was deleted
+                    log.warning("runner: could not read queued runs' starts (%s); asking again", _described(exc))
+                    continue
+                for record in records:
+                    if record.started_at is not None:
+                        self.queue_book.first_started(record.run_id, record.started_at)
+                    elif record.status.is_terminal:
+                        self.queue_book.ended(record.run_id)  # ended before it ever started
+                self._schedule()
+        finally:
+            self._watching_starts = False
 
     def _queue_wake_fired(self) -> None:
         self._queue_wake = None
