@@ -386,6 +386,7 @@ def submit(
 @click.option("--status", multiple=True, help="Only runs in this status (repeatable).")
 @click.option("--since", default=None, type=float, help="Only runs created after this unix time.")
 @click.option("--limit", default=50, show_default=True, type=int)
+@click.option("--queue", default=None, help="Only runs submitted to this named queue.")
 @common
 def list_(
     workflow: str | None,
@@ -395,9 +396,12 @@ def list_(
     store: str,
     address: str | None,
     namespace: str,
+    queue: str | None = None,
 ) -> None:
     """List runs, newest first."""
-    run_filter = RunFilter(workflow=workflow, status=status, created_after=since, limit=limit)  # checked first
+    run_filter = RunFilter(
+        workflow=workflow, status=status, created_after=since, limit=limit, queue=queue
+    )  # checked first
     reader = _reader(store, address, namespace)
     records = reader.list_runs(run_filter)
     rows = [
