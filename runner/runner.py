@@ -323,6 +323,9 @@ class Runner:
         ended yet (its worker recorded the failure and is finishing) is queued once it has."""
         record = await self.status_writes.reopen(run_id, reason)
         self.restarts.forget(run_id)  # a fresh restart budget, as the failed steps get fresh retries
+        if record.queue is not None:  # running again: it holds a queue place until it ends again
+            ticket = QueueTicket(queue=record.queue, key=record.queue_key, priority=record.priority)
+            self.queue_book.started(run_id, ticket)
         if self.pool.is_driving(run_id):
             self._reopened_while_active.add(run_id)
         else:
