@@ -7,7 +7,10 @@ admits it. A queue limits
   (a run holds its place from its first start until it ends: suspended,
   sleeping and paused runs keep it, so a wake-up never waits for a place);
 - ``per_key``: the same, per value of the ``queue_key`` given at submit;
-- ``rate``: at most ``Rate.limit`` first starts in any ``Rate.per`` seconds;
+- ``rate``: at most ``Rate.limit`` first starts in any ``Rate.per`` seconds, as
+  the store records them (``started_at``); a run admitted counts as a start to
+  come until the caller reports its recorded start, so a late take-over never
+  squeezes more starts into a period;
 - ``max_pending``: runs waiting to start (a submit over it raises ``QueueFull``;
   checked where runs are stored, see :func:`check_pending_room`).
 
@@ -285,7 +288,8 @@ class QueueBook:
     # ---------------------------------------------------------- decision
     def admit(self, now: float, room: int) -> Admission:
         """Start at most ``room`` waiting runs now, as every queue's limits allow, best first
-        across queues; they count as started at ``now``."""
+        across queues. They hold their places from now; in a rate-limited queue each counts
+        as a start to come until :meth:`first_started` reports when it started."""
         candidates: list[Waiting] = []
         look_again: float | None = None
         for state in self._queues.values():
