@@ -108,6 +108,9 @@ class InMemoryStore:
                     idempotency_key=new.idempotency_key,
                     parent_run_id=new.parent_run_id,
                     metadata=new.metadata,
+                    queue=new.queue,
+                    queue_key=new.queue_key,
+                    priority=new.priority,
                 )
                 self._runs[new.run_id] = record
                 if new.idempotency_key:
@@ -145,6 +148,8 @@ class InMemoryStore:
                 and (f.created_after is None or r.created_at >= f.created_after)
                 and (f.created_before is None or r.created_at < f.created_before)
                 and (not f.metadata or metadata.matches(r.metadata, f.metadata))
+                and (f.queue is None or r.queue == f.queue)
+                and (f.started_after is None or (r.started_at is not None and r.started_at >= f.started_after))
             ]
         records.sort(key=lambda r: (r.created_at, r.run_id), reverse=f.newest_first)
         return records[: f.limit]

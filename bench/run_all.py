@@ -17,13 +17,14 @@ import chain  # noqa: E402
 import fanout  # noqa: E402
 import latency  # noqa: E402
 import loop  # noqa: E402
+import queues  # noqa: E402
 import recovery  # noqa: E402
 import scale  # noqa: E402
 import submit  # noqa: E402
 from common import Result, machine  # noqa: E402
 
 # loop first and chain (batched) next: the table shows the two patterns side by side
-BENCHMARKS = [loop, chain, submit, latency, fanout, append, recovery, scale]
+BENCHMARKS = [loop, chain, submit, latency, fanout, append, recovery, scale, queues]
 
 
 def main() -> int:

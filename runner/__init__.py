@@ -30,6 +30,8 @@ from runner.errors import (
     InvalidInput,
     LeaseHeld,
     NonRetryableError,
+    QueueConfigError,
+    QueueFull,
     ReplayRefused,
     ResultTimeout,
     ResumeRefused,
@@ -50,11 +52,13 @@ from runner.errors import (
     StoreWriteFailed,
     UnknownApproval,
     UnknownPolicyTarget,
+    UnknownQueue,
     WorkerLost,
     WorkflowFailed,
 )
 from runner.events import SKIPPED, FactRef
 from runner.policy import Policy, Resources
+from runner.queues import Queue, Rate
 from runner.run_metadata import RunMetadata, StepMetadata
 from runner.signal_id import SignalId
 from runner.state import StepInfo, WorkflowState
@@ -149,6 +153,11 @@ __all__ = [
     "StorePathInvalid",
     "StoreWriteFailed",
     "UnknownApproval",
+    "Queue",
+    "QueueConfigError",
+    "QueueFull",
+    "Rate",
+    "UnknownQueue",
     "WorkerLost",
     "Workflow",
     "WorkflowFailed",

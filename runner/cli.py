@@ -418,6 +418,7 @@ def submit(
     help="Only runs whose submit metadata has KEY=VALUE (a string); KEY:=JSON compares a number, "
     "true, false or null (repeatable: all must match).",
 )
+@click.option("--queue", default=None, help="Only runs submitted to this named queue.")
 @common
 def list_(
     workflow: str | None,
@@ -428,10 +429,11 @@ def list_(
     store: str,
     address: str | None,
     namespace: str,
+    queue: str | None = None,
 ) -> None:
     """List runs, newest first."""
     run_filter = RunFilter(
-        workflow=workflow, status=status, created_after=since, limit=limit, metadata=parse_meta(meta)
+        workflow=workflow, status=status, created_after=since, limit=limit, metadata=parse_meta(meta), queue=queue
     )  # checked first
     reader = _reader(store, address, namespace)
     records = reader.list_runs(run_filter)

@@ -40,6 +40,7 @@ from runner.errors import (
 from runner.events import SKIPPED, FactReused, RunSubmitted, StepSkipped, StoredEvent
 from runner.metadata import FilterValue, JSONValue, check_metadata
 from runner.object_refs import resolve_object_refs
+from runner.queues import Queue, QueueTicket, limits_of, ticket_for
 from runner.ray_calls import RunnerCalls, StoreCalls, find_runner, runner_store
 from runner.reader import ActorStoreReader, Outcome
 from runner.run_metadata import RunMetadata, run_metadata
@@ -203,6 +204,7 @@ class Client:
         self.store_url = store_url
         self._store = StoreCalls(runner_store(runner), find=lambda: runner_store(runner))
         self.reader = ActorStoreReader(self._store)  # every read of the store goes through it
+        self._runner_config: RunnerConfig | None = None  # read once, at the first submit to a queue
 
     def __repr__(self) -> str:
         return f"<runner.Client namespace={self.namespace!r} store={self.store_url!r}>"
@@ -225,6 +227,7 @@ class Client:
         deadline: float | datetime.timedelta | datetime.datetime | None = None,
         checkpoint: CheckpointStrategy | str | None = None,
         metadata: dict[str, JSONValue] | None = None,
+        ticket: QueueTicket | None = None,
     ) -> NewRun:
         """A run ready to store; ``definition``: the workflow already pickled (submit_many pickles once).
         ``policies``, ``deadline``, ``checkpoint`` and ``metadata``: see :meth:`submit`."""
@@ -260,6 +263,9 @@ class Client:
             idempotency_key=idempotency_key,
             parent_run_id=parent_run_id,
             metadata=check_metadata(metadata),
+            queue=None if ticket is None else ticket.queue,
+            queue_key=None if ticket is None else ticket.key,
+            priority=0 if ticket is None else ticket.priority,
         )
 
     def submit(
@@ -273,6 +279,9 @@ class Client:
         deadline: float | datetime.timedelta | datetime.datetime | None = None,
         checkpoint: CheckpointStrategy | str | None = None,
         metadata: dict[str, JSONValue] | None = None,
+        queue: str | None = None,
+        queue_key: str | None = None,
+        priority: int = 0,
     ) -> RunHandle:
         """Store a new run (durably, before returning) and queue it. Same id or key: the existing run,
         unchanged (``handle.created`` is False then, True when this call stored the run).
@@ -283,7 +292,13 @@ class Client:
         datetime: past it the run fails with RunDeadlineExceeded (:mod:`runner.deadlines`).
         ``checkpoint``: this run's checkpoint strategy instead of the workflow's (:mod:`runner.checkpoint`).
         ``metadata``: JSON values kept with the run, for ``list_runs(metadata=...)``, SQL and
-        ``handle.metadata()``. Bad ones raise (InvalidArgument names the field) before anything is stored."""
+        ``handle.metadata()``. ``queue``: the named queue the run waits in until the queue's
+        limits let it start (README, "Queues and limits"); ``queue_key``: the value its per-key
+        limit counts by (e.g. a tenant); ``priority``: higher starts first within the queue.
+        Bad ones raise (InvalidArgument names the field; UnknownQueue, QueueFull or
+        QueueConfigError when the queue refuses the run) before anything is stored."""
+        ticket = ticket_for(queue, queue_key, priority)
+        limits = self._queue_limits(ticket)
         new = self.new_run(
             workflow,
             input,
@@ -293,28 +308,41 @@ class Client:
             deadline=deadline,
             checkpoint=checkpoint,
             metadata=metadata,
+            ticket=ticket,
         )
         with by_value(workflow):  # the input may be of a class from the workflow's module
-            [(record, created)] = self._create_runs([new])
+            [(record, created)] = self._create_runs([new], limits)
         return RunHandle(self, record.run_id, created=created)
 
     def submit_many(
-        self, workflow: Workflow, inputs: list[Any], *, metadata: dict[str, JSONValue] | None = None
+        self,
+        workflow: Workflow,
+        inputs: list[Any],
+        *,
+        metadata: dict[str, JSONValue] | None = None,
+        queue: str | None = None,
+        queue_key: str | None = None,
+        priority: int = 0,
     ) -> list[RunHandle]:
-        """Many runs of one workflow in one store commit; ``metadata`` (one mapping) is kept with each."""
+        """Many runs of one workflow in one store commit; ``metadata`` (one mapping) is kept with
+        each; each waits in ``queue``, as with ``submit`` (all stored or, if they would take the
+        queue over its max_pending, none)."""
+        ticket = ticket_for(queue, queue_key, priority)
+        limits = self._queue_limits(ticket)
         definition = pickle_definition(workflow)
         checked = check_metadata(metadata)  # once, before anything is stored
-        news = [self.new_run(workflow, item, definition=definition, metadata=checked) for item in inputs]
+        news = [self.new_run(workflow, item, definition=definition, metadata=checked, ticket=ticket) for item in inputs]
         with by_value(workflow):
-            results = self._create_runs(news)
+            results = self._create_runs(news, limits)
         return [RunHandle(self, record.run_id, created=created) for record, created in results]
 
-    def _create_runs(self, news: list[NewRun]) -> list[tuple[RunRecord, bool]]:
+    def _create_runs(self, news: list[NewRun], queues: Sequence[Queue] = ()) -> list[tuple[RunRecord, bool]]:
         """Store runs in the Store actor (durable on return), where the Runner learns of them:
         a submit waits neither for the Runner nor behind the workers' appends (submits have a
         lane of their own there). Sent again after a restart, a run is stored once (its id).
-        Each run's flag says whether this call stored it (see :meth:`_stored_by_this_call`)."""
-        results: list[tuple[RunRecord, bool]] = self._store.call(lambda store: store.create_runs(news))
+        Each run's flag says whether this call stored it (see :meth:`_stored_by_this_call`).
+        ``queues``: those whose max_pending the Store actor checks before storing."""
+        results: list[tuple[RunRecord, bool]] = self._store.call(lambda store: store.create_runs(news, queues))
         return [
             (record, created or self._stored_by_this_call(new, record))
             for new, (record, created) in zip(news, results, strict=True)
@@ -375,6 +403,18 @@ class Client:
         check_schedule_name(name)
         self._calls.call(lambda r: r.delete_schedule.remote(name))
 
+    def _queue_limits(self, ticket: QueueTicket | None) -> tuple[Queue, ...]:
+        """The limits of ``ticket``'s queue when it has a max_pending to check (UnknownQueue
+        if the Runner takes declared queues only and this one is not)."""
+        if ticket is None:
+            return ()
+        if self._runner_config is None:
+            self._runner_config = self._calls.call(lambda r: r.config_in_use.remote())
+        config = self._runner_config
+        declared = {q.name: q for q in config.queues}
+        queue = limits_of(ticket.queue, declared, declared_only=config.declared_queues_only)
+        return (queue,) if queue.max_pending is not None else ()
+
     def get(self, run_id: str) -> RunHandle:
         """A handle on an existing run; RunNotFound if there is none (its ``created`` is None: unknown)."""
         check_run_id(run_id)
@@ -389,11 +429,13 @@ class Client:
         since: float | None = None,
         limit: int = 100,
         metadata: dict[str, FilterValue] | None = None,
+        queue: str | None = None,
     ) -> list[RunRecord]:
         """Runs, newest first. ``metadata``: only runs whose submit metadata holds each key with an
-        equal value (a string, number, bool or None; selected by the store, not after loading)."""
+        equal value (a string, number, bool or None; selected by the store, not after loading);
+        ``queue``: those submitted to that named queue only."""
         run_filter = RunFilter(
-            workflow=workflow, status=status, created_after=since, limit=limit, metadata=metadata or {}
+            workflow=workflow, status=status, created_after=since, limit=limit, metadata=metadata or {}, queue=queue
         )
         return self.reader.list_runs(run_filter)
 

@@ -108,7 +108,7 @@ def plan_cycle(
             return CyclePlan(events=tuple(events))
         events.append(state.record(RunPaused(at=now)))
         return CyclePlan(events=tuple(events), stop=TurnEnd.PAUSED)
-    tasks = state.runnables(in_flight, now)
+    tasks = state.runnables(in_flight, now, step_room(state, in_flight))
     if lease is not None:
         events += [state.record(started_event(task, lease, now)) for task in tasks]
     wake_at = _earliest(state.next_wakeup(), state.deadline_at)  # woken at the run's deadline at the latest
@@ -131,6 +131,14 @@ def plan_cycle(
 def _earliest(*times: float | None) -> float | None:
     known = [t for t in times if t is not None]
     return min(known) if known else None
+
+
+def step_room(state: WorkflowState, in_flight: Collection[TaskKey]) -> int | None:
+    """How many more of the run's steps may start now under its workflow's ``max_concurrency``
+    (at most that many in flight at once, chosen by step priority, then definition order);
+    None: no limit."""
+    limit = getattr(state.workflow, "max_concurrency", None)  # a definition pickled before it existed has none
+    return None if limit is None else max(0, limit - len(in_flight))
 
 
 def started_event(task: Task, lease: int, now: float) -> StepStarted:

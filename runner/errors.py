@@ -535,3 +535,48 @@ class UnknownApproval(InvalidArgument):
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (type(self), (self.run_id, self.approval, self.known))
+
+
+class QueueConfigError(InvalidArgument):
+    """A queue, or a submit's queue arguments, were given a value they cannot take; ``field``
+    names the culprit (``concurrency``, ``rate.limit``, ``queue_key`` ...)."""
+
+    def __init__(self, field: str, message: str) -> None:
+        self.field = field
+        self.message = message
+        super().__init__(f"{field}: {message}; nothing was stored")
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.field, self.message))
+
+
+class UnknownQueue(InvalidArgument):
+    """A submit named a queue the Runner's config does not declare, while it takes declared queues only."""
+
+    def __init__(self, queue: str, known: list[str]) -> None:
+        self.queue = queue
+        self.known = list(known)
+        has = self.known if self.known else "none"
+        super().__init__(
+            f"queue: no queue named {queue!r} is declared (declared: {has}); declare it in "
+            "RunnerConfig(queues=[Queue(...)]) or set RunnerConfig(declared_queues_only=False); nothing was stored"
+        )
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.queue, self.known))
+
+
+class QueueFull(RunnerError):
+    """A submit would take queue ``queue`` over its ``max_pending`` runs waiting to start."""
+
+    def __init__(self, queue: str, max_pending: int, pending: int) -> None:
+        self.queue = queue
+        self.max_pending = max_pending
+        self.pending = pending
+        super().__init__(
+            f"queue {queue!r} is full: {pending} run(s) wait to start and its max_pending is {max_pending}; "
+            "nothing was stored; submit again once runs have started, or raise max_pending"
+        )
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.queue, self.max_pending, self.pending))

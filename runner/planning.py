@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import heapq
 import random
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Iterable, Iterator
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -50,6 +50,18 @@ from runner.events import (
 from runner.planning_index import PlanningIndex
 from runner.run_data import EXECUTABLE_KINDS, RunData, TaskKey, TaskRecord, TaskStatus, label
 from runner.workflow import Node, NodeKind, Workflow
+
+
+def _ascending(items: Collection[int]) -> Iterator[int]:
+    """``items`` smallest first, sorted only as far as they are read (a heap: O(n) to start)."""
+    heap = list(items)
+    heapq.heapify(heap)
+    while heap:
+        yield heapq.heappop(heap)
+
+
+def _item(key: TaskKey) -> int:
+    return key[1] or 0
 
 
 class _NotTaken:
@@ -95,12 +107,16 @@ class Planner:
         self._d = data
         self._index = index
 
-    def runnables(self, in_flight: Collection[TaskKey] = (), now: float | None = None) -> list[Task]:
-        """Tasks that may start now, highest priority first.
+    def runnables(
+        self, in_flight: Collection[TaskKey] = (), now: float | None = None, limit: int | None = None
+    ) -> list[Task]:
+        """Tasks that may start now, highest priority first (then definition order, then item).
 
         A task recorded as started but not in ``in_flight`` is returned again
         (its worker died): a step runs at least once. Retries are returned once
         ``now`` reaches their ``retry_at`` (``now=None``: ignore the clock).
+        ``limit``: the first ``limit`` of them only (a workflow's ``max_concurrency``);
+        a map's items beyond it are not even looked at, so a large map costs no more.
         """
         d = self._d
         if d.outcome is not None or d.paused or not d.submitted:
@@ -121,12 +137,20 @@ class Planner:
             if node.kind is NodeKind.MAP:
                 if node.name not in d.map_counts:
                     continue
-                keys: list[TaskKey] = [(node.name, i) for i in sorted(d.ready_items.get(node.name, ()))]
-                keys += orphans.get(node.name, [])
+                # made one by one: with a limit, only the first few are looked at
+                ready = d.ready_items.get(node.name, ())
+                keys: Iterable[TaskKey] = (
+                    (node.name, i) for i in (sorted(ready) if limit is None else _ascending(ready))
+                )
+                if node.name in orphans:
+                    keys = heapq.merge(keys, sorted(orphans[node.name], key=_item), key=_item)
             else:
                 keys = [(node.name, None)]
             nested = bool(d.nested_facts) and any(up in d.nested_facts for up in node.after)
+            taken = 0  # tasks of this node so far: with a limit, its first ``limit`` items are enough
             for key in keys:
+                if limit is not None and taken >= limit:
+                    break
                 if key in in_flight:
                     continue
                 rec = d.tasks.get(key) or TaskRecord()
@@ -152,9 +176,10 @@ class Planner:
                     level=rec.level,
                 )
                 tasks.append(task)
+                taken += 1
         order = self._index.order
         tasks.sort(key=lambda t: (-nodes[t.node].policy.priority, order[t.node], t.item or 0))
-        return tasks
+        return tasks if limit is None else tasks[: max(0, limit)]
 
     def advance(self, now: float) -> list[Event]:
         """Bookkeeping events that follow from the log as it stands, in order.

@@ -85,6 +85,12 @@ class WorkerPool:
     def busy(self) -> int:
         return sum(1 for slot in self.workers if slot.runs)
 
+    def room(self) -> int:
+        """How many more runs the pool could take now: an upper bound (a run that must be
+        alone needs a worker of its own)."""
+        shared = sum(self.runs_per_worker - len(s.runs) for s in self.workers if not s.alone)
+        return max(0, shared) + (self.max_workers - len(self.workers)) * self.runs_per_worker
+
     def drives(self) -> list[Drive]:
         """Every run a worker drives now, for supervision."""
         return [

@@ -50,6 +50,8 @@ from runner.errors import FencedError, IllegalTransition, ResumeRefused, RunClos
 from runner.events import ChildRunStarted
 from runner.lease_watch import LeaseWatch, answer_within
 from runner.pool import WorkerPool, WorkerSlot
+from runner.queue_recovery import recover_queues
+from runner.queues import QueueBook, QueueTicket, Waiting
 from runner.restart_policy import GiveUp, RestartPolicy, TurnFailure
 from runner.runner_config import RecoveryReport, RunnerConfig, RunnerStats
 from runner.scheduler import ScheduleLoop
@@ -85,6 +87,7 @@ _WAKE_LATER = (RunStatus.SUSPENDED.value, RunStatus.PENDING.value)
 FOLLOW_WAIT = 30.0  # seconds a submitted_since call waits for a new run before it is asked again
 FOLLOW_BACKOFF = 0.2  # seconds before asking again after the Store actor could not answer
 _ALL = 1 << 62  # "no limit" for list_runs
+FIRST_START_POLL = 0.05  # seconds between reads of rate-limited runs' first starts, while some are to come
 
 
 class Runner:
@@ -120,6 +123,10 @@ class Runner:
         self.timers = Timers(self._enqueue)
         self.recovery = RecoveryLedger()
         self.status_writes = StatusWriter(self.store, config.worker.lease_ttl)
+        self.queue_book = QueueBook(config.queues, declared_only=config.declared_queues_only)
+        # when a rate limit lets the runs it holds back start (unix time), and the call set for then
+        self._queue_wake: tuple[float, asyncio.TimerHandle] | None = None
+        self._watching_starts = False  # _watch_first_starts runs
         self._pending: collections.deque[str] = collections.deque()
         self._backing_off: set[str] = set()  # runs waiting out a restart backoff
         self._blocked: dict[str, str] = {}  # runs to pause whose pause the store could not record -> the reason
@@ -238,6 +245,7 @@ class Runner:
                 await self.status_writes.cancel(run_id)
             except (FencedError, RunClosed):
                 continue  # a worker took the run over meanwhile, or it ended: look again
+            self._queue_run_ended(run_id)
             self._wake_parent_of(run_id)
         record = await self.store.get_run(run_id)
         if record.status is RunStatus.CANCELLED:
@@ -338,6 +346,9 @@ class Runner:
         ended yet (its worker recorded the failure and is finishing) is queued once it has."""
         record = await self.status_writes.reopen(run_id, reason)
         self.restarts.forget(run_id)  # a fresh restart budget, as the failed steps get fresh retries
+        if record.queue is not None:  # running again: it holds a queue place until it ends again
+            ticket = QueueTicket(queue=record.queue, key=record.queue_key, priority=record.priority)
+            self.queue_book.started(run_id, ticket)
         if self.pool.is_driving(run_id):
             self._reopened_while_active.add(run_id)
         else:
@@ -349,7 +360,7 @@ class Runner:
             live_workers=len(self.pool.workers),
             peak_workers=self.pool.peak,
             busy_workers=self.pool.busy,
-            pending=len(self._pending),
+            pending=len(self._pending) + self.queue_book.waiting,  # queued runs wait in their queue
             restarts=self.restarts.restarts,
             store_outages=self.restarts.store_outages,
             workers_started=self.pool.started,
@@ -384,6 +395,9 @@ class Runner:
     def _enqueue(self, run_id: str, *, front: bool = False) -> None:
         if self.pool.is_driving(run_id) or run_id in self._pending or run_id in self._backing_off:
             return
+        if self.queue_book.is_waiting(run_id):  # it starts when its queue admits it
+            self._schedule()
+            return
         if front:
             self._pending.appendleft(run_id)
         else:
@@ -391,7 +405,9 @@ class Runner:
         self._schedule()
 
     def _schedule(self) -> None:
-        """Start pending runs in order while the pool has room."""
+        """Start pending runs in order while the pool has room (runs waiting in a named queue
+        join them as their queue admits them)."""
+        self._admit_queued()
         placed = self.pool.place(self._pending)
         if placed:
             loop = asyncio.get_running_loop()
@@ -401,8 +417,58 @@ class Runner:
                 execute = slot.handle.execute.remote(run_id)
                 loop.create_task(self._drive(run_id, slot, execute))
 
+    def _admit_queued(self) -> None:
+        """Move the runs their queues admit now (runner.queues) to the pending runs, as many
+        as the pool has room for; a rate limit that holds runs back sets when to look again."""
+        if not self.queue_book.waiting:
+            return
+        room = max(0, self.pool.room() - len(self._pending))
+        admission = self.queue_book.admit(time.time(), room)
+        self._pending.extend(admission.start)
+        if self.queue_book.unstarted and not self._watching_starts:
+            self._watching_starts = True
+            asyncio.get_running_loop().create_task(self._watch_first_starts())
+        at = admission.look_again_at
+        if at is not None and (self._queue_wake is None or at < self._queue_wake[0]):
+            if self._queue_wake is not None:
+                self._queue_wake[1].cancel()  # a later look: this one comes first
+            handle = asyncio.get_running_loop().call_later(max(0.0, at - time.time()), self._queue_wake_fired)
+            self._queue_wake = (at, handle)
+
+    async def _watch_first_starts(self) -> None:
+        """Read when the admitted runs of rate-limited queues first start (``started_at``, set by
+        the store as a worker takes a run over) until each has: a rate limit counts those
+        times, and each run admitted counts until then as a start to come (runner.queues)."""
+        try:
+            while self.queue_book.unstarted:
+                await asyncio.sleep(FIRST_START_POLL)
+                try:
+                    records = await self.store.get_runs(self.queue_book.unstarted)
+                except Exception as exc:  # the Store actor is restarting, or a run was deleted
+                    log.warning("runner: could not read queued runs' starts (%s); asking again", _described(exc))
+                    continue
+                for record in records:
+                    if record.started_at is not None:
+                        self.queue_book.first_started(record.run_id, record.started_at)
+                    elif record.status.is_terminal:
+                        self.queue_book.ended(record.run_id)  # ended before it ever started
+                self._schedule()
+        finally:
+            self._watching_starts = False
+
+    def _queue_wake_fired(self) -> None:
+        self._queue_wake = None
+        self._schedule()
+
+    def _queue_run_ended(self, run_id: str) -> None:
+        """A run ended: its place in its queue is free for the next."""
+        if self.queue_book.is_running(run_id):
+            self.queue_book.ended(run_id)
+            self._schedule()
+
     def _forget(self, run_id: str) -> None:
         """Take a run off the queue, its timer and its restart backoff."""
+        self.queue_book.withdraw(run_id)
         with contextlib.suppress(ValueError):
             self._pending.remove(run_id)
         self.timers.cancel(run_id)
@@ -493,6 +559,7 @@ class Runner:
             self._outcomes.popitem(last=False)
         self.recovery.after_outcome(outcome)
         if outcome.status in _ENDED:
+            self.queue_book.ended(run_id)  # its queue place is free; _drive schedules next
             self.restarts.forget(run_id)
             self._start_successor(outcome)
             if outcome.parent_run_id is not None:
@@ -541,6 +608,7 @@ class Runner:
             pass  # it ended meanwhile
         except Exception:
             log.exception("run %s: could not record its failure", run_id)
+        self._queue_run_ended(run_id)
         self._wake_parent_of(run_id)
 
     async def _pause_for_store(self, run_id: str, reason: str) -> Exception | None:
@@ -603,13 +671,23 @@ class Runner:
                     for record in await self.store.list_runs(
                         RunFilter(status=RunStatus.PENDING, newest_first=False, limit=_ALL)
                     ):
-                        self._enqueue_submitted(record.run_id)
+                        if record.queue is not None:
+                            ticket = QueueTicket(queue=record.queue, key=record.queue_key, priority=record.priority)
+                            self._enqueue_waiting(
+                                Waiting(run_id=record.run_id, ticket=ticket, created_at=record.created_at)
+                            )
+                        else:
+                            self._enqueue_submitted(record.run_id)
             except Exception as exc:  # the Store actor is restarting: ask again
                 log.warning("runner: could not learn of new runs (%s); asking again", _described(exc))
                 await asyncio.sleep(FOLLOW_BACKOFF)
                 continue
+            queued = {waiting.run_id: waiting for waiting in news.queued}
             for run_id in news.run_ids:
-                self._enqueue_submitted(run_id)
+                if run_id in queued:
+                    self._enqueue_waiting(queued[run_id])
+                else:
+                    self._enqueue_submitted(run_id)
             seen = news
 
     def _enqueue_submitted(self, run_id: str) -> None:
@@ -618,13 +696,25 @@ class Runner:
         if outcome is None or outcome.status not in _ENDED:
             self._enqueue(run_id)
 
+    def _enqueue_waiting(self, waiting: Waiting) -> None:
+        """A new run of a named queue waits there until its queue admits it."""
+        run_id = waiting.run_id
+        outcome = self._outcomes.get(run_id)
+        if outcome is not None and outcome.status in _ENDED:
+            return
+        if self.pool.is_driving(run_id) or run_id in self._pending or self.queue_book.is_running(run_id):
+            return
+        self.queue_book.add(waiting)
+        self._schedule()
+
     # -------------------------------------------------------------- recovery
     async def _recover(self) -> None:
         await self.store.opened()  # a store that cannot be opened fails ready() with the adapter's error
         first = await self.store.submitted_since(None, 0, 0)  # runs stored after this are followed
         plan = await plan_startup(self.store)
         self.recovery.found(plan)
-        self._pending.extend(plan.resume)
+        await recover_queues(self.store, self.queue_book)
+        self._pending.extend(run_id for run_id in plan.resume if not self.queue_book.is_waiting(run_id))
         self._pending.extend(plan.wake)
         for wake_at, run_id in plan.timers:
             self.timers.add(wake_at, run_id)

@@ -8,7 +8,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from runner.errors import InvalidArgument
+from runner.errors import InvalidArgument, QueueConfigError
+from runner.queues import Queue, check_queues
 from runner.worker import WorkerConfig
 
 
@@ -26,8 +27,15 @@ class RunnerConfig:
     restart_backoff: float = 0.2
     restart_backoff_max: float = 10.0
     worker: WorkerConfig = field(default_factory=WorkerConfig)
+    # named queues (runner.queues): their limits; a submit to a queue not declared here gets
+    # no limits, or UnknownQueue when declared_queues_only
+    queues: tuple[Queue, ...] = ()
+    declared_queues_only: bool = False
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "queues", check_queues(self.queues))
+        if not isinstance(self.declared_queues_only, bool):
+            raise QueueConfigError("declared_queues_only", f"must be True or False, got {self.declared_queues_only!r}")
         if isinstance(self.max_workers, bool) or not isinstance(self.max_workers, int) or self.max_workers < 1:
             raise InvalidArgument(f"max_workers must be a whole number >= 1, got {self.max_workers!r}")
         if (

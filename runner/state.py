@@ -275,9 +275,11 @@ class WorkflowState:
         return deadlines.expired_events(self.workflow, self._data, now, in_flight)
 
     # ------------------------------------------------------------ planning
-    def runnables(self, in_flight: Collection[TaskKey] = (), now: float | None = None) -> list[Task]:
+    def runnables(
+        self, in_flight: Collection[TaskKey] = (), now: float | None = None, limit: int | None = None
+    ) -> list[Task]:
         """Tasks that may start now, highest priority first (see :meth:`Planner.runnables`)."""
-        return self._planner.runnables(in_flight, now)
+        return self._planner.runnables(in_flight, now, limit)
 
     def advance(self, now: float) -> list[Event]:
         """Bookkeeping events that follow from the log as it stands (see :meth:`Planner.advance`)."""

@@ -96,10 +96,16 @@ class NewRun:
     idempotency_key: str | None = None
     parent_run_id: str | None = None
     metadata: Metadata = field(default_factory=dict)  # JSON values given at submit (runner.metadata)
+    # its place in a named queue (runner.queues): the queue, the key its per-key limit counts
+    # by, and its priority within the queue (higher starts first)
+    queue: str | None = None
+    queue_key: str | None = None
+    priority: int = 0
 
     def __post_init__(self) -> None:
         check_run_id(self.run_id)
         object.__setattr__(self, "metadata", check_metadata(self.metadata))
+        check_queue_fields(self.queue, self.queue_key, self.priority)
         if not isinstance(self.workflow, str) or not self.workflow:
             raise InvalidArgument(f"workflow must be a non-empty name, got {self.workflow!r}")
         if not isinstance(self.definition, bytes):
@@ -131,6 +137,12 @@ class RunRecord:
     parent_run_id: str | None = None
     error: str | None = None
     metadata: Metadata = field(default_factory=dict)  # given at submit; steps' additions are in the log
+    queue: str | None = None
+    queue_key: str | None = None
+    priority: int = 0
+    # when ``take_over`` first moved it from pending to running (how every run starts; a queue's
+    # rate limit counts these); ``transition`` leaves it as it is
+    started_at: float | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -229,6 +241,8 @@ class RunFilter:
     limit: int = 100
     newest_first: bool = True
     metadata: dict[str, FilterValue] = field(default_factory=dict)  # each key equal (runner.metadata.matches)
+    queue: str | None = None  # runs of this queue only
+    started_after: float | None = None  # runs first started at or after this unix time only
 
     @property
     def statuses(self) -> tuple[RunStatus, ...]:
@@ -242,7 +256,9 @@ class RunFilter:
         object.__setattr__(self, "status", statuses)
         if self.workflow is not None and not isinstance(self.workflow, str):
             raise InvalidArgument(f"workflow filter must be a name, got {self.workflow!r}")
-        for name in ("created_after", "created_before"):
+        if self.queue is not None and not isinstance(self.queue, str):
+            raise InvalidArgument(f"queue filter must be a queue name, got {self.queue!r}")
+        for name in ("created_after", "created_before", "started_after"):
             value = getattr(self, name)
             if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
                 raise InvalidArgument(f"{name} must be a unix time in seconds, got {value!r}")
@@ -467,6 +483,23 @@ def check_fact(fact_hash: object, blob: object = b"") -> None:
         raise InvalidArgument("fact value must be bytes (serialization.dumps of the value)")
 
 
+def check_queue_fields(queue: object, queue_key: object, priority: object) -> None:
+    """A new run's queue fields (runner.queues checks them with field names at submit)."""
+    if queue is not None and (not isinstance(queue, str) or not queue):
+        raise InvalidArgument(f"queue must be a queue name or None, got {queue!r}")
+    if queue_key is not None and (queue is None or not isinstance(queue_key, str) or not queue_key):
+        raise InvalidArgument(f"queue_key must be a non-empty string, with a queue, got {queue_key!r}")
+    if isinstance(priority, bool) or not isinstance(priority, int):
+        raise InvalidArgument(f"priority must be a whole number, got {priority!r}")
+
+
+def started(record: RunRecord, status: RunStatus, now: float) -> float | None:
+    """``record.started_at`` once it moves to ``status`` at ``now``: set at its first start."""
+    if record.started_at is None and record.status is RunStatus.PENDING and status is RunStatus.RUNNING:
+        return now
+    return record.started_at
+
+
 def check_signal_name(name: object) -> str:
     if not isinstance(name, str) or not name:
         raise InvalidArgument(f"signal name must be a non-empty string, got {name!r}")
@@ -603,6 +636,7 @@ def taken_over(record: RunRecord, owner: str, ttl: float, now: float) -> RunReco
         lease_expires_at=lease.expires_at,
         status=status,
         updated_at=now if status is not record.status else record.updated_at,
+        started_at=started(record, status, now),
     )
 
 

@@ -33,6 +33,7 @@ translated here. Nothing of that commit is stored; the actor lives on.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import time
 import uuid
@@ -44,9 +45,10 @@ import ray
 
 from adapters import open_store, store_path
 from runner import faults
-from runner.errors import RunnerError, StoreError, StoreLocked, write_failure
+from runner.errors import QueueFull, RunnerError, StoreError, StoreLocked, write_failure
 from runner.events import Event, RunReopened, StoredEvent
 from runner.faults import FaultPoint
+from runner.queues import Queue, QueueTicket, Waiting, check_pending_room
 from runner.store import (
     AppendRequest,
     Lease,
@@ -84,6 +86,7 @@ class Submitted:
     incarnation: str
     cursor: int
     run_ids: tuple[str, ...]
+    queued: tuple[Waiting, ...] = ()  # those of ``run_ids`` submitted to a named queue, with their place
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -144,11 +147,14 @@ class _Pending:
 class _Creating:
     """One caller's new runs waiting for the commit that stores them."""
 
-    __slots__ = ("news", "answer")
+    __slots__ = ("news", "answer", "queues")
 
-    def __init__(self, news: list[NewRun], answer: asyncio.Future[list[Created] | Exception]) -> None:
+    def __init__(
+        self, news: list[NewRun], answer: asyncio.Future[list[Created] | Exception], queues: Sequence[Queue] = ()
+    ) -> None:
         self.news = news
         self.answer = answer  # resolved with (record, created) per run, or with the error as a value
+        self.queues = {q.name: q for q in queues}  # whose max_pending is checked before storing
 
 
 class StoreActor:
@@ -178,6 +184,7 @@ class StoreActor:
         self._run_ended = Waiters()
         self._incarnation = uuid.uuid4().hex
         self._submitted: list[str] = []  # runs this actor created, from cursor _submitted_base on
+        self._queued: dict[str, Waiting] = {}  # the queued ones of _submitted, with their place
         self._submitted_base = 0
         self._new_submits = asyncio.Event()
         self._commits = 0
@@ -348,10 +355,11 @@ class StoreActor:
         returned instead, with ``False``. Committed in the submit lane (see the class)."""
         return (await self.create_runs([new]))[0]
 
-    async def create_runs(self, news: Sequence[NewRun]) -> list[Created]:
-        """Several new runs, in one commit with whatever other submits are queued."""
+    async def create_runs(self, news: Sequence[NewRun], queues: Sequence[Queue] = ()) -> list[Created]:
+        """Several new runs, in one commit with whatever other submits are queued. ``queues``:
+        QueueFull, and nothing stored, if the runs would take one over its ``max_pending``."""
         loop = asyncio.get_running_loop()
-        mine = _Creating(list(news), loop.create_future())
+        mine = _Creating(list(news), loop.create_future(), queues)
         self._creating.append(mine)
         self._schedule_commit(loop)
         result = await mine.answer
@@ -364,6 +372,7 @@ class StoreActor:
         that fail (one caller's invalid run, a full disk), each caller's runs alone, so each
         caller gets its own answer or its own error."""
         creating, self._creating = self._creating, []
+        creating = self._refuse_full_queues(creating)
         if not creating:
             return
         try:
@@ -387,8 +396,38 @@ class StoreActor:
             start += len(one.news)
         self._note_submitted(created)
 
+    def _refuse_full_queues(self, creating: list[_Creating]) -> list[_Creating]:
+        """Answer QueueFull to each caller whose runs would take a queue over its max_pending
+        (counting the runs of the callers before it in this commit); the callers left."""
+        if not any(one.queues for one in creating):
+            return creating
+        stored: dict[str, int] = {}
+        added: collections.Counter[str] = collections.Counter()
+
+        def pending_in(queue: str, at_most: int) -> int:
+            if queue not in stored:
+                waiting = RunFilter(queue=queue, status=RunStatus.PENDING, limit=at_most)
+                stored[queue] = len(self._store.list_runs(waiting))
+            return stored[queue] + added[queue]
+
+        kept: list[_Creating] = []
+        for one in creating:
+            tickets = [QueueTicket(queue=n.queue) if n.queue is not None else None for n in one.news]
+            try:
+                check_pending_room(tickets, one.queues, pending_in)
+            except QueueFull as exc:
+                _answer(one, exc)
+                continue
+            added.update(t.queue for t in tickets if t is not None)
+            kept.append(one)
+        return kept
+
     def _note_submitted(self, created: list[Created]) -> None:
         fresh = [record.run_id for record, new in created if new]
+        for record, new in created:
+            if new and record.queue is not None:
+                ticket = QueueTicket(queue=record.queue, key=record.queue_key, priority=record.priority)
+                self._queued[record.run_id] = Waiting(run_id=record.run_id, ticket=ticket, created_at=record.created_at)
         if fresh:
             self._submitted.extend(fresh)
             self._new_submits.set()
@@ -403,6 +442,8 @@ class StoreActor:
             after = self._submitted_base
         if after > self._submitted_base:
             drop = min(after, self._submitted_base + len(self._submitted)) - self._submitted_base
+            for run_id in self._submitted[:drop]:
+                self._queued.pop(run_id, None)
             del self._submitted[:drop]
             self._submitted_base += drop
         if self._submitted_base + len(self._submitted) <= after and timeout > 0:
@@ -412,7 +453,10 @@ class StoreActor:
         start = max(0, after - self._submitted_base)
         run_ids = tuple(self._submitted[start:])
         return Submitted(
-            incarnation=self._incarnation, cursor=self._submitted_base + len(self._submitted), run_ids=run_ids
+            incarnation=self._incarnation,
+            cursor=self._submitted_base + len(self._submitted),
+            run_ids=run_ids,
+            queued=tuple(self._queued[r] for r in run_ids if r in self._queued),
         )
 
     def get_run(self, run_id: str) -> RunRecord:

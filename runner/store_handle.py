@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from runner.events import Event, RunReopened, StoredEvent
+from runner.queues import Queue
 from runner.store import (
     AppendRequest,
     Lease,
@@ -95,7 +96,11 @@ class StoreHandle:
     def create_run(self, new: NewRun) -> ObjectRef[tuple[RunRecord, bool]]:
         return self.actor.create_run.remote(new)
 
-    def create_runs(self, news: Sequence[NewRun]) -> ObjectRef[list[tuple[RunRecord, bool]]]:
+    def create_runs(
+        self, news: Sequence[NewRun], queues: Sequence[Queue] = ()
+    ) -> ObjectRef[list[tuple[RunRecord, bool]]]:
+        if queues:  # the queues whose max_pending the Store actor checks before storing
+            return self.actor.create_runs.remote(list(news), tuple(queues))
         return self.actor.create_runs.remote(list(news))
 
     def submitted_since(self, incarnation: str | None, after: int, timeout: float) -> ObjectRef[Submitted]:

@@ -169,11 +169,21 @@ class Workflow:
         output: Upstream | None = None,
         input_type: Any = None,
         checkpoint: CheckpointStrategy | str | None = None,
+        max_concurrency: int | None = None,
     ) -> None:
         """``output``: the component whose value is the run's result. ``input_type``: a
         dataclass, TypedDict or validator callable the run's input must pass (see runner.inputs).
         ``checkpoint``: how often its runs append their results (runner.checkpoint; default
-        ``Checkpoint.EVERY_STEP``); a submit may choose another."""
+        ``Checkpoint.EVERY_STEP``); a submit may choose another.
+        ``max_concurrency``: at most this many steps (or map items) of one run run at once,
+        chosen by step ``priority``, then definition order (None: every runnable step starts)."""
+        if max_concurrency is not None and (
+            isinstance(max_concurrency, bool) or not isinstance(max_concurrency, int) or max_concurrency < 1
+        ):
+            raise DefinitionError(
+                "max_concurrency", f"max_concurrency must be a whole number >= 1 or None, got {max_concurrency!r}"
+            )
+        self.max_concurrency = max_concurrency
         if not isinstance(name, str) or not NAME.match(name):
             raise DefinitionError(
                 None, f"workflow name must be letters, digits, '_', '-' or '.', starting with a letter; got {name!r}"

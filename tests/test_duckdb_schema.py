@@ -73,7 +73,9 @@ def test_a_version_1_file_is_upgraded_with_its_data_intact_and_the_constraints_h
 
     store = DuckDBStore(path)
     try:
-        assert store.sql("SELECT version FROM schema_version ORDER BY version")[1] == [(1,), (2,), (3,), (4,), (5,)]
+        assert store.sql("SELECT version FROM schema_version ORDER BY version")[1] == [
+            (version,) for version in range(1, schema.LATEST + 1)
+        ]
         assert {("PRIMARY KEY", "run_id"), ("UNIQUE INDEX", "runs_idempotency_key")} <= _constraints(store)
         # the data is intact (and r1's lagging row was caught up)
         r1 = store.get_run("r1")
@@ -153,7 +155,9 @@ def test_a_version_2_file_is_upgraded_and_keeps_retried_calls_from_writing_twice
         DuckDBStore(path, read_only=True)
 
     with DuckDBStore(path, clock=lambda: T0) as store:
-        assert store.sql("SELECT version FROM schema_version ORDER BY version")[1] == [(1,), (2,), (3,), (4,), (5,)]
+        assert store.sql("SELECT version FROM schema_version ORDER BY version")[1] == [
+            (version,) for version in range(1, schema.LATEST + 1)
+        ]
         _, columns = store.sql(
             "SELECT table_name, column_name FROM duckdb_columns() WHERE column_name IN ('request_id', 'dedupe_key')"
         )

@@ -60,6 +60,10 @@ SAMPLES: dict[str, Any] = {
     "deadline_at": 1700000000.5,
     "cron": "*/5 * * *",
     "schedule": "nightly",
+    "field": "concurrency",
+    "queue": "emails",
+    "max_pending": 1000,
+    "pending": 1000,
 }
 # ResultTimeout reads its status as "still running"
 SAMPLES_BY_CLASS: dict[str, dict[str, Any]] = {"ResultTimeout": {"status": "running"}}
@@ -97,6 +101,9 @@ ADVICE: dict[str, str] = {
     "UnknownPolicyTarget": "nothing was stored",
     "InvalidCron": "nothing was stored",
     "ScheduleNotFound": "list them with `runner schedules`",
+    "QueueConfigError": "concurrency: ",  # it names the field; the message is the advice
+    "UnknownQueue": "declare it in RunnerConfig(queues=[Queue(...)])",
+    "QueueFull": "submit again once runs have started, or raise max_pending",
 }
 
 

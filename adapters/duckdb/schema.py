@@ -119,6 +119,17 @@ MIGRATIONS: list[Migration] = [
             "ALTER TABLE signals ADD COLUMN call_id VARCHAR",
         ),
     ),
+    # Named queues (runner.queues): a run's queue, key and priority, and when it first started
+    # (a queue's rate limit counts first starts, so it holds across Runner restarts).
+    Migration(
+        6,
+        (
+            "ALTER TABLE runs ADD COLUMN queue VARCHAR",
+            "ALTER TABLE runs ADD COLUMN queue_key VARCHAR",
+            "ALTER TABLE runs ADD COLUMN priority BIGINT DEFAULT 0",
+            "ALTER TABLE runs ADD COLUMN started_at DOUBLE",
+        ),
+    ),
 ]
 LATEST = MIGRATIONS[-1].version
 

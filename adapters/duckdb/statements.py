@@ -18,7 +18,8 @@ from runner.store import RunRecord, RunStatus
 
 RUN_COLUMNS = (
     "run_id, workflow, status, definition, definition_hash, created_at, updated_at, last_seq, "
-    "lease, lease_owner, lease_expires_at, idempotency_key, parent_run_id, error, metadata"
+    "lease, lease_owner, lease_expires_at, idempotency_key, parent_run_id, error, metadata, "
+    "queue, queue_key, priority, started_at"
 )
 SELECT_RUN = f"SELECT {RUN_COLUMNS} FROM runs WHERE run_id = ?"
 STREAM_CHUNK = 5_000
@@ -49,6 +50,10 @@ def record_of(row: tuple[Any, ...]) -> RunRecord:
         parent_run_id=row[12],
         error=row[13],
         metadata=metadata.from_json(row[14]),
+        queue=row[15],
+        queue_key=row[16],
+        priority=row[17],
+        started_at=row[18],
     )
 
 
@@ -101,7 +106,8 @@ def insert_runs(con: duckdb.DuckDBPyConnection, records: Sequence[RunRecord]) ->
     con.execute(
         f"INSERT INTO runs ({RUN_COLUMNS}) SELECT unnest(?::VARCHAR[]), unnest(?::VARCHAR[]), unnest(?::VARCHAR[]), "
         "unnest(?::BLOB[]), unnest(?::VARCHAR[]), unnest(?::DOUBLE[]), unnest(?::DOUBLE[]), unnest(?::BIGINT[]), "
-        "0, NULL, NULL, unnest(?::VARCHAR[]), unnest(?::VARCHAR[]), NULL, unnest(?::VARCHAR[])::JSON",
+        "0, NULL, NULL, unnest(?::VARCHAR[]), unnest(?::VARCHAR[]), NULL, unnest(?::VARCHAR[])::JSON, "
+        "unnest(?::VARCHAR[]), unnest(?::VARCHAR[]), unnest(?::BIGINT[]), NULL",
         [
             [r.run_id for r in records],
             [r.workflow for r in records],
@@ -114,6 +120,9 @@ def insert_runs(con: duckdb.DuckDBPyConnection, records: Sequence[RunRecord]) ->
             [r.idempotency_key for r in records],
             [r.parent_run_id for r in records],
             [metadata.to_json(r.metadata) for r in records],
+            [r.queue for r in records],
+            [r.queue_key for r in records],
+            [r.priority for r in records],
         ],
     )
 
@@ -163,10 +172,11 @@ _RUN_FIELDS: dict[str, tuple[str, Callable[[RunRecord], Any]]] = {
     "lease": ("BIGINT", lambda r: r.lease),
     "lease_owner": ("VARCHAR", lambda r: r.lease_owner),
     "lease_expires_at": ("DOUBLE", lambda r: r.lease_expires_at),
+    "started_at": ("DOUBLE", lambda r: r.started_at),
 }
 CURSOR_AND_STATUS = ("last_seq", "status", "updated_at", "error")
 LEASE = ("lease", "lease_owner", "lease_expires_at")
-LEASE_AND_STATUS = ("lease", "lease_owner", "lease_expires_at", "status", "updated_at")
+LEASE_AND_STATUS = ("lease", "lease_owner", "lease_expires_at", "status", "updated_at", "started_at")
 
 
 def update_runs(

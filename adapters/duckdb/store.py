@@ -191,6 +191,9 @@ class DuckDBStore:
                         idempotency_key=new.idempotency_key,
                         parent_run_id=new.parent_run_id,
                         metadata=new.metadata,
+                        queue=new.queue,
+                        queue_key=new.queue_key,
+                        priority=new.priority,
                     )
                     event_rows.add(new.run_id, 1, new.events, rows)
                     by_id[new.run_id] = record
@@ -254,6 +257,12 @@ class DuckDBStore:
             metadata_where, metadata_params = statements.metadata_conditions(f.metadata)
             where += metadata_where
             params += metadata_params
+        if f.queue is not None:
+            where.append("queue = ?")
+            params.append(f.queue)
+        if f.started_after is not None:
+            where.append("started_at >= ?")
+            params.append(f.started_after)
         order = "DESC" if f.newest_first else "ASC"
         query = (
             f"SELECT {statements.RUN_COLUMNS} FROM runs WHERE {' AND '.join(where)} "

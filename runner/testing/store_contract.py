@@ -1641,3 +1641,48 @@ class StoreContract(ScheduleContract):
             assert reopened.signals("r1")[0].call_id == "call-a"
         finally:
             reopened.close()
+
+    # ========================================================= named queues
+    def test_a_runs_queue_fields_are_stored_and_filtered_on(self, store: Store, clock: FakeClock) -> None:
+        queued = dataclasses.replace(new_run("q1"), queue="emails", queue_key="tenant-7", priority=5)
+        record, _ = store.create_run(queued)
+        store.create_runs([dataclasses.replace(new_run("q2"), queue="emails"), new_run("plain")])
+        assert (record.queue, record.queue_key, record.priority, record.started_at) == ("emails", "tenant-7", 5, None)
+        assert store.get_run("q1") == record
+        plain = store.get_run("plain")
+        assert (plain.queue, plain.queue_key, plain.priority, plain.started_at) == (None, None, 0, None)
+        in_queue = store.list_runs(RunFilter(queue="emails", newest_first=False))
+        assert sorted(r.run_id for r in in_queue) == ["q1", "q2"]
+        assert store.list_runs(RunFilter(queue="other")) == []
+
+    def test_started_at_is_set_once_at_the_first_start(self, store: Store, clock: FakeClock) -> None:
+        store.create_runs([new_run("taken"), new_run("moved"), new_run("later")])
+        clock.advance(10)
+        taken, moved = store.take_over(["taken", "moved"], "w1", TTL)
+        assert isinstance(taken, RunRecord) and taken.started_at == clock()
+        first_start = clock()
+        assert store.get_run("moved").started_at == first_start
+        clock.advance(10)
+        self.move(store, "moved", RunStatus.SUSPENDED, RunStatus.RUNNING)  # a wake-up is no first start
+        store.take_over(["moved"], "w2", TTL)
+        assert store.get_run("moved").started_at == first_start
+        self.move(store, "taken", RunStatus.COMPLETED)  # ended runs keep it
+        assert store.get_run("taken").started_at == first_start
+        assert store.get_run("later").started_at is None
+        recent = store.list_runs(RunFilter(started_after=first_start, newest_first=False))
+        assert sorted(r.run_id for r in recent) == ["moved", "taken"]
+        assert store.list_runs(RunFilter(started_after=clock() + 1)) == []
+
+    def test_bad_queue_fields_are_refused_before_anything_is_stored(self, store: Store) -> None:
+        for fields in (
+            {"queue": ""},
+            {"queue_key": "k"},
+            {"queue": "q", "priority": 1.5},
+            {"queue": "q", "queue_key": ""},
+        ):
+            with writes_nothing(store), pytest.raises(InvalidArgument):
+                store.create_run(dataclasses.replace(new_run("r1"), **fields))
+        with pytest.raises(InvalidArgument):
+            RunFilter(queue=3)  # type: ignore[arg-type]
+        with pytest.raises(InvalidArgument):
+            RunFilter(started_after="yesterday")  # type: ignore[arg-type]

@@ -240,13 +240,14 @@ def test_submit_prints_the_run_id(cli: Cli, ids: dict[str, str]) -> None:
 
 # ---------------------------------------------------------------- reading runs
 def test_list_shows_runs_and_filters_them(cli: Cli, ids: dict[str, str]) -> None:
-    everything, failed, quick, none = cli.many(
+    everything, failed, quick, none, no_queue = cli.many(
         ["list"],
         ["list", "--status", "failed"],
         ["list", "--workflow", "quick"],
         ["list", "--workflow", "fails", "--status", "completed"],
+        ["list", "--queue", "emails"],  # these runs were submitted to no queue
     )
-    for result in (everything, failed, quick, none):
+    for result in (everything, failed, quick, none, no_queue):
         assert result.code == 0, str(result)
     statuses = {row[0]: row[2] for row in table_rows(everything.out)}
     assert set(ids.values()) <= set(statuses), str(everything)
@@ -259,6 +260,7 @@ def test_list_shows_runs_and_filters_them(cli: Cli, ids: dict[str, str]) -> None
     assert ids["quick"] in {row[0] for row in quick_rows}, str(quick)
     assert {row[1] for row in quick_rows} == {"quick"}, str(quick)
     assert table_rows(none.out) == [] and "no runs match" in none.err, str(none)
+    assert table_rows(no_queue.out) == [] and "no runs match" in no_queue.err, str(no_queue)
 
 
 def test_show_gives_status_result_and_every_step(cli: Cli, ids: dict[str, str]) -> None:
