@@ -647,5 +647,36 @@ def start(max_workers: int | None, store: str, address: str | None, namespace: s
     out.print(f"runner ready (namespace {namespace}, store {client.store_url}); resumed {len(report.resumed)} run(s)")
 
 
+@main.command()
+@click.option(
+    "--host", default="127.0.0.1", show_default=True, help="Address to serve on; beyond loopback needs --token."
+)
+@click.option("--port", default=8365, show_default=True, type=int)
+@click.option(
+    "--token", envvar="RUNNER_UI_TOKEN", default=None, help="Required to open the view (env RUNNER_UI_TOKEN)."
+)
+@click.option(
+    "--allow-actions", is_flag=True, help="Show the buttons: signal, approve, cancel, pause, resume, replay, fork."
+)
+@common
+def ui(
+    host: str, port: int, token: str | None, allow_actions: bool, store: str, address: str | None, namespace: str
+) -> None:
+    """Serve the web view of the store's runs (read-only unless --allow-actions); needs ray-runner[ui]."""
+    try:
+        from runner.ui import access, server
+    except ImportError as exc:
+        raise Exit(EXIT_USAGE, f"error: the web view needs its extra: pip install 'ray-runner[ui]' ({exc})") from None
+    access.check_bind(host, token)  # before connecting to anything
+    if allow_actions:
+        client = _connect(store, address, namespace)
+        app = server.make_app(client.reader, client=client, allow_actions=True, token=token)
+    else:
+        app = server.make_app(_reader(store, address, namespace), token=token)
+    shown = f"[{host}]" if ":" in host else host
+    err.print(f"web view of {store} on http://{shown}:{port} ({'actions enabled' if allow_actions else 'read-only'})")
+    server.serve_forever(app, host=host, port=port)
+
+
 if __name__ == "__main__":
     main()

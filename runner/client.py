@@ -16,7 +16,7 @@ import time
 import uuid
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import ray
 
@@ -44,6 +44,9 @@ from runner.shipping import by_value, pickle_definition
 from runner.state import StepInfo, WorkflowState
 from runner.store import NewRun, RunFilter, RunRecord, RunStatus, check_run_id, check_signal_name
 from runner.workflow import Workflow
+
+if TYPE_CHECKING:
+    from runner.ui.server import UiServer
 
 _HEAD_NODE = {"node:__internal_head__": 0.001}
 WAIT_STEP = 30.0  # seconds one call waits for runs to end before the client asks again
@@ -470,6 +473,20 @@ class Client:
     def load_value(self, value: Any) -> Any:
         """``value`` with fact references loaded (top level and one level into a dict or list)."""
         return self.reader.load_value(value)
+
+    def ui(
+        self, port: int = 8365, *, host: str = "127.0.0.1", allow_actions: bool = False, token: str | None = None
+    ) -> UiServer:
+        """Serve the web view of this store in a thread of this process; ``.url`` says where,
+        ``.stop()`` ends it. Needs ``pip install 'ray-runner[ui]'``. ``allow_actions`` adds the
+        buttons (signal, approve, cancel, pause, resume, replay, fork); a ``host`` other than
+        loopback needs a ``token``. ``port=0`` takes any free port."""
+        try:
+            from runner.ui import server
+        except ImportError as exc:
+            raise InvalidArgument(f"the web view needs its extra: pip install 'ray-runner[ui]' ({exc})") from None
+        app = server.make_app(self.reader, client=self, allow_actions=allow_actions, token=token)
+        return server.start(app, host=host, port=port)
 
 
 class RunHandle:

@@ -479,10 +479,10 @@ class StoreActor:
         result: list[Signal] = self._store.signals(run_id, after)
         return result
 
-    def sql(self, query: str) -> tuple[list[str], list[tuple[Any, ...]]]:
+    def sql(self, query: str, params: Sequence[Any] = ()) -> tuple[list[str], list[tuple[Any, ...]]]:
         if not hasattr(self._store, "sql"):
             raise StoreError(f"the store at {self.url} does not speak SQL; use a duckdb:/// store")
-        result: tuple[list[str], list[tuple[Any, ...]]] = self._store.sql(query)
+        result: tuple[list[str], list[tuple[Any, ...]]] = self._store.sql(query, params)
         return result
 
     def stats(self) -> CommitStats:

@@ -154,8 +154,8 @@ class StoreHandle:
         return self.actor.signals.remote(run_id, after)
 
     # -------------------------------------------------------------- misc
-    def sql(self, query: str) -> ObjectRef[tuple[list[str], list[tuple[Any, ...]]]]:
-        return self.actor.sql.remote(query)
+    def sql(self, query: str, params: Sequence[Any] = ()) -> ObjectRef[tuple[list[str], list[tuple[Any, ...]]]]:
+        return self.actor.sql.remote(query, params)
 
     def stats(self) -> ObjectRef[CommitStats]:
         return self.actor.stats.remote()
