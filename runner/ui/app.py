@@ -113,8 +113,14 @@ class UiApp:
             limit=int(params.get("limit", "50") or 50),
         )
         page = self.queries.page(query)
+        first_page = cursor_text is None
         html = pages.list_page(
-            page, query, self.queries.workflows(), read_only=not self.allow_actions, first_page=cursor_text is None
+            page,
+            query,
+            self.queries.workflows(),
+            read_only=not self.allow_actions,
+            first_page=first_page,
+            version=self._list_version() if first_page else "",
         )
         return HTMLResponse(html)
 
@@ -139,17 +145,20 @@ class UiApp:
 
     # ---------------------------------------------------------------- polling
     def list_version(self, request: Request) -> Response:
-        """Changes whenever a run is created or moves: the newest ``updated_at`` (and the count)."""
+        return JSONResponse({"version": self._list_version()})
+
+    def _list_version(self) -> str:
+        """Changes whenever a run is created or moves: the newest ``updated_at`` and the count."""
         if self.queries.columns():
             _, rows = self.reader.sql("SELECT max(updated_at), count(*) FROM runs")
             newest, count = rows[0]
-            return JSONResponse({"version": f"{newest}:{count}"})
+            return f"{newest}:{count}"
         records = self.reader.list_runs(RunFilter(limit=1))
-        return JSONResponse({"version": f"{records[0].updated_at}:{records[0].run_id}" if records else "0"})
+        return f"{records[0].updated_at}:{records[0].run_id}" if records else "0"
 
     def run_version(self, request: Request) -> Response:
         record = self.reader.get_run(request.path_params["run_id"])
-        return JSONResponse({"version": f"{record.last_seq}:{record.status.value}", "ended": record.status.is_terminal})
+        return JSONResponse({"version": pages.run_version(record), "ended": record.status.is_terminal})
 
     def show_metrics(self, request: Request) -> Response:
         if self.metrics is None:

@@ -14,7 +14,7 @@ from urllib.parse import urlencode
 
 from runner.events import RunFailed, StoredEvent
 from runner.step_view import StepStatus
-from runner.store import RunStatus
+from runner.store import RunRecord, RunStatus
 from runner.ui import graph_svg, timeline
 from runner.ui.payloads import fields_html, truncate, value_html
 from runner.ui.queries import RunPage, RunQuery, RunRow
@@ -38,10 +38,11 @@ def status_badge(status: str) -> str:
     return f'<span class="status status-{escape(status)}" data-status="{escape(status)}">{escape(status)}</span>'
 
 
-def frame(title: str, body: str, *, poll: str = "", read_only: bool = True) -> str:
-    """The page around ``body``; ``poll``: the URL the script polls to know when to refresh."""
+def frame(title: str, body: str, *, poll: str = "", version: str = "", read_only: bool = True) -> str:
+    """The page around ``body``; ``poll``: the URL the script polls to know when to refresh, and
+    ``version``: what that URL answers for the page as drawn (the script refreshes when it differs)."""
     mode = "read-only" if read_only else "actions enabled"
-    poll_attr = f' data-poll="{escape(poll)}"' if poll else ""
+    poll_attr = f' data-poll="{escape(poll)}" data-version="{escape(version)}"' if poll else ""
     return (
         "<!doctype html><html lang=en><head><meta charset=utf-8>"
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
@@ -53,7 +54,9 @@ def frame(title: str, body: str, *, poll: str = "", read_only: bool = True) -> s
 
 
 # ------------------------------------------------------------------ list
-def list_page(page: RunPage, query: RunQuery, workflows: Sequence[str], *, read_only: bool, first_page: bool) -> str:
+def list_page(
+    page: RunPage, query: RunQuery, workflows: Sequence[str], *, read_only: bool, first_page: bool, version: str
+) -> str:
     columns = page.columns
     has_queue = "queue" in columns
     has_metadata = "metadata" in columns
@@ -72,7 +75,7 @@ def list_page(page: RunPage, query: RunQuery, workflows: Sequence[str], *, read_
         more = f'<p><a id="next-page" href="/?{_query_string(query, page.next.encode())}">next page →</a></p>'
     poll = "/api/runs/version" if first_page else ""
     body = f"<h1>Runs</h1>{_filters(query, workflows, has_metadata)}{table}{more}"
-    return frame("Runs", body, poll=poll, read_only=read_only)
+    return frame("Runs", body, poll=poll, version=version, read_only=read_only)
 
 
 def _run_row(row: RunRow, has_queue: bool, has_metadata: bool) -> str:
@@ -167,7 +170,13 @@ def run_page(view: RunView, *, read_only: bool, action_key: str, notice: str = "
     sections.append(_lineage(view))
     sections.append(_events(view))
     poll = "" if record.status.is_terminal else f"/api/runs/{record.run_id}/version"
-    return frame(f"Run {record.run_id}", "".join(s for s in sections if s), poll=poll, read_only=read_only)
+    body = "".join(s for s in sections if s)
+    return frame(f"Run {record.run_id}", body, poll=poll, version=run_version(view.record), read_only=read_only)
+
+
+def run_version(record: RunRecord) -> str:
+    """What the run page's polling endpoint answers: it changes with every event and status move."""
+    return f"{record.last_seq}:{record.status.value}"
 
 
 def _graph(view: RunView) -> str:

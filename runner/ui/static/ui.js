@@ -1,11 +1,11 @@
 // ray-runner web view: refresh the page's <main> while what it shows is still changing.
-// A page that may change names a small JSON endpoint in <main data-poll="...">; once a second
-// the script asks it for a version string and, only when that changed, fetches the page again
-// and swaps in its <main>. A finished run's page names no endpoint, so nothing is polled.
+// A page that may change names a small JSON endpoint in <main data-poll="..."> and the version
+// it was drawn at in data-version; once a second the script asks the endpoint for the version
+// and, only when it differs, fetches the page again and swaps in its <main>. A finished run's
+// page names no endpoint, so nothing is polled.
 (function () {
   "use strict";
   var INTERVAL_MS = 1000;
-  var lastVersion = null;
   var timer = null;
 
   function main() { return document.getElementById("main"); }
@@ -29,10 +29,7 @@
     fetch(el.dataset.poll, { credentials: "same-origin", cache: "no-store" })
       .then(function (r) { return r.ok ? r.json() : null; })
       .then(function (answer) {
-        if (!answer) { schedule(); return; }
-        if (lastVersion === null) { lastVersion = answer.version; schedule(); return; }
-        if (answer.version === lastVersion) { schedule(); return; }
-        lastVersion = answer.version;
+        if (!answer || answer.version === el.dataset.version) { schedule(); return; }
         return refresh();
       })
       .catch(function () { schedule(); });
@@ -47,7 +44,12 @@
         var el = main();
         if (fresh && el) {
           el.innerHTML = fresh.innerHTML;
-          if (fresh.dataset.poll) { el.dataset.poll = fresh.dataset.poll; } else { delete el.dataset.poll; }
+          if (fresh.dataset.poll) {
+            el.dataset.poll = fresh.dataset.poll;
+            el.dataset.version = fresh.dataset.version || "";
+          } else {
+            delete el.dataset.poll;
+          }
           document.body.dataset.refreshed = String(Date.now());
         }
         schedule();
