@@ -27,7 +27,7 @@ BATCH = 10_000
 LIST_TARGET_MS = 200.0
 REPEATS = 15
 CHAIN_RUNS = 200
-CHAIN_ROUNDS = 3
+CHAIN_ROUNDS = 5
 POLL_SECONDS = 1.0  # what static/ui.js waits between polls
 
 
