@@ -48,6 +48,7 @@ from runner.errors import (
     WorkflowFailed,
 )
 from runner.events import SKIPPED, FactRef
+from runner.hooks import HookEvent, HookKind, Hooks
 from runner.policy import Policy, Resources
 from runner.state import StepInfo, WorkflowState
 from runner.store import RunFilter, RunRecord, RunStatus, Store
@@ -103,6 +104,9 @@ __all__ = [
     "FactRef",
     "FencedError",
     "FoldError",
+    "HookEvent",
+    "HookKind",
+    "Hooks",
     "IllegalTransition",
     "InvalidArgument",
     "InvalidInput",

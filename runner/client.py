@@ -35,6 +35,8 @@ from runner.errors import (
     StoreError,
 )
 from runner.events import SKIPPED, FactReused, RunSubmitted, StepSkipped, StoredEvent
+from runner.hook_follower import HookFollower
+from runner.hooks import Hooks
 from runner.object_refs import resolve_object_refs
 from runner.ray_calls import RunnerCalls, StoreCalls, find_runner, runner_store
 from runner.reader import ActorStoreReader, Outcome
@@ -473,6 +475,26 @@ class Client:
     def load_value(self, value: Any) -> Any:
         """``value`` with fact references loaded (top level and one level into a dict or list)."""
         return self.reader.load_value(value)
+
+    _hook_follower: HookFollower | None = None  # made by the first add_hooks
+
+    def add_hooks(self, hooks: Hooks) -> None:
+        """Call ``hooks`` in this driver as runs of this store move (runs created from now on); a
+        thread of this process follows them (runner/hook_follower.py). Added to those given before."""
+        if not isinstance(hooks, Hooks):
+            raise InvalidArgument(f"add_hooks takes a runner.Hooks, got {type(hooks).__name__}")
+        follower = self._hook_follower
+        if follower is None:
+            self._hook_follower = HookFollower(self.reader, hooks).start()
+        else:
+            follower.add(hooks)
+
+    def remove_hooks(self) -> None:
+        """Stop calling the hooks given with ``add_hooks``."""
+        follower = self._hook_follower
+        if follower is not None:
+            follower.stop()
+            self._hook_follower = None
 
     def ui(
         self, port: int = 8365, *, host: str = "127.0.0.1", allow_actions: bool = False, token: str | None = None

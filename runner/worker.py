@@ -43,7 +43,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from runner import faults, serialization
+from runner import faults, hooks, serialization
 from runner.batching import CallBatcher, Submission, SubmitBatcher
 from runner.child_starter import ChildStarter
 from runner.continue_as_new import continued_in, successor_run
@@ -131,6 +131,7 @@ class _Append:
     submission: Submission[Receipt, AppendRef]
     first: int
     last: int
+    events: tuple[StoredEvent, ...] = ()  # what it stores, for the workflow's hooks once committed
 
 
 class StoreCalls:
@@ -411,7 +412,7 @@ class RunExecutor:
             after_seq=first - 1,  # a retry of this call after the Store actor restarted writes nothing twice
             request_id=uuid.uuid4().hex,
         )
-        return _Append(submission=self.calls.appends.submit(request), first=first, last=last)
+        return _Append(submission=self.calls.appends.submit(request), first=first, last=last, events=tuple(buffered))
 
     async def _ticket(self, append: _Append | None) -> AppendRef | None:
         """The ObjectRef of ``append``'s own answer, once its call has gone out (None: no append)."""
@@ -440,6 +441,7 @@ class RunExecutor:
                 f"run {self.run_id!r}: the store put events at {receipt.first_seq}..{receipt.last_seq}, "
                 f"expected {first}..{last}; another writer must exist, stopping"
             )
+        hooks.fire(hooks.hooks_of(state.workflow), state.workflow.name, append.events)  # logged if they raise
         if state.cursor - self._snapshot_cursor >= self.config.snapshot_every and not state.is_finished:
             await self.store.save_snapshot(self.run_id, state.cursor, state.snapshot())
             self._snapshot_cursor = state.cursor
