@@ -48,6 +48,7 @@ from runner.cycle import StopRequest, TurnEnd
 from runner.errors import FencedError, IllegalTransition, ResumeRefused, RunClosed, RunNotFound
 from runner.events import ChildRunStarted
 from runner.lease_watch import LeaseWatch, answer_within
+from runner.metrics import METRICS
 from runner.pool import WorkerPool, WorkerSlot
 from runner.restart_policy import GiveUp, RestartPolicy, TurnFailure
 from runner.runner_config import RecoveryReport, RunnerConfig, RunnerStats
@@ -370,6 +371,7 @@ class Runner:
     def _schedule(self) -> None:
         """Start pending runs in order while the pool has room."""
         placed = self.pool.place(self._pending)
+        METRICS.pool(len(self.pool.workers), len(self._pending))
         if placed:
             loop = asyncio.get_running_loop()
             for run_id, slot in placed:

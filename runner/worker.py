@@ -60,6 +60,7 @@ from runner.events import Event, RunResumed, SignalReceived, StoredEvent
 from runner.execution import StepResult
 from runner.faults import FaultPoint
 from runner.in_flight import InFlight
+from runner.metrics import METRICS
 from runner.planning import DEFAULT_SYSTEM_RETRIES, Task
 from runner.run_data import TaskKey
 from runner.state import WorkflowState
@@ -442,6 +443,7 @@ class RunExecutor:
                 f"expected {first}..{last}; another writer must exist, stopping"
             )
         hooks.fire(hooks.hooks_of(state.workflow), state.workflow.name, append.events)  # logged if they raise
+        METRICS.steps(state, append.events)
         if state.cursor - self._snapshot_cursor >= self.config.snapshot_every and not state.is_finished:
             await self.store.save_snapshot(self.run_id, state.cursor, state.snapshot())
             self._snapshot_cursor = state.cursor

@@ -155,6 +155,14 @@ def test_an_unknown_run_is_404_and_polling_tells_the_cursor(ui: TestClient) -> N
     assert ui.get("/api/runs/version").json()["version"]
 
 
+def test_metrics_count_the_store_runs_by_workflow_and_status(ui: TestClient) -> None:
+    text = ui.get("/metrics").text
+    assert 'runner_runs{workflow="shop",status="completed"} 2' in text
+    assert 'runner_runs{workflow="broken",status="failed"} 1' in text
+    assert 'runner_events{kind="RunSubmitted"} 3' in text
+    assert "# TYPE runner_runs gauge" in text
+
+
 def test_a_token_guards_every_page(store: Store) -> None:
     guarded = TestClient(UiApp(FileStoreReader(store), token="s3cret").app)
     assert guarded.get("/").status_code == 401

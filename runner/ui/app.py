@@ -37,6 +37,7 @@ from runner.ui.actions import Action, perform
 from runner.ui.payloads import MAX_FACT_CHARS, truncate
 from runner.ui.queries import Cursor, RunQueries, RunQuery
 from runner.ui.run_view import read_run
+from runner.ui.store_metrics import metrics_text
 
 if TYPE_CHECKING:
     from runner.client import Client
@@ -161,9 +162,8 @@ class UiApp:
         return JSONResponse({"version": pages.run_version(record), "ended": record.status.is_terminal})
 
     def show_metrics(self, request: Request) -> Response:
-        if self.metrics is None:
-            return PlainTextResponse("# no metrics source\n", media_type="text/plain; version=0.0.4")
-        return PlainTextResponse(self.metrics(), media_type="text/plain; version=0.0.4")
+        text = self.metrics() if self.metrics is not None else metrics_text(self.queries, self.client)
+        return PlainTextResponse(text, media_type="text/plain; version=0.0.4")
 
     # ---------------------------------------------------------------- actions
     async def act(self, request: Request) -> Response:
