@@ -45,13 +45,14 @@ from runner.errors import (
     StoreError,
 )
 from runner.events import SKIPPED, ApprovalDecided, RunCancelled, RunFailed
-from runner.store import RunFilter, RunStatus
+from runner.store import RunFilter, RunRecord, RunStatus
 from runner.workflow import Workflow
 
 if TYPE_CHECKING:
     from runner.client import Client, RunHandle
     from runner.ray_calls import StoreCalls
     from runner.reader import StoreReader
+    from runner.state import WorkflowState
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 _BAD_INPUT = (
@@ -386,6 +387,7 @@ def submit(
 @click.option("--status", multiple=True, help="Only runs in this status (repeatable).")
 @click.option("--since", default=None, type=float, help="Only runs created after this unix time.")
 @click.option("--limit", default=50, show_default=True, type=int)
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per run.")
 @common
 def list_(
     workflow: str | None,
@@ -395,11 +397,16 @@ def list_(
     store: str,
     address: str | None,
     namespace: str,
+    as_json: bool = False,
 ) -> None:
     """List runs, newest first."""
     run_filter = RunFilter(workflow=workflow, status=status, created_after=since, limit=limit)  # checked first
     reader = _reader(store, address, namespace)
     records = reader.list_runs(run_filter)
+    if as_json:
+        for record in records:
+            out.print(json.dumps(_record_json(record)))
+        return
     rows = [
         (r.run_id, r.workflow, r.status.value, _when(r.created_at), _when(r.updated_at), str(r.last_seq), r.error or "")
         for r in records
@@ -411,8 +418,9 @@ def list_(
 
 @main.command()
 @click.argument("run_id")
+@click.option("--json", "as_json", is_flag=True, help="The run and its steps as one JSON object.")
 @common
-def show(run_id: str, store: str, address: str | None, namespace: str) -> None:
+def show(run_id: str, store: str, address: str | None, namespace: str, as_json: bool = False) -> None:
     """A run's status and its steps: attempts and timings."""
     from runner import serialization
     from runner.state import WorkflowState
@@ -421,6 +429,9 @@ def show(run_id: str, store: str, address: str | None, namespace: str) -> None:
     record = reader.get_run(run_id)  # RunNotFound for an unknown id, not an empty history
     workflow = serialization.loads(record.definition)
     state = WorkflowState.from_events(workflow, reader.history(run_id))
+    if as_json:
+        out.print(json.dumps(_show_json(reader, record, state), default=repr))
+        return
     out.print(f"run       {record.run_id}")
     out.print(f"workflow  {record.workflow}")
     out.print(f"status    {record.status.value}")
@@ -451,6 +462,64 @@ def show(run_id: str, store: str, address: str | None, namespace: str) -> None:
         for step in state.steps()
     ]
     _print_table(("step", "kind", "status", "attempts", "started", "duration", "items", "error"), rows, keep=("step",))
+
+
+def _record_json(record: RunRecord) -> dict[str, Any]:
+    """A run's record for scripts (``list --json``, ``show --json``): no definition, no lease."""
+    return {
+        "run_id": record.run_id,
+        "workflow": record.workflow,
+        "status": record.status.value,
+        "created_at": record.created_at,
+        "updated_at": record.updated_at,
+        "events": record.last_seq,
+        "parent_run_id": record.parent_run_id,
+        "error": record.error,
+    }
+
+
+def _show_json(reader: StoreReader, record: RunRecord, state: WorkflowState) -> dict[str, Any]:
+    steps = [
+        {
+            "name": step.name,
+            "kind": step.kind,
+            "status": str(step.status),
+            "attempts": step.attempts,
+            "started_at": step.started_at,
+            "finished_at": step.finished_at,
+            "duration": step.duration,
+            "items": step.items,
+            "items_done": step.items_done,
+            "reused": step.reused,
+            "error": None if step.error is None else {"type": step.error.type, "message": step.error.message},
+        }
+        for step in state.steps()
+    ]
+    shown: dict[str, Any] = {**_record_json(record), "steps": steps, "children": state.children()}
+    if state.successor_run_id is not None:
+        shown["continued_as"] = state.successor_run_id
+    if state.is_finished and state.status == RunStatus.COMPLETED:
+        result = reader.load_value(state.result)
+        shown["result"] = None if result is SKIPPED else result
+    return shown
+
+
+@main.command()
+@click.argument("run_id")
+@click.option("--timeout", type=float, default=None, help="Stop watching after this many seconds (the run goes on).")
+@common
+def watch(run_id: str, timeout: float | None, store: str, address: str | None, namespace: str) -> None:
+    """Show RUN_ID's progress live (steps, map items, attempts) until it ends; exit 1 if it failed."""
+    from runner.cli_watch import watch as show_progress
+
+    from runner.reader import FileStoreReader
+
+    reader = _reader(store, address, namespace)
+    follow = not isinstance(reader, FileStoreReader)  # a file no cluster holds: nothing moves, draw it once
+    state = show_progress(reader, run_id, err, timeout=timeout, follow=follow)
+    if state.status in (RunStatus.FAILED, RunStatus.CANCELLED):
+        raise Exit(EXIT_FAILED, f"run {run_id} {state.status.value}")
+    out.print(f"{run_id}: {state.status.value}")
 
 
 @main.command()
