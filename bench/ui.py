@@ -74,7 +74,9 @@ def list_bench() -> Result:
     first = http.get("/")
     assert first.status_code == 200 and first.text.count("data-run=") == 50
     # a cursor half way down: the page a user reaches after 1,000 clicks on "next page"
-    _, rows = reader.sql("SELECT created_at, run_id FROM runs ORDER BY created_at DESC, run_id DESC LIMIT 1 OFFSET 50000")
+    _, rows = reader.sql(
+        "SELECT created_at, run_id FROM runs ORDER BY created_at DESC, run_id DESC LIMIT 1 OFFSET 50000"
+    )
     deep_cursor = f"{rows[0][0]!r}~{rows[0][1]}"
     pages = {
         "first page": {},

@@ -511,7 +511,6 @@ def _show_json(reader: StoreReader, record: RunRecord, state: WorkflowState) -> 
 def watch(run_id: str, timeout: float | None, store: str, address: str | None, namespace: str) -> None:
     """Show RUN_ID's progress live (steps, map items, attempts) until it ends; exit 1 if it failed."""
     from runner.cli_watch import watch as show_progress
-
     from runner.reader import FileStoreReader
 
     reader = _reader(store, address, namespace)
