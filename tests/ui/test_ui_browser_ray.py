@@ -1,14 +1,16 @@
-"""The web view in a real browser (Chromium through Playwright) over a live Runner: a finished
+"""The web view over a live Runner: in a real browser (Chromium through Playwright) a finished
 run's graph and timeline, a running run followed to its end by the page itself, and an
-approval given from the page."""
+approval given from the page; and /metrics after a known workload."""
 
 from __future__ import annotations
 
 import os
+import re
 import time
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from conftest import screenshot
 
@@ -115,3 +117,31 @@ def test_an_approval_given_on_the_page_lets_the_run_finish(ui_client: Client, ui
     page.wait_for_selector(f'tr[data-run="{handle.run_id}"]', timeout=WAIT_MS)
     assert page.locator("table.runs tbody tr").first.get_attribute("data-run") == handle.run_id
     screenshot(page, "list.png")
+
+
+def metric(text: str, line_start: str) -> float:
+    match = re.search(rf"^{re.escape(line_start)} (\S+)$", text, re.M)
+    assert match, f"{line_start} not in:\n{text}"
+    return float(match.group(1))
+
+
+def test_metrics_show_a_known_workload(ui_client: Client, ui_url: str) -> None:
+    wf = runner.Workflow("measured")
+
+    @wf.step()
+    def check(x: int) -> int:
+        if x < 0:
+            raise ValueError("negative")
+        return x
+
+    handles = ui_client.submit_many(wf, [1, 2, -1])
+    for handle in handles[:2]:
+        handle.result(timeout=90)
+    with pytest.raises(ValueError):
+        handles[2].result(timeout=90)
+    text = httpx.get(f"{ui_url}/metrics", timeout=30).text
+    assert metric(text, 'runner_runs{workflow="measured",status="completed"}') == 2
+    assert metric(text, 'runner_runs{workflow="measured",status="failed"}') == 1
+    assert metric(text, 'runner_events{kind="RunSubmitted"}') >= 3
+    assert metric(text, "runner_workers") >= 1
+    assert metric(text, "runner_store_commits_total") >= 1
