@@ -116,6 +116,8 @@ class Poller:
         self.base = base
         self.stop = threading.Event()
         self.requests = 0
+        self.poll_ms: list[float] = []
+        self.page_ms: list[float] = []
         self.run_id: str | None = None
         self.thread = threading.Thread(target=self._loop, daemon=True)
 
@@ -129,11 +131,15 @@ class Poller:
                 if self.run_id is not None:
                     targets.append((f"/api/runs/{self.run_id}/version", f"/runs/{self.run_id}"))
                 for poll, page in targets:
+                    t0 = time.perf_counter()
                     version = http.get(poll).json()["version"]
+                    self.poll_ms.append((time.perf_counter() - t0) * 1000)
                     self.requests += 1
                     if versions.get(poll) != version:
                         versions[poll] = version
+                        t0 = time.perf_counter()
                         http.get(page)
+                        self.page_ms.append((time.perf_counter() - t0) * 1000)
                         self.requests += 1
 
 
@@ -145,6 +151,9 @@ def chain_bench() -> Result:
     wf = chain_workflow()
     client.results(client.submit_many(wf, list(range(10))), timeout=120)
     server = client.ui(port=0)
+
+    poll_ms: list[float] = []
+    page_ms: list[float] = []
 
     def round_(polling: bool) -> tuple[float, int]:
         poller = Poller(server.url)
@@ -158,6 +167,8 @@ def chain_bench() -> Result:
         poller.stop.set()
         if polling:
             poller.thread.join()
+        poll_ms.extend(poller.poll_ms)
+        page_ms.extend(poller.page_ms)
         return rate, poller.requests
 
     plain, polled, requests = [], [], []
@@ -184,6 +195,8 @@ def chain_bench() -> Result:
                 "closed_runs_per_s": [round(r, 1) for r in plain],
                 "open_runs_per_s": [round(r, 1) for r in polled],
                 "ui_requests_per_round": requests,
+                "poll_ms_p50": round(statistics.median(poll_ms), 1) if poll_ms else None,
+                "page_ms_p50": round(statistics.median(page_ms), 1) if page_ms else None,
             },
         )
     )

@@ -30,7 +30,7 @@ from starlette.staticfiles import StaticFiles
 
 from runner import serialization
 from runner.errors import InvalidArgument, RunnerError, RunNotFound
-from runner.reader import StoreReader
+from runner.reader import ActorStoreReader, StoreReader
 from runner.store import RunFilter, as_status
 from runner.ui import access, pages
 from runner.ui.actions import Action, perform
@@ -41,6 +41,7 @@ from runner.ui.store_metrics import metrics_text
 
 if TYPE_CHECKING:
     from runner.client import Client
+    from runner.store_actor import CommitStats
 
 STATIC = Path(__file__).with_name("static")
 MetricsSource = Callable[[], str]
@@ -149,7 +150,12 @@ class UiApp:
         return JSONResponse({"version": self._list_version()})
 
     def _list_version(self) -> str:
-        """Changes whenever a run is created or moves: the newest ``updated_at`` and the count."""
+        """Changes whenever runs move. Through the Store actor: its commit counters (kept in
+        memory, so a poll costs the store no query); from a file: the newest ``updated_at`` and
+        the count."""
+        if isinstance(self.reader, ActorStoreReader):
+            stats: CommitStats = self.reader.calls.call(lambda store: store.stats())
+            return f"{stats.commits}:{stats.batches}:{stats.events}"
         if self.queries.columns():
             _, rows = self.reader.sql("SELECT max(updated_at), count(*) FROM runs")
             newest, count = rows[0]

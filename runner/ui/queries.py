@@ -28,6 +28,7 @@ PAGE_SIZE = 50
 MAX_PAGE_SIZE = 500
 BASE_COLUMNS = ("run_id", "workflow", "status", "created_at", "updated_at", "last_seq", "error", "parent_run_id")
 OPTIONAL_COLUMNS = ("queue", "metadata")  # shown when the store's runs table has them
+WORKFLOWS_TTL = 30.0
 _MEMORY_SCAN = 1_000_000  # a store without SQL is read whole (it lives in one process's memory)
 
 
@@ -123,6 +124,7 @@ class RunQueries:
     def __init__(self, reader: StoreReader) -> None:
         self.reader = reader
         self._columns: tuple[str, ...] | None = None
+        self._workflows: tuple[float, list[str]] | None = None  # (when read, names)
 
     # ---------------------------------------------------------- capabilities
     def columns(self) -> tuple[str, ...]:
@@ -185,11 +187,15 @@ class RunQueries:
         return [_row(columns, row) for row in rows]
 
     def workflows(self, limit: int = 200) -> list[str]:
-        """The workflow names runs were submitted under (for the filter's choices)."""
+        """The workflow names runs were submitted under (for the filter's choices); read again at
+        most every WORKFLOWS_TTL seconds, since a live list page is drawn again as runs move."""
         if not self.columns():
             return []
-        _, rows = self.reader.sql(f"SELECT DISTINCT workflow FROM runs ORDER BY workflow LIMIT {int(limit)}")
-        return [str(row[0]) for row in rows]
+        now = time.monotonic()
+        if self._workflows is None or now - self._workflows[0] > WORKFLOWS_TTL:
+            _, rows = self.reader.sql(f"SELECT DISTINCT workflow FROM runs ORDER BY workflow LIMIT {int(limit)}")
+            self._workflows = (now, [str(row[0]) for row in rows])
+        return self._workflows[1]
 
 
 def _where(query: RunQuery, columns: Sequence[str]) -> tuple[list[str], list[Any]]:
