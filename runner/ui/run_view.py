@@ -85,15 +85,13 @@ def _parent(reader: StoreReader, record: RunRecord, history: list[StoredEvent]) 
     except Exception:  # deleted since
         return Relative(run_id=parent_id, link=_link_from_own_history(history))
     link = _link_from_own_history(history)
-    if link is Link.REPLAY:
-        for stored in reader.history(parent_id, after=max(0, parent.last_seq - 20)):
+    if link is Link.REPLAY:  # or a child or continuation: the parent's history says which
+        for stored in reader.history(parent_id):
             event = stored.event
             if isinstance(event, ChildRunStarted) and event.child_run_id == record.run_id:
                 link = Link.CHILD
             elif isinstance(event, RunContinuedAsNew) and event.successor_run_id == record.run_id:
                 link = Link.CONTINUATION
-        if link is Link.REPLAY and record.run_id.startswith(f"{parent_id}:"):
-            link = Link.CHILD
     return Relative(run_id=parent_id, link=link, status=parent.status.value)
 
 
