@@ -5,7 +5,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: demo test lint typecheck bench chaos clean
+.PHONY: demo test lint typecheck bench chaos clean browser screenshots
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -24,7 +24,21 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(VENV)/bin/mypy
 
-test: lint typecheck
+# The browser tests drive Debian's chromium (no browser download): installed here when missing
+# and this is root; otherwise they are skipped with a note saying how to install it.
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    apt-get install -y chromium >/dev/null 2>&1 || { apt-get update >/dev/null && apt-get install -y chromium >/dev/null; }; \
+	  elif command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then \
+	    sudo -n apt-get install -y chromium >/dev/null; \
+	  else echo "chromium missing and not root: the browser tests will be skipped (apt-get install -y chromium)"; fi; }
+
+# Screenshots of the web view for docs/ui (README): the browser tests save them.
+screenshots: $(STAMP) browser
+	RUNNER_UI_SCREENSHOTS=docs/ui $(PY) -m pytest -q tests/ui
+
+test: lint typecheck browser
 	$(PY) -m pytest -q -m "not slow" --durations=12
 
 chaos: $(STAMP)

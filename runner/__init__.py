@@ -57,6 +57,7 @@ from runner.errors import (
     WorkflowFailed,
 )
 from runner.events import SKIPPED, FactRef
+from runner.hooks import HookEvent, HookKind, Hooks
 from runner.policy import Policy, Resources
 from runner.queues import Queue, Rate
 from runner.run_metadata import RunMetadata, StepMetadata
@@ -121,6 +122,9 @@ __all__ = [
     "FactRef",
     "FencedError",
     "FoldError",
+    "HookEvent",
+    "HookKind",
+    "Hooks",
     "IllegalTransition",
     "InvalidArgument",
     "InvalidInput",

@@ -47,13 +47,14 @@ from runner.errors import (
 )
 from runner.events import SKIPPED, ApprovalDecided, RunCancelled, RunFailed
 from runner.metadata import check_metadata
-from runner.store import RunFilter, RunStatus
+from runner.store import RunFilter, RunRecord, RunStatus
 from runner.workflow import Workflow
 
 if TYPE_CHECKING:
     from runner.client import Client, RunHandle
     from runner.ray_calls import StoreCalls
     from runner.reader import StoreReader
+    from runner.state import WorkflowState
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 _BAD_INPUT = (
@@ -419,6 +420,7 @@ def submit(
     "true, false or null (repeatable: all must match).",
 )
 @click.option("--queue", default=None, help="Only runs submitted to this named queue.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per run.")
 @common
 def list_(
     workflow: str | None,
@@ -430,6 +432,7 @@ def list_(
     address: str | None,
     namespace: str,
     queue: str | None = None,
+    as_json: bool = False,
 ) -> None:
     """List runs, newest first."""
     run_filter = RunFilter(
@@ -437,6 +440,10 @@ def list_(
     )  # checked first
     reader = _reader(store, address, namespace)
     records = reader.list_runs(run_filter)
+    if as_json:
+        for record in records:
+            out.print(json.dumps(_record_json(record)))
+        return
     rows = [
         (r.run_id, r.workflow, r.status.value, _when(r.created_at), _when(r.updated_at), str(r.last_seq), r.error or "")
         for r in records
@@ -448,8 +455,9 @@ def list_(
 
 @main.command()
 @click.argument("run_id")
+@click.option("--json", "as_json", is_flag=True, help="The run and its steps as one JSON object.")
 @common
-def show(run_id: str, store: str, address: str | None, namespace: str) -> None:
+def show(run_id: str, store: str, address: str | None, namespace: str, as_json: bool = False) -> None:
     """A run's status and its steps: attempts and timings."""
     from runner import serialization
     from runner.state import WorkflowState
@@ -458,6 +466,9 @@ def show(run_id: str, store: str, address: str | None, namespace: str) -> None:
     record = reader.get_run(run_id)  # RunNotFound for an unknown id, not an empty history
     workflow = serialization.loads(record.definition)
     state = WorkflowState.from_events(workflow, reader.history(run_id))
+    if as_json:
+        out.print(json.dumps(_show_json(reader, record, state), default=repr))
+        return
     out.print(f"run       {record.run_id}")
     out.print(f"workflow  {record.workflow}")
     out.print(f"status    {record.status.value}")
@@ -490,6 +501,63 @@ def show(run_id: str, store: str, address: str | None, namespace: str) -> None:
         for step in state.steps()
     ]
     _print_table(("step", "kind", "status", "attempts", "started", "duration", "items", "error"), rows, keep=("step",))
+
+
+def _record_json(record: RunRecord) -> dict[str, Any]:
+    """A run's record for scripts (``list --json``, ``show --json``): no definition, no lease."""
+    return {
+        "run_id": record.run_id,
+        "workflow": record.workflow,
+        "status": record.status.value,
+        "created_at": record.created_at,
+        "updated_at": record.updated_at,
+        "events": record.last_seq,
+        "parent_run_id": record.parent_run_id,
+        "error": record.error,
+    }
+
+
+def _show_json(reader: StoreReader, record: RunRecord, state: WorkflowState) -> dict[str, Any]:
+    steps = [
+        {
+            "name": step.name,
+            "kind": step.kind,
+            "status": str(step.status),
+            "attempts": step.attempts,
+            "started_at": step.started_at,
+            "finished_at": step.finished_at,
+            "duration": step.duration,
+            "items": step.items,
+            "items_done": step.items_done,
+            "reused": step.reused,
+            "error": None if step.error is None else {"type": step.error.type, "message": step.error.message},
+        }
+        for step in state.steps()
+    ]
+    shown: dict[str, Any] = {**_record_json(record), "steps": steps, "children": state.children()}
+    if state.successor_run_id is not None:
+        shown["continued_as"] = state.successor_run_id
+    if state.is_finished and state.status == RunStatus.COMPLETED:
+        result = reader.load_value(state.result)
+        shown["result"] = None if result is SKIPPED else result
+    return shown
+
+
+@main.command()
+@click.argument("run_id")
+@click.option("--timeout", type=float, default=None, help="Stop watching after this many seconds (the run goes on).")
+@common
+def watch(run_id: str, timeout: float | None, store: str, address: str | None, namespace: str) -> None:
+    """Show RUN_ID's progress live (steps, map items, attempts) until it ends; exit 1 if it failed."""
+    from runner.cli_watch import watch as show_progress
+    from runner.reader import FileStoreReader
+
+    reader = _reader(store, address, namespace)
+    follow = not isinstance(reader, FileStoreReader)  # a file no cluster holds: nothing moves, draw it once
+    state = show_progress(reader, run_id, err, timeout=timeout, follow=follow)
+    if state.status in (RunStatus.FAILED, RunStatus.CANCELLED):
+        raise Exit(EXIT_FAILED, f"run {run_id} {state.status.value}")
+    out.print(f"{run_id}: {state.status.value}")
 
 
 @main.command()
@@ -736,6 +804,37 @@ def unschedule(name: str, store: str, address: str | None, namespace: str) -> No
     """Remove schedule NAME (the runs it started stay)."""
     _connect(store, address, namespace).unschedule(name)
     out.print(f"{name}: removed")
+
+
+@main.command()
+@click.option(
+    "--host", default="127.0.0.1", show_default=True, help="Address to serve on; beyond loopback needs --token."
+)
+@click.option("--port", default=8365, show_default=True, type=int)
+@click.option(
+    "--token", envvar="RUNNER_UI_TOKEN", default=None, help="Required to open the view (env RUNNER_UI_TOKEN)."
+)
+@click.option(
+    "--allow-actions", is_flag=True, help="Show the buttons: signal, approve, cancel, pause, resume, replay, fork."
+)
+@common
+def ui(
+    host: str, port: int, token: str | None, allow_actions: bool, store: str, address: str | None, namespace: str
+) -> None:
+    """Serve the web view of the store's runs (read-only unless --allow-actions); needs ray-runner[ui]."""
+    try:
+        from runner.ui import access, server
+    except ImportError as exc:
+        raise Exit(EXIT_USAGE, f"error: the web view needs its extra: pip install 'ray-runner[ui]' ({exc})") from None
+    access.check_bind(host, token)  # before connecting to anything
+    if allow_actions:
+        client = _connect(store, address, namespace)
+        app = server.make_app(client.reader, client=client, allow_actions=True, token=token)
+    else:
+        app = server.make_app(_reader(store, address, namespace), token=token)
+    shown = f"[{host}]" if ":" in host else host
+    err.print(f"web view of {store} on http://{shown}:{port} ({'actions enabled' if allow_actions else 'read-only'})")
+    server.serve_forever(app, host=host, port=port)
 
 
 if __name__ == "__main__":

@@ -17,7 +17,7 @@ import time
 import uuid
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import ray
 
@@ -38,6 +38,8 @@ from runner.errors import (
     StoreError,
 )
 from runner.events import SKIPPED, FactReused, RunSubmitted, StepSkipped, StoredEvent
+from runner.hook_follower import HookFollower
+from runner.hooks import Hooks
 from runner.metadata import FilterValue, JSONValue, check_metadata
 from runner.object_refs import resolve_object_refs
 from runner.queues import Queue, QueueTicket, limits_of, ticket_for
@@ -60,6 +62,9 @@ from runner.store import (
     check_signal_name,
 )
 from runner.workflow import Workflow
+
+if TYPE_CHECKING:
+    from runner.ui.server import UiServer
 
 _HEAD_NODE = {"node:__internal_head__": 0.001}
 WAIT_STEP = 30.0  # seconds one call waits for runs to end before the client asks again
@@ -638,6 +643,40 @@ class Client:
     def load_value(self, value: Any) -> Any:
         """``value`` with fact references loaded (top level and one level into a dict or list)."""
         return self.reader.load_value(value)
+
+    _hook_follower: HookFollower | None = None  # made by the first add_hooks
+
+    def add_hooks(self, hooks: Hooks) -> None:
+        """Call ``hooks`` in this driver as runs of this store move (runs created from now on); a
+        thread of this process follows them (runner/hook_follower.py). Added to those given before."""
+        if not isinstance(hooks, Hooks):
+            raise InvalidArgument(f"add_hooks takes a runner.Hooks, got {type(hooks).__name__}")
+        follower = self._hook_follower
+        if follower is None:
+            self._hook_follower = HookFollower(self.reader, hooks).start()
+        else:
+            follower.add(hooks)
+
+    def remove_hooks(self) -> None:
+        """Stop calling the hooks given with ``add_hooks``."""
+        follower = self._hook_follower
+        if follower is not None:
+            follower.stop()
+            self._hook_follower = None
+
+    def ui(
+        self, port: int = 8365, *, host: str = "127.0.0.1", allow_actions: bool = False, token: str | None = None
+    ) -> UiServer:
+        """Serve the web view of this store in a thread of this process; ``.url`` says where,
+        ``.stop()`` ends it. Needs ``pip install 'ray-runner[ui]'``. ``allow_actions`` adds the
+        buttons (signal, approve, cancel, pause, resume, replay, fork); a ``host`` other than
+        loopback needs a ``token``. ``port=0`` takes any free port."""
+        try:
+            from runner.ui import server
+        except ImportError as exc:
+            raise InvalidArgument(f"the web view needs its extra: pip install 'ray-runner[ui]' ({exc})") from None
+        app = server.make_app(self.reader, client=self, allow_actions=allow_actions, token=token)
+        return server.start(app, host=host, port=port)
 
 
 class RunHandle:

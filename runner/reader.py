@@ -97,8 +97,8 @@ class StoreReader(abc.ABC):
         """The pickled value a FactRef names."""
 
     @abc.abstractmethod
-    def sql(self, query: str) -> tuple[list[str], list[tuple[Any, ...]]]:
-        """A read-only query's column names and rows."""
+    def sql(self, query: str, params: Sequence[Any] = ()) -> tuple[list[str], list[tuple[Any, ...]]]:
+        """A read-only query's column names and rows (``params`` fill its ``?`` placeholders)."""
 
     # ------------------------------------------------ built on the calls
     def outcome(self, run_id: str) -> Outcome:
@@ -152,8 +152,8 @@ class ActorStoreReader(StoreReader):
     def load_fact(self, fact_hash: str) -> bytes:
         return self.calls.call(lambda store: store.load_fact(fact_hash))
 
-    def sql(self, query: str) -> tuple[list[str], list[tuple[Any, ...]]]:
-        return self.calls.call(lambda store: store.sql(query))
+    def sql(self, query: str, params: Sequence[Any] = ()) -> tuple[list[str], list[tuple[Any, ...]]]:
+        return self.calls.call(lambda store: store.sql(query, params))
 
 
 class FileStoreReader(StoreReader):
@@ -181,11 +181,11 @@ class FileStoreReader(StoreReader):
     def load_fact(self, fact_hash: str) -> bytes:
         return self.store.load_fact(fact_hash)
 
-    def sql(self, query: str) -> tuple[list[str], list[tuple[Any, ...]]]:
+    def sql(self, query: str, params: Sequence[Any] = ()) -> tuple[list[str], list[tuple[Any, ...]]]:
         sql = getattr(self.store, "sql", None)
         if sql is None:
             raise StoreError(f"a {type(self.store).__name__} does not speak SQL; use a duckdb:/// store")
-        result: tuple[list[str], list[tuple[Any, ...]]] = sql(query)
+        result: tuple[list[str], list[tuple[Any, ...]]] = sql(query, params)
         return result
 
     def close(self) -> None:

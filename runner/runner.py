@@ -49,6 +49,7 @@ from runner.cycle import StopRequest, TurnEnd
 from runner.errors import FencedError, IllegalTransition, ResumeRefused, RunClosed, RunNotFound
 from runner.events import ChildRunStarted
 from runner.lease_watch import LeaseWatch, answer_within
+from runner.metrics import METRICS
 from runner.pool import WorkerPool, WorkerSlot
 from runner.queue_recovery import recover_queues
 from runner.queues import QueueBook, QueueTicket, Waiting
@@ -409,6 +410,7 @@ class Runner:
         join them as their queue admits them)."""
         self._admit_queued()
         placed = self.pool.place(self._pending)
+        METRICS.pool(len(self.pool.workers), len(self._pending))
         if placed:
             loop = asyncio.get_running_loop()
             for run_id, slot in placed:

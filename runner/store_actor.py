@@ -48,6 +48,7 @@ from runner import faults
 from runner.errors import QueueFull, RunnerError, StoreError, StoreLocked, write_failure
 from runner.events import Event, RunReopened, StoredEvent
 from runner.faults import FaultPoint
+from runner.metrics import METRICS
 from runner.queues import Queue, QueueTicket, Waiting, check_pending_room
 from runner.store import (
     AppendRequest,
@@ -251,9 +252,11 @@ class StoreActor:
                     pending.answer.set_result(result)
                 if isinstance(result, Receipt):
                     self._ended_by(pending.request.run_id, pending.request.status)
+                    self._count_end(pending.request.run_id, pending.request.status)
 
     def _commit(self, batch: list[_Pending]) -> list[Receipt | Exception]:
         requests = [pending.request for pending in batch]
+        started = time.perf_counter()
         try:
             results = self._append_many(requests)
             # committed, not yet answered: a crash here loses the replies, never the events
@@ -261,6 +264,7 @@ class StoreActor:
         except Exception as exc:  # the adapter itself failed (StoreWriteFailed: a full disk): every caller learns it
             results = [exc] * len(batch)
         size = sum(len(r.events) for r in requests)
+        METRICS.commit(time.perf_counter() - started, size, len(batch))
         self._commits += 1
         self._batches += len(batch)
         self._events += size
@@ -276,6 +280,16 @@ class StoreActor:
         except OSError as exc:
             raise write_failure(self._path, exc) from exc
         return results
+
+    def _count_end(self, run_id: str, status: RunStatus | None) -> None:
+        """Count a run that an append ended, by workflow and status (runner.metrics)."""
+        if status is None or not RunStatus(status).is_terminal:
+            return
+        try:
+            workflow = self._store.get_run(run_id).workflow
+        except Exception:  # deleted meanwhile: nothing to count it under
+            return
+        METRICS.ended(workflow, RunStatus(status).value)
 
     def _ended_by(self, run_id: str, status: RunStatus | None) -> None:
         """A write moved ``run_id`` to ``status``: if that ends it, answer whoever waits for it."""
@@ -424,6 +438,7 @@ class StoreActor:
 
     def _note_submitted(self, created: list[Created]) -> None:
         fresh = [record.run_id for record, new in created if new]
+        METRICS.submitted(record.workflow for record, new in created if new)
         for record, new in created:
             if new and record.queue is not None:
                 ticket = QueueTicket(queue=record.queue, key=record.queue_key, priority=record.priority)
@@ -542,10 +557,10 @@ class StoreActor:
         marked: Schedule = self._store.mark_tick(name, tick)
         return marked
 
-    def sql(self, query: str) -> tuple[list[str], list[tuple[Any, ...]]]:
+    def sql(self, query: str, params: Sequence[Any] = ()) -> tuple[list[str], list[tuple[Any, ...]]]:
         if not hasattr(self._store, "sql"):
             raise StoreError(f"the store at {self.url} does not speak SQL; use a duckdb:/// store")
-        result: tuple[list[str], list[tuple[Any, ...]]] = self._store.sql(query)
+        result: tuple[list[str], list[tuple[Any, ...]]] = self._store.sql(query, params)
         return result
 
     def stats(self) -> CommitStats:

@@ -175,8 +175,8 @@ class StoreHandle:
         return self.actor.mark_tick.remote(name, tick)
 
     # -------------------------------------------------------------- misc
-    def sql(self, query: str) -> ObjectRef[tuple[list[str], list[tuple[Any, ...]]]]:
-        return self.actor.sql.remote(query)
+    def sql(self, query: str, params: Sequence[Any] = ()) -> ObjectRef[tuple[list[str], list[tuple[Any, ...]]]]:
+        return self.actor.sql.remote(query, params)
 
     def stats(self) -> ObjectRef[CommitStats]:
         return self.actor.stats.remote()

@@ -43,7 +43,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from runner import faults, serialization
+from runner import faults, hooks, serialization
 from runner.batching import CallBatcher, Submission, SubmitBatcher
 from runner.checkpoint import CheckpointBuffer
 from runner.child_starter import ChildStarter
@@ -61,6 +61,7 @@ from runner.events import Event, RunResumed, SignalReceived, StoredEvent
 from runner.execution import StepResult
 from runner.faults import FaultPoint
 from runner.in_flight import InFlight
+from runner.metrics import METRICS
 from runner.planning import DEFAULT_SYSTEM_RETRIES, Task
 from runner.run_data import TaskKey
 from runner.state import WorkflowState
@@ -132,6 +133,7 @@ class _Append:
     submission: Submission[Receipt, AppendRef]
     first: int
     last: int
+    events: tuple[StoredEvent, ...] = ()  # what it stores, for the workflow's hooks once committed
 
 
 class StoreCalls:
@@ -433,7 +435,7 @@ class RunExecutor:
             after_seq=first - 1,  # a retry of this call after the Store actor restarted writes nothing twice
             request_id=uuid.uuid4().hex,
         )
-        return _Append(submission=self.calls.appends.submit(request), first=first, last=last)
+        return _Append(submission=self.calls.appends.submit(request), first=first, last=last, events=tuple(buffered))
 
     async def _save_facts(self) -> None:
         """Save the facts of inline results (large values), before anything may read them."""
@@ -468,6 +470,8 @@ class RunExecutor:
                 f"run {self.run_id!r}: the store put events at {receipt.first_seq}..{receipt.last_seq}, "
                 f"expected {first}..{last}; another writer must exist, stopping"
             )
+        hooks.fire(hooks.hooks_of(state.workflow), state.workflow.name, append.events)  # logged if they raise
+        METRICS.steps(state, append.events)
         snapshot_due = state.cursor - self._snapshot_cursor >= self.config.snapshot_every
         if snapshot_due and state.cursor == last and not state.is_finished:  # nothing buffered past it
             await self.store.save_snapshot(self.run_id, state.cursor, state.snapshot())

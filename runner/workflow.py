@@ -21,6 +21,7 @@ from typing import Any, TypeVar, Union
 from runner.approvals import OnReject, is_approval_name, signal_name
 from runner.checkpoint import CheckpointStrategy, as_strategy
 from runner.errors import DefinitionError, InvalidArgument
+from runner.hooks import Hooks, hooks_of
 from runner.inputs import check_input_type, validate_input
 from runner.policy import Policy, Resources
 from runner.vocabulary import Vocabulary
@@ -492,6 +493,19 @@ class Workflow:
         except InvalidArgument as exc:
             raise DefinitionError(label, str(exc)) from None
         return self._register(Node(name=label, kind=NodeKind.CHILD, after=upstream, policy=policy, child=workflow))
+
+    # ------------------------------------------------------------------- hooks
+    @property
+    def hooks(self) -> Hooks:
+        """The hooks this workflow's runs call in their worker (see runner.hooks)."""
+        return hooks_of(self)
+
+    def add_hooks(self, hooks: Hooks) -> None:
+        """Call ``hooks`` as this workflow's runs move; they run in the Worker actor driving the run
+        (see runner.hooks). Added to those already given; a hook that raises is logged."""
+        if not isinstance(hooks, Hooks):
+            raise DefinitionError(None, f"add_hooks takes a runner.Hooks, got {type(hooks).__name__}")
+        self._hooks = self.hooks.merged(hooks)
 
     # ---------------------------------------------------------------- internal
     def _add_callable(

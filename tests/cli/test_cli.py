@@ -277,6 +277,28 @@ def test_show_gives_status_result_and_every_step(cli: Cli, ids: dict[str, str]) 
     assert table_rows(failed.out)[1][-1] == "ValueError: bad value 42"
 
 
+def test_json_for_scripts_and_watch(cli: Cli, ids: dict[str, str]) -> None:
+    listed, shown, failed, watched, watched_failed = cli.many(
+        ["list", "--json", "--workflow", "quick"],
+        ["show", ids["quick"], "--json"],
+        ["show", ids["fails"], "--json"],
+        ["watch", ids["quick"]],
+        ["watch", ids["fails"]],
+    )
+    assert listed.code == 0, str(listed)
+    rows = [json.loads(line) for line in listed.out.splitlines()]
+    assert ids["quick"] in {r["run_id"] for r in rows} and {r["workflow"] for r in rows} == {"quick"}, str(listed)
+    assert shown.code == 0, str(shown)
+    quick = json.loads(shown.out)
+    assert (quick["status"], quick["result"]) == ("completed", {"total": 6, "label": "total=6"})
+    assert {s["name"]: s["status"] for s in quick["steps"]} == {"parse": "done", "double": "done", "report": "done"}
+    broken = json.loads(failed.out)
+    assert broken["status"] == "failed" and broken["error"] == "ValueError: bad value 42"
+    assert {s["name"]: s["status"] for s in broken["steps"]} == {"load": "done", "explode": "failed"}
+    assert watched.code == 0 and watched.out == f"{ids['quick']}: completed\n", str(watched)
+    assert watched_failed.code == 1 and f"run {ids['fails']} failed" in watched_failed.err, str(watched_failed)
+
+
 def test_history_lists_events_in_order(cli: Cli, ids: dict[str, str]) -> None:
     table, as_json = cli.many(["history", ids["quick"]], ["history", ids["quick"], "--json"])
     assert table.code == 0, str(table)
