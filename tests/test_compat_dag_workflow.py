@@ -236,17 +236,10 @@ def test_every_native_status_has_a_ray_workflows_status() -> None:
         parse_status_filter("DONE")
 
 
-def test_a_continuation_dag_runs_as_one_call_where_the_native_api_takes_single_calls() -> None:
-    from runner.compat.continuations import run_here, steps_of
+def test_a_continuation_dag_becomes_a_native_continuation_into_the_converted_workflow() -> None:
+    from runner.compat.continuations import continue_with
+    from runner.continuation import SubWorkflow
 
-    @ray.remote
-    def broken() -> int:
-        raise ValueError("no")
-
-    caught = broken.options(**workflow.options(catch_exceptions=True)).bind()
     wf = convert(add.bind(double.bind(double.bind(1)), 1))
-    assert run_here(steps_of(wf), wf.output) == 5
-    value, error = run_here(steps_of(convert(caught)), "broken")
-    assert value is None and isinstance(error, ValueError)
-    with pytest.raises(InvalidArgument, match="sleep or event wait"):
-        steps_of(convert(double.bind(workflow.sleep(1))))
+    continued = continue_with(wf)
+    assert isinstance(continued, SubWorkflow) and continued.workflow is wf
