@@ -24,7 +24,7 @@ from ray_support import assert_gapless, eventually, kill_runner
 import runner
 from runner import faults
 from runner.client import Client, connect
-from runner.events import FactProduced, RunCancelled, RunCompleted, RunFailed, RunPaused, StoredEvent
+from runner.events import FactProduced, RunCancelled, RunCompleted, RunFailed, RunPaused, RunReopened, StoredEvent
 from runner.faults import Action, FaultPoint
 from runner.runner import RunnerConfig
 from runner.state import WorkflowState
@@ -129,8 +129,15 @@ def _ends_once(handle: runner.RunHandle, workflow: runner.Workflow) -> runner.Ru
     assert record.status.is_terminal, f"{handle.run_id} is {record.status}"
     history: list[StoredEvent] = handle.history()
     assert_gapless(history)
-    ends = [s for s in history if isinstance(s.event, (RunCompleted, RunCancelled, RunFailed))]
-    assert len(ends) == 1 and ends[0] is history[-1], [type(s.event).__name__ for s in history]
+    # a resume of a cancelled run reopens it in place (RunReopened): then it ends again. So the
+    # ends and reopens alternate, each reopen follows a cancel, and the last event is the one end
+    # left standing
+    marks = [s for s in history if isinstance(s.event, (RunCompleted, RunCancelled, RunFailed, RunReopened))]
+    kinds = [type(s.event).__name__ for s in history]
+    assert marks and marks[-1] is history[-1] and not isinstance(marks[-1].event, RunReopened), kinds
+    assert all(isinstance(m.event, RunReopened) == (i % 2 == 1) for i, m in enumerate(marks)), kinds
+    assert all(isinstance(marks[i - 1].event, RunCancelled) for i in range(1, len(marks), 2)), kinds
+    ends = marks[-1:]
     assert not isinstance(ends[0].event, RunFailed), ends[0].event  # no step fails, no worker is lost
     assert TERMINAL_EVENTS[type(ends[0].event)] is record.status
     state = WorkflowState.from_events(workflow, history)
