@@ -21,7 +21,8 @@ from runner.worker import WorkerConfig
 pytestmark = pytest.mark.ray
 
 
-def test_a_step_deadline_cancels_the_attempt_and_ends_the_retries(client: runner.Client, tmp_path: Path) -> None:
+def test_a_step_deadline_cancels_the_attempt_and_ends_the_retries(shared_client: runner.Client, tmp_path: Path) -> None:
+    client = shared_client
     log, never = str(tmp_path / "effects.log"), str(tmp_path / "never")
     wf = runner.Workflow("step_deadline")
 
@@ -70,7 +71,8 @@ def test_run_deadlines_fail_running_and_suspended_runs(
     assert all(e.wake_at == submitted.deadline_at for e in history if isinstance(e, RunSuspended))
 
 
-def test_policies_given_at_submit_reach_the_workers(client: runner.Client, tmp_path: Path) -> None:
+def test_policies_given_at_submit_reach_the_workers(shared_client: runner.Client, tmp_path: Path) -> None:
+    client = shared_client
     log = str(tmp_path / "attempts.log")
     wf = runner.Workflow("overridden")
 
@@ -89,7 +91,8 @@ def test_policies_given_at_submit_reach_the_workers(client: runner.Client, tmp_p
         client.submit(wf, 4, policies={"flakey": runner.Policy(retries=3)})
 
 
-def test_an_every_second_schedule_starts_one_run_per_tick_until_removed(client: runner.Client) -> None:
+def test_an_every_second_schedule_starts_one_run_per_tick_until_removed(shared_client: runner.Client) -> None:
+    client = shared_client
     wf = runner.Workflow("ticker")
 
     @wf.step()

@@ -105,7 +105,8 @@ def test_a_full_queue_refuses_a_submit_and_stores_nothing(make_client: Any) -> N
     assert client.stats().pending == 2
 
 
-def test_max_concurrency_caps_the_steps_of_a_run_in_flight(client: runner.Client) -> None:
+def test_max_concurrency_caps_the_steps_of_a_run_in_flight(shared_client: runner.Client) -> None:
+    client = shared_client
     wf = runner.Workflow("capped", max_concurrency=2)
 
     @wf.step()

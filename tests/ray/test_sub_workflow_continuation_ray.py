@@ -44,7 +44,8 @@ def _parent() -> runner.Workflow:
     return wf
 
 
-def test_a_step_continues_into_a_workflow_that_recurses(client: runner.Client) -> None:
+def test_a_step_continues_into_a_workflow_that_recurses(shared_client: runner.Client) -> None:
+    client = shared_client
     handle = client.submit(_parent(), LEVELS)
     assert handle.result(timeout=RESULT_TIMEOUT) == f"total {sum(range(LEVELS + 1))}"
     history = handle.history()
