@@ -49,6 +49,7 @@ from runner.errors import FencedError, IllegalTransition, ResumeRefused, RunClos
 from runner.events import ChildRunStarted
 from runner.lease_watch import LeaseWatch, answer_within
 from runner.pool import WorkerPool, WorkerSlot
+from runner.ray_names import store_actor_name, worker_actor_name
 from runner.restart_policy import GiveUp, RestartPolicy, TurnFailure
 from runner.runner_config import RecoveryReport, RunnerConfig, RunnerStats
 from runner.startup_recovery import RecoveryLedger, plan_startup
@@ -92,7 +93,8 @@ class Runner:
         self.store_url = store_url
         self.config = config
         # Named (uniquely per Runner start) so step tasks can look it up instead of carrying a handle.
-        self.store_address = StoreAddress(f"runner-store-{uuid.uuid4().hex[:12]}", ray.get_runtime_context().namespace)
+        namespace = ray.get_runtime_context().namespace
+        self.store_address = StoreAddress(store_actor_name(namespace, uuid.uuid4().hex[:12]), namespace)
         self.store = StoreHandle(
             RemoteStoreActor.options(
                 name=self.store_address.name,
@@ -389,7 +391,12 @@ class Runner:
     def _spawn_worker(self, worker_id: str) -> WorkerHandle:
         actor = (
             ray.remote(Worker)
-            .options(num_cpus=0, max_concurrency=1000, scheduling_strategy="SPREAD")
+            .options(
+                name=worker_actor_name(self.store_address.namespace, worker_id),  # what `ray list actors` shows
+                num_cpus=0,
+                max_concurrency=1000,
+                scheduling_strategy="SPREAD",
+            )
             .remote(
                 self.store.actor,
                 self.config.worker,
