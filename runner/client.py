@@ -169,7 +169,7 @@ def _runner_actor(namespace: str, store_url: str, config: RunnerConfig) -> Any:
             max_task_retries=-1,  # ...and the calls in flight are sent again (safe: see Client)
             resources=_HEAD_NODE,
         )
-        .remote(store_url, config)
+        .remote(store_url, config, namespace)
     )
 
 

@@ -89,15 +89,17 @@ _ALL = 1 << 62  # "no limit" for list_runs
 class Runner:
     """Supervisor actor. Create through :func:`runner.client.connect`, not directly."""
 
-    def __init__(self, store_url: str, config: RunnerConfig) -> None:
+    def __init__(self, store_url: str, config: RunnerConfig, namespace: str | None = None) -> None:
         self.store_url = store_url
         self.config = config
-        # Named (uniquely per Runner start) so step tasks can look it up instead of carrying a handle.
-        namespace = ray.get_runtime_context().namespace
+        # Named (uniquely per Runner start) so step tasks can look it up instead of carrying a handle;
+        # it and the workers live in the Runner's namespace (given by connect(); else the job's).
+        namespace = namespace or ray.get_runtime_context().namespace
         self.store_address = StoreAddress(store_actor_name(namespace, uuid.uuid4().hex[:12]), namespace)
         self.store = StoreHandle(
             RemoteStoreActor.options(
                 name=self.store_address.name,
+                namespace=namespace,
                 num_cpus=0,
                 max_concurrency=STORE_CONCURRENCY,
                 max_restarts=-1,  # restarted in place, same name, when its process dies...
@@ -393,6 +395,7 @@ class Runner:
             ray.remote(Worker)
             .options(
                 name=worker_actor_name(self.store_address.namespace, worker_id),  # what `ray list actors` shows
+                namespace=self.store_address.namespace,
                 num_cpus=0,
                 max_concurrency=1000,
                 scheduling_strategy="SPREAD",
