@@ -142,7 +142,7 @@ def _one_line(exc: BaseException) -> str:
 
 # ---------------------------------------------- Ray Jobs (runner.jobs)
 _LOCAL_COMMANDS = frozenset({"graph"})  # commands that never touch a cluster run here
-_NOT_FORWARDED = frozenset({"address", "store", "namespace", "debug"})
+_NOT_FORWARDED = frozenset({"address", "store", "namespace", "debug", "pip_packages", "runtime_env_json"})
 _JOB_ENV = "runner.job_env"  # ctx.meta key: the runtime_env fields given with --pip / --runtime-env
 
 

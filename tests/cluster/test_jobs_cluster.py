@@ -1,0 +1,66 @@
+"""``runner`` commands with ``--address http://head:8265`` run on the cluster as Ray jobs.
+
+The workflow's file travels as the job's working_dir; ``start`` starts the Runner on the
+cluster, ``submit`` prints the run id, ``show`` answers from the cluster's store.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import uuid
+from pathlib import Path
+
+import pytest
+import ray
+from click.testing import CliRunner
+
+from runner import cli
+from runner.client import connect
+from runner.runner import RUNNER_NAME
+
+from .conftest import Nodes
+
+pytestmark = pytest.mark.ray
+
+WORKFLOW_FILE = """
+import runner
+
+doubling = runner.Workflow("jobbed")
+
+
+@doubling.step()
+def double(x):
+    return x * 2
+"""
+
+
+def test_submit_and_read_through_ray_jobs(nodes: Nodes, tmp_path: Path) -> None:
+    code = tmp_path / "code"
+    code.mkdir()
+    (code / "doubling_flow.py").write_text(WORKFLOW_FILE)
+    namespace = f"jobs-{uuid.uuid4().hex[:8]}"
+    store = "duckdb:///" + str(tmp_path / "jobs.duckdb")  # an absolute path "on the head"
+    where = ["--address", nodes.dashboard, "--namespace", namespace]
+    invoke = CliRunner().invoke
+    try:
+        started = invoke(cli.main, ["start", *where, "--store", store])
+        assert started.exit_code == 0, started.output
+        assert "runner ready" in started.output
+
+        submitted = invoke(cli.main, ["submit", str(code / "doubling_flow.py") + ":doubling", "--input", "21", *where])
+        assert submitted.exit_code == 0, submitted.output
+        run_id = submitted.output.strip().splitlines()[-1]
+        assert run_id.startswith("jobbed-")
+
+        client = connect(store=store, namespace=namespace)  # the same Runner, from this driver
+        assert client.get(run_id).result(timeout=60) == 42
+
+        shown = invoke(cli.main, ["show", run_id, *where])  # no --store: the Runner's own
+        assert shown.exit_code == 0, shown.output
+        assert "completed" in shown.output and "42" in shown.output
+
+        missing = invoke(cli.main, ["show", "no-such-run", *where])
+        assert missing.exit_code == 2 and "no-such-run" in missing.output
+    finally:
+        with contextlib.suppress(Exception):
+            ray.kill(ray.get_actor(RUNNER_NAME, namespace=namespace), no_restart=True)
