@@ -24,8 +24,11 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(VENV)/bin/mypy
 
+# tests/cluster starts a multi-node Ray cluster of its own: a pytest process of its own, after
+# the single-node suite (whose Ray instance is shared by its modules) has ended.
 test: lint typecheck
-	$(PY) -m pytest -q -m "not slow" --durations=12
+	$(PY) -m pytest -q -m "not slow" --durations=12 --ignore=tests/cluster
+	$(PY) -m pytest -q -m "not slow" --durations=5 tests/cluster
 
 chaos: $(STAMP)
 	$(PY) bench/chaos.py

@@ -58,9 +58,6 @@ def test_submit_and_read_through_ray_jobs(nodes: Nodes, tmp_path: Path) -> None:
         shown = invoke(cli.main, ["show", run_id, *where])  # no --store: the Runner's own
         assert shown.exit_code == 0, shown.output
         assert "completed" in shown.output and "42" in shown.output
-
-        missing = invoke(cli.main, ["show", "no-such-run", *where])
-        assert missing.exit_code == 2 and "no-such-run" in missing.output
     finally:
         with contextlib.suppress(Exception):
             ray.kill(ray.get_actor(RUNNER_NAME, namespace=namespace), no_restart=True)
