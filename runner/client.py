@@ -35,6 +35,7 @@ from runner.errors import (
     StoreError,
 )
 from runner.events import SKIPPED, FactReused, RunSubmitted, StepSkipped, StoredEvent
+from runner.jobs import is_job_address
 from runner.object_refs import resolve_object_refs
 from runner.ray_calls import RunnerCalls, StoreCalls, find_runner, runner_store
 from runner.reader import ActorStoreReader, Outcome
@@ -73,6 +74,12 @@ def connect(
     """
     if not isinstance(namespace, str) or not namespace:
         raise InvalidArgument(f"namespace must be a non-empty string, got {namespace!r}")
+    if is_job_address(address):
+        raise InvalidArgument(
+            f"{address} is a Ray Jobs (dashboard) address: connect() joins a cluster as a driver on it "
+            "(address='auto' or 'HEAD:6379'); from outside, run `runner submit --address "
+            f"{address} file.py:workflow` (or submit `python -m runner.job_entry ...` as a Ray job); see docs/cluster.md"
+        )
     store_url = absolute_store_url(store)
     base = config or RunnerConfig()
     if max_workers is not None:

@@ -113,3 +113,11 @@ def test_the_command_output_is_what_follows_the_job_managers_lines() -> None:
     logs = "2026 INFO job_manager.py -- Runtime env is setting up.\nRunning entrypoint for job j1: python -m x\nrun-7\n"
     assert jobs.command_output(logs) == "run-7\n"
     assert jobs.command_output("plain\n") == "plain\n"
+
+
+def test_connect_with_a_job_address_says_how_to_reach_the_cluster() -> None:
+    from runner.client import connect
+    from runner.errors import InvalidArgument
+
+    with pytest.raises(InvalidArgument, match="runner submit --address http://head:8265"):
+        connect("http://head:8265")
