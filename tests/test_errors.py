@@ -56,6 +56,9 @@ SAMPLES: dict[str, Any] = {
     "verb": "approved",
     "known": ["deploy", "ship"],
     "child_run_id": "orders-1:bill",
+    "address": "http://head:8265",
+    "job_id": "raysubmit_abc",
+    "output": "error: no run 'x'",
 }
 # ResultTimeout reads its status as "still running"
 SAMPLES_BY_CLASS: dict[str, dict[str, Any]] = {"ResultTimeout": {"status": "running"}}
@@ -88,6 +91,8 @@ ADVICE: dict[str, str] = {
     "ApprovalRejected": "replay or fork the run to ask again",
     "ApprovalAlreadyDecided": "a decision once recorded stands",
     "UnknownApproval": "nothing was stored",
+    "JobAddressUnreachable": "Check that the head node runs Ray's dashboard",
+    "JobFailed": "full log: `ray job logs",
 }
 
 

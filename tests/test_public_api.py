@@ -30,6 +30,8 @@ EXPECTED = [
     "IllegalTransition",
     "InvalidArgument",
     "InvalidInput",
+    "JobAddressUnreachable",
+    "JobFailed",
     "LeaseHeld",
     "Node",
     "NodeKind",
