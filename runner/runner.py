@@ -48,6 +48,7 @@ from runner.cycle import StopRequest, TurnEnd
 from runner.errors import FencedError, IllegalTransition, ResumeRefused, RunClosed, RunNotFound
 from runner.events import ChildRunStarted
 from runner.lease_watch import LeaseWatch, answer_within
+from runner.placement import NodeRotation
 from runner.pool import WorkerPool, WorkerSlot
 from runner.ray_names import store_actor_name, worker_actor_name
 from runner.restart_policy import GiveUp, RestartPolicy, TurnFailure
@@ -131,6 +132,7 @@ class Runner:
         self._lost: dict[str, asyncio.Future[str]] = {}  # worker id -> why it is lost, once it is
         self._turn_ended = Waiters()
         self._outcomes: collections.OrderedDict[str, Outcome] = collections.OrderedDict()
+        self._worker_nodes = NodeRotation()  # each new worker on the next alive node
         self._ready = asyncio.get_event_loop().create_task(self._recover())
         self.timers.start()
         self.lease_watch = LeaseWatch(self.store, self.pool, config.worker.lease_ttl, self._worker_lost)
@@ -398,7 +400,7 @@ class Runner:
                 namespace=self.store_address.namespace,
                 num_cpus=0,
                 max_concurrency=1000,
-                scheduling_strategy="SPREAD",
+                scheduling_strategy=self._worker_nodes.next_strategy(),
             )
             .remote(
                 self.store.actor,

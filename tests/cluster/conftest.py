@@ -18,6 +18,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 import ray
@@ -56,6 +57,35 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
+STARTS = 3  # tries at starting the cluster: Ray gives a node 30 s to register, which a loaded machine can miss
+
+
+def _start_cluster() -> tuple[Cluster, Any, Any]:
+    """The head, a plain node and the gpu node, joined by this driver; started afresh if a node
+    did not come up in time (Ray's fixed 30 s; seen with other test suites loading the machine)."""
+    for attempt in range(1, STARTS + 1):
+        cluster: Cluster | None = None
+        try:
+            cluster = Cluster(
+                initialize_head=True,
+                head_node_args={"num_cpus": 1, "include_dashboard": True, "dashboard_port": _free_port()},
+            )
+            plain = cluster.add_node(num_cpus=1)
+            gpu = cluster.add_node(num_cpus=1, resources={GPU_RESOURCE: 2})
+            ray.init(address=cluster.address, logging_level="WARNING", log_to_driver=False)
+            cluster.wait_for_nodes()
+            return cluster, plain, gpu
+        except Exception:
+            if ray.is_initialized():
+                ray.shutdown()
+            if cluster is not None:
+                with contextlib.suppress(Exception):
+                    cluster.shutdown()
+            if attempt == STARTS:
+                raise
+    raise AssertionError("unreachable")
+
+
 @pytest.fixture(scope="package")
 def nodes() -> Iterator[Nodes]:
     if ray.is_initialized():
@@ -64,25 +94,20 @@ def nodes() -> Iterator[Nodes]:
     os.environ.update(HEALTH_CHECKS)
     # a job's entrypoint runs `python`: this interpreter's, as a cluster's image has runner installed
     os.environ["PATH"] = os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", "")
-    cluster = Cluster(
-        initialize_head=True,
-        head_node_args={"num_cpus": 1, "include_dashboard": True, "dashboard_port": _free_port()},
-    )
     try:
-        plain = cluster.add_node(num_cpus=1)
-        gpu = cluster.add_node(num_cpus=1, resources={GPU_RESOURCE: 2})
-        ray.init(address=cluster.address, logging_level="WARNING", log_to_driver=False)
-        cluster.wait_for_nodes()
-        yield Nodes(
-            cluster=cluster,
-            head=cluster.head_node.node_id,
-            plain=plain.node_id,
-            gpu=gpu.node_id,
-            dashboard="http://" + str(cluster.head_node.address_info["webui_url"]),
-        )
+        cluster, plain, gpu = _start_cluster()
+        try:
+            yield Nodes(
+                cluster=cluster,
+                head=cluster.head_node.node_id,
+                plain=plain.node_id,
+                gpu=gpu.node_id,
+                dashboard="http://" + str(cluster.head_node.address_info["webui_url"]),
+            )
+        finally:
+            ray.shutdown()
+            cluster.shutdown()
     finally:
-        ray.shutdown()
-        cluster.shutdown()
         for name, value in saved.items():
             if value is None:
                 os.environ.pop(name, None)
