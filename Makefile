@@ -38,8 +38,11 @@ browser:
 screenshots: $(STAMP) browser
 	RUNNER_UI_SCREENSHOTS=docs/ui $(PY) -m pytest -q tests/ui
 
+# tests/cluster starts a multi-node Ray cluster of its own: a pytest process of its own, after
+# the single-node suite (whose Ray instance is shared by its modules) has ended.
 test: lint typecheck browser
-	$(PY) -m pytest -q -m "not slow" --durations=12
+	$(PY) -m pytest -q -m "not slow" --durations=12 --ignore=tests/cluster
+	$(PY) -m pytest -q -m "not slow" --durations=5 tests/cluster
 
 chaos: $(STAMP)
 	$(PY) bench/chaos.py

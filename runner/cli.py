@@ -99,12 +99,23 @@ def common(fn: Callable[..., Any]) -> Callable[..., Any]:
     @click.option(
         "--store", default=DEFAULT_STORE_URL, show_default=True, help="Store URL (duckdb:///path or memory://)."
     )
-    @click.option("--address", default=None, help="Ray address of a running cluster (default: this machine's, if any).")
+    @click.option(
+        "--address",
+        default=None,
+        help="A cluster: http://HEAD:8265 runs the command there as a Ray job (from outside the cluster); "
+        "HOST:6379 or auto joins it as a driver (on it). Default: this machine's Ray, if any.",
+    )
     @click.option("--namespace", default="runner", show_default=True, help="The Runner's namespace.")
     @click.option("--debug", is_flag=True, help="Show tracebacks.")
     @functools.wraps(fn)
     def wrapper(*args: Any, debug: bool, **kwargs: Any) -> None:
         try:
+            ctx = click.get_current_context()
+            if _is_job_address(kwargs.get("address")) and ctx.command.name not in _LOCAL_COMMANDS:
+                _through_job(ctx, kwargs["address"], kwargs["namespace"])
+                return
+            if ctx.meta.get(_JOB_ENV):
+                raise InvalidArgument("--pip and --runtime-env apply with a job address (--address http://HEAD:8265)")
             fn(*args, **kwargs)
         except Exit as exc:
             if debug and exc.detail:
@@ -131,6 +142,78 @@ def _squash(text: str) -> str:
 def _one_line(exc: BaseException) -> str:
     text = _squash(str(exc))
     return text if isinstance(exc, RunnerError) else f"{type(exc).__name__}: {text}"
+
+
+# ---------------------------------------------- Ray Jobs (runner.jobs)
+_LOCAL_COMMANDS = frozenset({"graph"})  # commands that never touch a cluster run here
+_NOT_FORWARDED = frozenset({"address", "store", "namespace", "debug", "pip_packages", "runtime_env_json"})
+_JOB_ENV = "runner.job_env"  # ctx.meta key: the runtime_env fields given with --pip / --runtime-env
+
+
+def _is_job_address(address: str | None) -> bool:
+    from runner.jobs import is_job_address
+
+    return is_job_address(address)
+
+
+def job_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """``--pip`` and ``--runtime-env``: what a job sent to ``http://`` address carries besides the code."""
+
+    @click.option("--pip", "pip_packages", multiple=True, help="With a job address: a pip package the job needs.")
+    @click.option(
+        "--runtime-env", "runtime_env_json", default=None, help="With a job address: more runtime_env fields (JSON)."
+    )
+    @functools.wraps(fn)
+    def wrapper(*args: Any, pip_packages: tuple[str, ...], runtime_env_json: str | None, **kwargs: Any) -> None:
+        try:
+            env = parse_json(runtime_env_json, "--runtime-env") or {}
+        except InvalidArgument as exc:
+            raise click.BadParameter(str(exc), param_hint="--runtime-env") from None
+        if not isinstance(env, dict):
+            raise click.BadParameter("must be a JSON object", param_hint="--runtime-env")
+        if pip_packages:
+            env["pip"] = [*env.get("pip", []), *pip_packages]
+        click.get_current_context().meta[_JOB_ENV] = env
+        fn(*args, **kwargs)
+
+    return wrapper
+
+
+def _through_job(ctx: click.Context, address: str, namespace: str) -> None:
+    """Run this command on the cluster at ``address`` as a Ray job; print its output, exit with its code."""
+    from click.core import ParameterSource
+
+    from runner.jobs import JobCommand, check_store_for_job, run_as_job, target_runtime_env
+
+    args: list[str] = [ctx.command.name or ""]
+    runtime_env: dict[str, Any] = {}
+    for param in ctx.command.params:
+        name = param.name or ""
+        value = ctx.params.get(name)
+        if name in _NOT_FORWARDED or ctx.get_parameter_source(name) is ParameterSource.DEFAULT:
+            continue
+        if name == "target":
+            value, runtime_env = target_runtime_env(str(value))
+        if isinstance(param, click.Argument):
+            args.append(str(value))
+        elif isinstance(param, click.Option) and param.is_flag:
+            args += [param.opts[0]] if value else []
+        elif isinstance(param, click.Option) and param.multiple:
+            for item in value or ():
+                args += [param.opts[0], str(item)]
+        elif value is not None:
+            args += [param.opts[0], str(value)]
+    store: str | None = None
+    if ctx.get_parameter_source("store") is not ParameterSource.DEFAULT:
+        store = str(ctx.params["store"])
+        check_store_for_job(store)
+    runtime_env.update(ctx.meta.get(_JOB_ENV, {}))
+    command = JobCommand(args=tuple(args), namespace=namespace, store=store, runtime_env=runtime_env)
+    outcome = run_as_job(address, command)
+    sys.stdout.write(outcome.output)
+    sys.stdout.flush()
+    if outcome.exit_code:
+        raise Exit(outcome.exit_code)
 
 
 # --------------------------------------------------------------- access
@@ -294,6 +377,7 @@ def main() -> None:
 @click.option("--idempotency-key", default=None, help="Submitting with the same key returns the same run.")
 @click.option("--timeout", type=float, default=None, help="Stop watching after this many seconds (the run goes on).")
 @click.option("--meta", multiple=True, help=SUBMIT_META_HELP)
+@job_options
 @common
 def run(
     target: str,
@@ -392,6 +476,7 @@ def _watch(handle: RunHandle, workflow: Workflow, timeout: float | None) -> None
 @click.option("--run-id", default=None)
 @click.option("--idempotency-key", default=None)
 @click.option("--meta", multiple=True, help=SUBMIT_META_HELP)
+@job_options
 @common
 def submit(
     target: str,

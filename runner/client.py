@@ -40,6 +40,7 @@ from runner.errors import (
 from runner.events import SKIPPED, FactReused, RunSubmitted, StepSkipped, StoredEvent
 from runner.hook_follower import HookFollower
 from runner.hooks import Hooks
+from runner.jobs import is_job_address
 from runner.metadata import FilterValue, JSONValue, check_metadata
 from runner.object_refs import resolve_object_refs
 from runner.queues import Queue, QueueTicket, limits_of, ticket_for
@@ -94,6 +95,12 @@ def connect(
     """
     if not isinstance(namespace, str) or not namespace:
         raise InvalidArgument(f"namespace must be a non-empty string, got {namespace!r}")
+    if is_job_address(address):
+        raise InvalidArgument(
+            f"{address} is a Ray Jobs (dashboard) address: connect() joins a cluster as a driver on it "
+            "(address='auto' or 'HEAD:6379'); from outside, run `runner submit --address "
+            f"{address} file.py:workflow` (or submit `python -m runner.job_entry ...` as a Ray job); see docs/cluster.md"
+        )
     store_url = absolute_store_url(store)
     base = config or RunnerConfig()
     if max_workers is not None:
@@ -190,7 +197,7 @@ def _runner_actor(namespace: str, store_url: str, config: RunnerConfig) -> Any:
             max_task_retries=-1,  # ...and the calls in flight are sent again (safe: see Client)
             resources=_HEAD_NODE,
         )
-        .remote(store_url, config)
+        .remote(store_url, config, namespace)
     )
 
 

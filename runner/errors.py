@@ -580,3 +580,34 @@ class QueueFull(RunnerError):
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (type(self), (self.queue, self.max_pending, self.pending))
+
+
+class JobAddressUnreachable(RunnerUnavailable):
+    """A Ray Jobs address (``http://head:8265``) did not answer: nothing was submitted or stored."""
+
+    def __init__(self, address: str, cause: str) -> None:
+        self.address = address
+        self.cause = cause
+        super().__init__(
+            f"the Ray cluster at {address} did not answer ({cause}); nothing was submitted. Check that the "
+            "head node runs Ray's dashboard (`ray start --head --dashboard-host=0.0.0.0`, port 8265 by "
+            "default) and that this machine can reach that port; with token authentication on, set "
+            "RAY_AUTH_TOKEN"
+        )
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.address, self.cause))
+
+
+class JobFailed(RunnerError):
+    """A command sent to a cluster as a Ray job ended without success (its output says why)."""
+
+    def __init__(self, job_id: str, status: str, output: str) -> None:
+        self.job_id = job_id
+        self.status = status
+        self.output = output
+        last = output.strip().splitlines()[-1] if output.strip() else "(no output)"
+        super().__init__(f"Ray job {job_id} ended {status}: {last} (full log: `ray job logs {job_id} --address ...`)")
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.job_id, self.status, self.output))

@@ -50,9 +50,11 @@ from runner.errors import FencedError, IllegalTransition, ResumeRefused, RunClos
 from runner.events import ChildRunStarted
 from runner.lease_watch import LeaseWatch, answer_within
 from runner.metrics import METRICS
+from runner.placement import NodeRotation
 from runner.pool import WorkerPool, WorkerSlot
 from runner.queue_recovery import recover_queues
 from runner.queues import QueueBook, QueueTicket, Waiting
+from runner.ray_names import store_actor_name, worker_actor_name
 from runner.restart_policy import GiveUp, RestartPolicy, TurnFailure
 from runner.runner_config import RecoveryReport, RunnerConfig, RunnerStats
 from runner.scheduler import ScheduleLoop
@@ -94,14 +96,17 @@ FIRST_START_POLL = 0.05  # seconds between reads of rate-limited runs' first sta
 class Runner:
     """Supervisor actor. Create through :func:`runner.client.connect`, not directly."""
 
-    def __init__(self, store_url: str, config: RunnerConfig) -> None:
+    def __init__(self, store_url: str, config: RunnerConfig, namespace: str | None = None) -> None:
         self.store_url = store_url
         self.config = config
-        # Named (uniquely per Runner start) so step tasks can look it up instead of carrying a handle.
-        self.store_address = StoreAddress(f"runner-store-{uuid.uuid4().hex[:12]}", ray.get_runtime_context().namespace)
+        # Named (uniquely per Runner start) so step tasks can look it up instead of carrying a handle;
+        # it and the workers live in the Runner's namespace (given by connect(); else the job's).
+        namespace = namespace or ray.get_runtime_context().namespace
+        self.store_address = StoreAddress(store_actor_name(namespace, uuid.uuid4().hex[:12]), namespace)
         self.store = StoreHandle(
             RemoteStoreActor.options(
                 name=self.store_address.name,
+                namespace=namespace,
                 num_cpus=0,
                 max_concurrency=STORE_CONCURRENCY,
                 max_restarts=-1,  # restarted in place, same name, when its process dies...
@@ -137,6 +142,7 @@ class Runner:
         self._lost: dict[str, asyncio.Future[str]] = {}  # worker id -> why it is lost, once it is
         self._turn_ended = Waiters()
         self._outcomes: collections.OrderedDict[str, Outcome] = collections.OrderedDict()
+        self._worker_nodes = NodeRotation()  # each new worker on the next alive node
         self._ready = asyncio.get_event_loop().create_task(self._recover())
         self.timers.start()
         self.lease_watch = LeaseWatch(self.store, self.pool, config.worker.lease_ttl, self._worker_lost)
@@ -480,7 +486,13 @@ class Runner:
     def _spawn_worker(self, worker_id: str) -> WorkerHandle:
         actor = (
             ray.remote(Worker)
-            .options(num_cpus=0, max_concurrency=1000, scheduling_strategy="SPREAD")
+            .options(
+                name=worker_actor_name(self.store_address.namespace, worker_id),  # what `ray list actors` shows
+                namespace=self.store_address.namespace,
+                num_cpus=0,
+                max_concurrency=1000,
+                scheduling_strategy=self._worker_nodes.next_strategy(),
+            )
             .remote(
                 self.store.actor,
                 self.config.worker,

@@ -63,6 +63,7 @@ from runner.faults import FaultPoint
 from runner.in_flight import InFlight
 from runner.metrics import METRICS
 from runner.planning import DEFAULT_SYSTEM_RETRIES, Task
+from runner.ray_names import step_task_name
 from runner.run_data import TaskKey
 from runner.state import WorkflowState
 from runner.step_task import HeldGate, StoreAddress, definition, execute_step, remote_step
@@ -374,7 +375,8 @@ class RunExecutor:
         """Start ``task`` as a Ray task whose step runs once the append ``gate`` (its StepStarted
         is in it) has committed."""
         node = state.workflow.nodes[task.node]
-        ref = remote_step(node).remote(
+        name = step_task_name(state.workflow.name, task.node, task.item, self.run_id)
+        ref = remote_step(node, name).remote(
             self.run_id, self._definition_hash, task, self.address, self.config.fact_threshold, gate
         )
         due = state.step_deadline_at(task.node, task.item)

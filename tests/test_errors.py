@@ -64,6 +64,9 @@ SAMPLES: dict[str, Any] = {
     "queue": "emails",
     "max_pending": 1000,
     "pending": 1000,
+    "address": "http://head:8265",
+    "job_id": "raysubmit_abc",
+    "output": "error: no run 'x'",
 }
 # ResultTimeout reads its status as "still running"
 SAMPLES_BY_CLASS: dict[str, dict[str, Any]] = {"ResultTimeout": {"status": "running"}}
@@ -104,6 +107,8 @@ ADVICE: dict[str, str] = {
     "QueueConfigError": "concurrency: ",  # it names the field; the message is the advice
     "UnknownQueue": "declare it in RunnerConfig(queues=[Queue(...)])",
     "QueueFull": "submit again once runs have started, or raise max_pending",
+    "JobAddressUnreachable": "Check that the head node runs Ray's dashboard",
+    "JobFailed": "full log: `ray job logs",
 }
 
 

@@ -37,6 +37,8 @@ EXPECTED = [
     "InvalidArgument",
     "InvalidCron",
     "InvalidInput",
+    "JobAddressUnreachable",
+    "JobFailed",
     "LeaseHeld",
     "Node",
     "NodeKind",

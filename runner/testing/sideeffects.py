@@ -31,3 +31,13 @@ def wait_for_file(path: str | os.PathLike[str], timeout: float = 90.0) -> None:
         if time.monotonic() > deadline:
             raise TimeoutError(f"gate {path} was never opened")
         time.sleep(0.02)
+
+
+def wait_for_marks(log: str | os.PathLike[str], count: int, timeout: float = 90.0) -> None:
+    """Block until ``log`` holds ``count`` lines (a barrier: ``count`` steps run at the same time);
+    TimeoutError after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while len(executions(log)) < count:
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"only {len(executions(log))} of {count} steps reached the barrier {log}")
+        time.sleep(0.02)

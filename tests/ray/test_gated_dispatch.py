@@ -76,7 +76,7 @@ def _dispatch_on_append(
     [ref], answers = handle.append_each([request])
     gate = HeldGate(ref) if held else ref
     task = Task(node="mark", attempt=1, inputs=(str(marker),))
-    step = remote_step(workflow.nodes["mark"])
+    step = remote_step(workflow.nodes["mark"], f"gated.mark@{request.run_id}")
     ref = step.remote(request.run_id, workflow.definition_hash(), task, address, 1 << 20, gate)
     [answer] = ray.get(answers)
     return ref, answer

@@ -1,0 +1,149 @@
+"""A head and two more nodes on this machine: where the parts run, what Ray shows, a lost node.
+
+- The Runner and the Store actor live on the head; worker actors spread over every node, and
+  so do the step tasks (three runs whose one-CPU steps wait for each other need all three
+  nodes' CPUs at once); a step that asks for a custom resource runs on the node offering it.
+- Ray's state API shows the actors by name (``runner:<namespace>:store:...``,
+  ``runner:<namespace>:worker-...``) and the step tasks as ``<workflow>.<step>@<run id>``.
+- A node removed without warning while every run's step runs on it loses nothing: each
+  step is recorded lost (StepLost), dispatched again without spending its own retries, and
+  every run completes with each result recorded once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import ray
+from ray.util.state import list_actors, list_tasks
+
+import runner
+from runner.client import Client
+from runner.events import FactProduced, StepFailed, StepLost, StepStarted
+from runner.testing.polling import eventually
+from runner.testing.sideeffects import executions, mark, wait_for_file, wait_for_marks
+
+from .conftest import GPU_RESOURCE, Nodes
+
+pytestmark = pytest.mark.ray
+
+RUNS = 3  # one per node: their first steps need a CPU each, and each node has one
+
+
+def _spread(barrier: str) -> runner.Workflow:
+    wf = runner.Workflow("spread")
+
+    @wf.step(num_cpus=1)
+    def where(x: int) -> str:
+        mark(barrier, str(x))
+        wait_for_marks(barrier, RUNS)  # all three hold a CPU at once: one on each node
+        return str(ray.get_runtime_context().get_node_id())
+
+    @wf.step(after=where, num_cpus=0, resources={GPU_RESOURCE: 1})
+    def on_gpu(first: str) -> list[str]:
+        return [first, str(ray.get_runtime_context().get_node_id())]
+
+    return wf
+
+
+def _actors(nodes: Nodes, namespace: str) -> dict[str, Any]:
+    alive_here = [("ray_namespace", "=", namespace), ("state", "=", "ALIVE")]
+    return {a.name: a for a in list_actors(address=nodes.dashboard, filters=alive_here)}
+
+
+def _task_node(nodes: Nodes, name: str) -> str | None:
+    tasks = list_tasks(address=nodes.dashboard, filters=[("name", "=", name)])
+    return next((t.node_id for t in tasks if t.node_id), None)
+
+
+def test_parts_spread_over_the_nodes_and_ray_shows_them_by_name(
+    nodes: Nodes, make_client: Callable[..., Client], tmp_path: Path
+) -> None:
+    client = make_client(max_workers=RUNS)
+    ns = client.namespace
+    handles = [client.submit(_spread(str(tmp_path / "barrier")), i) for i in range(RUNS)]
+    results = client.results(handles, timeout=90)
+
+    assert {first for first, _ in results} == nodes.all  # steps ran on every node
+    assert {gpu for _, gpu in results} == {nodes.gpu}  # the custom resource's steps where it is
+
+    actors = _actors(nodes, ns)
+    store = [name for name in actors if name.startswith(f"runner:{ns}:store:")]
+    workers = [name for name in actors if name.startswith(f"runner:{ns}:worker-")]
+    assert len(store) == 1 and len(workers) == RUNS, sorted(actors)
+    assert actors["runner"].class_name == "Runner" and actors[store[0]].class_name == "StoreActor"
+    assert actors["runner"].node_id == nodes.head and actors[store[0]].node_id == nodes.head
+    assert {actors[name].node_id for name in workers} == nodes.all  # a worker on every node
+
+    run_id = handles[0].run_id
+    where = eventually(lambda: _task_node(nodes, f"spread.where@{run_id}"), what="the step task in Ray's state API")
+    assert where == results[0][0]
+    on_gpu = eventually(
+        lambda: _task_node(nodes, f"spread.on_gpu@{run_id}"), what="the gpu step task in Ray's state API"
+    )
+    assert on_gpu == nodes.gpu
+
+
+LOST_TYPES = {
+    "ray.exceptions.NodeDiedError",
+    "ray.exceptions.WorkerCrashedError",
+    "ray.exceptions.LocalRayletDiedError",
+    "ray.exceptions.ObjectLostError",
+    "ray.exceptions.OwnerDiedError",
+}
+LOSS_RUNS = 4
+
+
+def _on_side(log: str, gate: str) -> runner.Workflow:
+    wf = runner.Workflow("node_loss")
+
+    @wf.step(num_cpus=0, resources={"side": 1}, retries=2)
+    def remote(x: int) -> int:  # runs on the side node only
+        mark(log, str(x))
+        wait_for_file(gate)
+        return x * 10
+
+    @wf.step(after=remote, inline=True)
+    def finish(x: int) -> int:
+        return x + 3
+
+    return wf
+
+
+def _alive_with(resource: str) -> bool:
+    return any(node["Alive"] and resource in node["Resources"] for node in ray.nodes())
+
+
+def test_a_node_lost_mid_run_loses_nothing(nodes: Nodes, make_client: Callable[..., Client], tmp_path: Path) -> None:
+    log, gate = str(tmp_path / "started.log"), str(tmp_path / "gate")
+    client = make_client(max_workers=1)
+    warm = runner.Workflow("warm")  # the only worker starts now, on a node that stays
+    warm.step(lambda x: x, name="echo", inline=True)
+    assert client.submit(warm, 1).result(timeout=60) == 1
+
+    side = nodes.cluster.add_node(num_cpus=1, resources={"side": LOSS_RUNS})
+    eventually(lambda: _alive_with("side"), what="the side node to join")
+    handles = [client.submit(_on_side(log, gate), i) for i in range(LOSS_RUNS)]
+    eventually(lambda: len(executions(log)) == LOSS_RUNS, timeout=60, what="every step to run on the side node")
+
+    nodes.cluster.remove_node(side, allow_graceful=False)
+    eventually(lambda: not _alive_with("side"), what="the side node to be seen gone")
+    replacement = nodes.cluster.add_node(num_cpus=1, resources={"side": LOSS_RUNS})
+    try:
+        with open(gate, "w"):
+            pass
+        assert client.results(handles, timeout=90) == [i * 10 + 3 for i in range(LOSS_RUNS)]
+    finally:
+        nodes.cluster.remove_node(replacement)
+    for handle in handles:
+        events = [stored.event for stored in handle.history()]
+        facts = sorted(e.node for e in events if isinstance(e, FactProduced))
+        assert facts == ["finish", "remote"]  # each result recorded once
+        lost = [e for e in events if isinstance(e, StepLost)]
+        assert lost and all(e.node == "remote" and e.attempt == 1 for e in lost)
+        assert {e.error.type for e in lost} <= LOST_TYPES
+        assert not [e for e in events if isinstance(e, StepFailed)]  # none of the step's own retries spent
+        assert {e.attempt for e in events if isinstance(e, StepStarted)} == {1}
