@@ -25,9 +25,12 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
+
+import ray
 
 from runner import faults
 from runner.errors import write_failure
@@ -35,6 +38,10 @@ from runner.faults import FaultPoint
 from runner.store import AppendRequest, NewRun, Receipt, RunRecord
 
 MAX_BATCH = 1024
+# How long a thread that wants the GIL waits before the holder is asked to let go (Python's
+# default: 5 ms). The writer thread takes the GIL back after each DuckDB call; with the loop
+# thread busy receiving calls, at the default it waits up to 5 ms each time.
+GIL_SWITCH_SECONDS = 0.0005
 Created = tuple[RunRecord, bool]  # a submitted run's record, and whether this call created it
 T = TypeVar("T")
 
@@ -90,6 +97,8 @@ class GroupCommitter:
         on_created: Callable[[list[Created]], None],
         on_appended: Callable[[AppendRequest], None],
     ) -> None:
+        if ray.is_initialized() and ray.get_runtime_context().get_actor_id() is not None:
+            sys.setswitchinterval(GIL_SWITCH_SECONDS)  # the Store actor's own process: nobody else's setting
         self._store = store
         self._path = path
         self._on_created = on_created
