@@ -32,12 +32,12 @@ Layout of the directory::
 
 Where each point sits (the worker-side ones are placed by the worker):
 
-- ``STORE_COMMIT``: ``runner/store_actor.py`` ``StoreActor._commit``, just
+- ``STORE_COMMIT``: ``runner/group_commit.py`` ``GroupCommitter._commit`` (on the Store actor's writer thread), just
   before ``append_many``. Arm it with RAISE and an ``OSError(ENOSPC)`` for a
   full disk: every caller of that commit gets ``StoreWriteFailed`` (the actor
   translates the ``OSError``), nothing is written.
-- ``STORE_COMMITTED``: ``StoreActor._commit``, just after ``append_many``
-  returned, before ``_commit_queued`` resolves the callers' futures. CRASH
+- ``STORE_COMMITTED``: ``GroupCommitter._commit``, just after ``append_many``
+  returned, before ``_finish_group`` resolves the callers' futures. CRASH
   there is a commit whose reply is lost; RAISE reports a failure for a
   batch that was in fact committed (an ambiguous commit).
 - ``STEP_FINISHED``: ``runner/worker.py``, where a finished task's outcome is

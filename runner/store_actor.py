@@ -1,14 +1,16 @@
 """The Store actor: one Ray actor owns one store adapter, with group commit.
 
-Workers append through this actor. It is an async actor: every call runs
-on its one event loop thread, so adapter calls never contend for a lock
-(a threaded actor measured ~0.7 ms more per call on the 2-core dev
-machine). An append joins a queue and the commit is scheduled for the
-loop's next turn: appends that arrive together, or while a commit blocks
-the loop, go in one ``append_many`` transaction, so many workers' batches
-cost one commit, and each caller still gets its own receipt or its own
-error (one worker's FencedError never fails another's batch). With no load
-an append is committed at once: batching adds no waiting.
+Workers append through this actor. It is an async actor: calls arrive on
+its one event loop (a threaded actor measured ~0.7 ms more per call on the
+2-core dev machine). Appends and submits queue there and are committed by
+one writer thread, a group at a time (runner/group_commit.py): while a
+group's commit syncs the file, the loop goes on receiving calls, and the
+next group takes all that arrived meanwhile, so many workers' batches cost
+one commit, and each caller still gets its own receipt or its own error
+(one worker's FencedError never fails another's batch). With no load an
+append is committed at once: batching adds no waiting. The hot reads and
+writes (takeovers, results, snapshots, leases) go through the same writer
+when it is busy, so they never block the loop on the adapter's lock.
 
 The actor is thin: the contract lives in the adapter.
 
@@ -33,7 +35,6 @@ translated here. Nothing of that commit is stored; the actor lives on.
 from __future__ import annotations
 
 import asyncio
-import collections
 import contextlib
 import time
 import uuid
@@ -44,12 +45,11 @@ from typing import Any
 import ray
 
 from adapters import open_store, store_path
-from runner import faults
-from runner.errors import QueueFull, RunnerError, StoreError, StoreLocked, write_failure
+from runner.errors import RunnerError, StoreError, StoreLocked
 from runner.events import Event, RunReopened, StoredEvent
-from runner.faults import FaultPoint
+from runner.group_commit import MAX_BATCH, CommitStats, Created, GroupCommitter
 from runner.metrics import METRICS
-from runner.queues import Queue, QueueTicket, Waiting, check_pending_room
+from runner.queues import Queue, QueueTicket, Waiting
 from runner.store import (
     AppendRequest,
     Lease,
@@ -66,17 +66,9 @@ from runner.store import (
 )
 from runner.waiters import Waiters
 
-MAX_BATCH = 1024
-Created = tuple[RunRecord, bool]  # a submitted run's record, and whether this call created it
+__all__ = ["MAX_BATCH", "CommitStats", "Created", "RemoteStoreActor", "StoreActor", "Submitted", "Turn"]
+
 OPEN_RETRY_SECONDS = 20.0
-
-
-@dataclass(frozen=True, kw_only=True)
-class CommitStats:
-    commits: int
-    batches: int
-    events: int
-    largest_commit: int
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -135,37 +127,15 @@ class _Unopened:
         pass
 
 
-class _Pending:
-    """One caller's append waiting for the commit that carries it."""
-
-    __slots__ = ("request", "answer")
-
-    def __init__(self, request: AppendRequest, answer: asyncio.Future[Receipt | Exception]) -> None:
-        self.request = request
-        self.answer = answer  # resolved with the receipt, or with the error as a value
-
-
-class _Creating:
-    """One caller's new runs waiting for the commit that stores them."""
-
-    __slots__ = ("news", "answer", "queues")
-
-    def __init__(
-        self, news: list[NewRun], answer: asyncio.Future[list[Created] | Exception], queues: Sequence[Queue] = ()
-    ) -> None:
-        self.news = news
-        self.answer = answer  # resolved with (record, created) per run, or with the error as a value
-        self.queues = {q.name: q for q in queues}  # whose max_pending is checked before storing
-
-
 class StoreActor:
     """Wraps a Store adapter; created by the Runner as a named, async Ray actor.
 
-    Appends are group-committed: each call queues its requests and waits; the
-    commit, scheduled once per loop turn, takes everything queued so far.
-    Submits (``create_run(s)``) have a lane of their own: the same commit turn
-    stores every queued submit first, in one transaction, before any batch of
-    appends, so a submit never waits behind a long queue of workers' appends.
+    Appends are group-committed (runner/group_commit.py): each call queues its
+    requests and waits; the next group, committed on the writer thread, takes
+    everything queued so far. Submits (``create_run(s)``) have a lane of their
+    own: each group stores every queued submit first, in one transaction,
+    before any batch of appends, so a submit never waits behind a long queue
+    of workers' appends.
 
     Callers waiting for runs to end (``wait_outcomes``) are answered when a
     commit ends them: every status change is written through this actor."""
@@ -179,19 +149,15 @@ class StoreActor:
             self._store = _Unopened(exc)
         except Exception as exc:  # not the adapter's own error: still a value, never a dead actor
             self._store = _Unopened(StoreError(f"the store {url} could not be opened: {type(exc).__name__}: {exc}"))
-        self._queue: list[_Pending] = []
-        self._creating: list[_Creating] = []
-        self._commit_scheduled = False
+        self._committer = GroupCommitter(
+            lambda: self._store, self._path, on_created=self._note_submitted, on_appended=self._appended
+        )
         self._run_ended = Waiters()
         self._incarnation = uuid.uuid4().hex
         self._submitted: list[str] = []  # runs this actor created, from cursor _submitted_base on
         self._queued: dict[str, Waiting] = {}  # the queued ones of _submitted, with their place
         self._submitted_base = 0
         self._new_submits = asyncio.Event()
-        self._commits = 0
-        self._batches = 0
-        self._events = 0
-        self._largest = 0
 
     # ----------------------------------------------------------- the log
     def opened(self) -> None:
@@ -211,7 +177,7 @@ class StoreActor:
         request = AppendRequest(
             run_id=run_id, events=tuple(events), lease=lease, status=status, after_seq=after_seq, request_id=request_id
         )
-        result = (await self._group_commit([request]))[0]
+        result = (await self._committer.append([request]))[0]
         if isinstance(result, Exception):
             raise result
         return result
@@ -219,77 +185,30 @@ class StoreActor:
     async def append_batch(self, requests: Sequence[AppendRequest]) -> list[Receipt | Exception]:
         """Several runs' appends from one caller (a worker batches the runs it drives): each
         gets its own receipt or error, in order; they commit with whatever else is queued."""
-        return await self._group_commit(list(requests))
+        return await self._committer.append(list(requests))
 
     async def append_each(self, requests: Sequence[AppendRequest]) -> list[Any]:
         """``append_batch`` with each request's answer also as a return value of its own: called
         with ``num_returns=len(requests) + 1`` (:meth:`StoreHandle.append_each`), it gives each
         caller an ObjectRef to its own receipt or error, which a task can depend on, and a last
         one to all the answers, in order."""
-        answers = await self._group_commit(list(requests))
+        answers = await self._committer.append(list(requests))
         return [*answers, answers]
 
-    async def _group_commit(self, requests: list[AppendRequest]) -> list[Receipt | Exception]:
-        loop = asyncio.get_running_loop()
-        mine = [_Pending(request, loop.create_future()) for request in requests]
-        self._queue.extend(mine)
-        if mine:
-            self._schedule_commit(loop)
-        return [await pending.answer for pending in mine]
+    def _appended(self, request: AppendRequest) -> None:
+        """A commit stored ``request``: if its status ends the run, answer whoever waits for it,
+        and count the end (runner.metrics) once the run's workflow is read."""
+        self._ended_by(request.run_id, request.status)
+        if request.status is not None and RunStatus(request.status).is_terminal:
+            asyncio.get_running_loop().create_task(self._count_end(request.run_id, RunStatus(request.status)))
 
-    def _schedule_commit(self, loop: asyncio.AbstractEventLoop) -> None:
-        if not self._commit_scheduled:
-            self._commit_scheduled = True
-            loop.call_soon(self._commit_queued)  # after the calls that are ready now have queued theirs
-
-    def _commit_queued(self) -> None:
-        self._commit_scheduled = False
-        self._create_queued()
-        while self._queue:
-            batch, self._queue = self._queue[:MAX_BATCH], self._queue[MAX_BATCH:]
-            for pending, result in zip(batch, self._commit(batch), strict=True):
-                if not pending.answer.done():
-                    pending.answer.set_result(result)
-                if isinstance(result, Receipt):
-                    self._ended_by(pending.request.run_id, pending.request.status)
-                    self._count_end(pending.request.run_id, pending.request.status)
-
-    def _commit(self, batch: list[_Pending]) -> list[Receipt | Exception]:
-        requests = [pending.request for pending in batch]
-        started = time.perf_counter()
+    async def _count_end(self, run_id: str, status: RunStatus) -> None:
+        """Count a run that an append ended, by workflow and status."""
         try:
-            results = self._append_many(requests)
-            # committed, not yet answered: a crash here loses the replies, never the events
-            faults.hit_any(FaultPoint.STORE_COMMITTED, (r.run_id for r in requests))
-        except Exception as exc:  # the adapter itself failed (StoreWriteFailed: a full disk): every caller learns it
-            results = [exc] * len(batch)
-        size = sum(len(r.events) for r in requests)
-        METRICS.commit(time.perf_counter() - started, size, len(batch))
-        self._commits += 1
-        self._batches += len(batch)
-        self._events += size
-        self._largest = max(self._largest, size)
-        return results
-
-    def _append_many(self, requests: list[AppendRequest]) -> list[Receipt | Exception]:
-        """The adapter's ``append_many``; an ``OSError`` on the way (the file system refused the
-        write past the adapter's own translation, or the fault point says so) is StoreWriteFailed."""
-        try:
-            faults.hit_any(FaultPoint.STORE_COMMIT, (r.run_id for r in requests))  # e.g. a full disk
-            results: list[Receipt | Exception] = self._store.append_many(requests)
-        except OSError as exc:
-            raise write_failure(self._path, exc) from exc
-        return results
-
-    def _count_end(self, run_id: str, status: RunStatus | None) -> None:
-        """Count a run that an append ended, by workflow and status (runner.metrics)."""
-        if status is None or not RunStatus(status).is_terminal:
-            return
-        try:
-            workflow = self._store.get_run(run_id).workflow
+            record: RunRecord = await self._committer.call(self._store.get_run, run_id, writes=False)
         except Exception:  # deleted meanwhile: nothing to count it under
             return
-        METRICS.ended(workflow, RunStatus(status).value)
+        METRICS.ended(record.workflow, status.value)
 
     def _ended_by(self, run_id: str, status: RunStatus | None) -> None:
         """A write moved ``run_id`` to ``status``: if that ends it, answer whoever waits for it."""
@@ -305,14 +224,19 @@ class StoreActor:
                 break
         return out
 
-    def last_event(self, run_id: str) -> StoredEvent | None:
-        return self.outcome(run_id)[1]
+    async def last_event(self, run_id: str) -> StoredEvent | None:
+        return (await self.outcome(run_id))[1]
 
-    def open_turns(self, run_ids: Sequence[str], owner: str, ttl: float, limit: int = 5_000) -> list[Turn | Exception]:
+    async def open_turns(
+        self, run_ids: Sequence[str], owner: str, ttl: float, limit: int = 5_000
+    ) -> list[Turn | Exception]:
         """Everything a worker needs to take runs over (it batches the runs it is given): a new
         lease for each, forced (the Runner gives the run to this owner), all in one commit, a
         pending run moved to running under it; then each run's record, latest snapshot and
         first events after it. Each run gets its own Turn or its own error."""
+        return await self._committer.call(self._open_turns, run_ids, owner, ttl, limit, writes=True)
+
+    def _open_turns(self, run_ids: Sequence[str], owner: str, ttl: float, limit: int) -> list[Turn | Exception]:
         turns: list[Turn | Exception] = []
         for run_id, taken in zip(run_ids, self._store.take_over(list(run_ids), owner, ttl), strict=True):
             if isinstance(taken, Exception):
@@ -337,14 +261,19 @@ class StoreActor:
                 )
         return turns
 
-    def outcome(self, run_id: str) -> tuple[RunRecord, StoredEvent | None]:
+    async def outcome(self, run_id: str) -> tuple[RunRecord, StoredEvent | None]:
         """The run's record and its last event, in one call."""
-        record = self._store.get_run(run_id)
-        last = next(iter(self._store.stream(run_id, max(0, record.last_seq - 1))), None)
-        return record, last
+        return (await self.outcomes([run_id]))[0]
 
-    def outcomes(self, run_ids: Sequence[str]) -> list[tuple[RunRecord, StoredEvent | None]]:
-        return [self.outcome(run_id) for run_id in run_ids]
+    async def outcomes(self, run_ids: Sequence[str]) -> list[tuple[RunRecord, StoredEvent | None]]:
+        return await self._committer.call(self._outcomes, run_ids, writes=False)
+
+    def _outcomes(self, run_ids: Sequence[str]) -> list[tuple[RunRecord, StoredEvent | None]]:
+        out: list[tuple[RunRecord, StoredEvent | None]] = []
+        for run_id in run_ids:
+            record = self._store.get_run(run_id)
+            out.append((record, next(iter(self._store.stream(run_id, max(0, record.last_seq - 1))), None)))
+        return out
 
     async def wait_outcomes(
         self, run_ids: Sequence[str], timeout: float | None
@@ -354,11 +283,11 @@ class StoreActor:
         read, with no await in between, so a run that ends meanwhile still wakes them."""
         futures = {run_id: self._run_ended.add(run_id) for run_id in dict.fromkeys(run_ids)}
         try:
-            records = self.get_runs(run_ids)
+            records = await self.get_runs(run_ids)
             open_runs = {record.run_id for record in records if not record.status.is_terminal}
             if open_runs and (timeout is None or timeout > 0):
                 await asyncio.wait([futures[run_id] for run_id in open_runs], timeout=timeout)
-            return self.outcomes(run_ids)
+            return await self.outcomes(run_ids)
         finally:
             for run_id, future in futures.items():
                 self._run_ended.remove(run_id, future)
@@ -372,69 +301,7 @@ class StoreActor:
     async def create_runs(self, news: Sequence[NewRun], queues: Sequence[Queue] = ()) -> list[Created]:
         """Several new runs, in one commit with whatever other submits are queued. ``queues``:
         QueueFull, and nothing stored, if the runs would take one over its ``max_pending``."""
-        loop = asyncio.get_running_loop()
-        mine = _Creating(list(news), loop.create_future(), queues)
-        self._creating.append(mine)
-        self._schedule_commit(loop)
-        result = await mine.answer
-        if isinstance(result, Exception):
-            raise result
-        return result
-
-    def _create_queued(self) -> None:
-        """Store every queued submit: all callers' runs in one ``create_runs`` transaction; should
-        that fail (one caller's invalid run, a full disk), each caller's runs alone, so each
-        caller gets its own answer or its own error."""
-        creating, self._creating = self._creating, []
-        creating = self._refuse_full_queues(creating)
-        if not creating:
-            return
-        try:
-            created: list[Created] = self._store.create_runs([new for c in creating for new in c.news])
-        except Exception as exc:
-            if len(creating) == 1:
-                _answer(creating[0], exc)
-                return
-            for one in creating:
-                try:
-                    alone: list[Created] = self._store.create_runs(one.news)
-                except Exception as own:
-                    _answer(one, own)
-                else:
-                    _answer(one, alone)
-                    self._note_submitted(alone)
-            return
-        start = 0
-        for one in creating:
-            _answer(one, created[start : start + len(one.news)])
-            start += len(one.news)
-        self._note_submitted(created)
-
-    def _refuse_full_queues(self, creating: list[_Creating]) -> list[_Creating]:
-        """Answer QueueFull to each caller whose runs would take a queue over its max_pending
-        (counting the runs of the callers before it in this commit); the callers left."""
-        if not any(one.queues for one in creating):
-            return creating
-        stored: dict[str, int] = {}
-        added: collections.Counter[str] = collections.Counter()
-
-        def pending_in(queue: str, at_most: int) -> int:
-            if queue not in stored:
-                waiting = RunFilter(queue=queue, status=RunStatus.PENDING, limit=at_most)
-                stored[queue] = len(self._store.list_runs(waiting))
-            return stored[queue] + added[queue]
-
-        kept: list[_Creating] = []
-        for one in creating:
-            tickets = [QueueTicket(queue=n.queue) if n.queue is not None else None for n in one.news]
-            try:
-                check_pending_room(tickets, one.queues, pending_in)
-            except QueueFull as exc:
-                _answer(one, exc)
-                continue
-            added.update(t.queue for t in tickets if t is not None)
-            kept.append(one)
-        return kept
+        return await self._committer.create(list(news), queues)
 
     def _note_submitted(self, created: list[Created]) -> None:
         fresh = [record.run_id for record, new in created if new]
@@ -474,12 +341,14 @@ class StoreActor:
             queued=tuple(self._queued[r] for r in run_ids if r in self._queued),
         )
 
-    def get_run(self, run_id: str) -> RunRecord:
-        record: RunRecord = self._store.get_run(run_id)
-        return record
+    async def get_run(self, run_id: str) -> RunRecord:
+        return (await self.get_runs([run_id]))[0]
 
-    def get_runs(self, run_ids: Sequence[str]) -> list[RunRecord]:
+    async def get_runs(self, run_ids: Sequence[str]) -> list[RunRecord]:
         """Several runs' records in one call (RunNotFound names the first unknown one)."""
+        return await self._committer.call(self._get_runs, run_ids, writes=False)
+
+    def _get_runs(self, run_ids: Sequence[str]) -> list[RunRecord]:
         return [self._store.get_run(run_id) for run_id in run_ids]
 
     def exists(self, run_id: str) -> bool:
@@ -506,22 +375,22 @@ class StoreActor:
         lease: Lease = self._store.acquire_lease(run_id, owner, ttl, force=force)
         return lease
 
-    def renew_lease(self, run_id: str, token: int, ttl: float) -> Lease:
-        lease: Lease = self._store.renew_lease(run_id, token, ttl)
+    async def renew_lease(self, run_id: str, token: int, ttl: float) -> Lease:
+        lease: Lease = await self._committer.call(self._store.renew_lease, run_id, token, ttl, writes=True)
         return lease
 
     def release_lease(self, run_id: str, token: int) -> None:
         self._store.release_lease(run_id, token)
 
-    def leases(self, run_ids: Sequence[str]) -> list[LeaseState]:
-        result: list[LeaseState] = self._store.leases(list(run_ids))
+    async def leases(self, run_ids: Sequence[str]) -> list[LeaseState]:
+        result: list[LeaseState] = await self._committer.call(self._store.leases, list(run_ids), writes=False)
         return result
 
-    def save_snapshot(self, run_id: str, cursor: int, blob: bytes) -> None:
-        self._store.save_snapshot(run_id, cursor, blob)
+    async def save_snapshot(self, run_id: str, cursor: int, blob: bytes) -> None:
+        await self._committer.call(self._store.save_snapshot, run_id, cursor, blob, writes=True)
 
-    def load_snapshot(self, run_id: str) -> Snapshot | None:
-        snapshot: Snapshot | None = self._store.load_snapshot(run_id)
+    async def load_snapshot(self, run_id: str) -> Snapshot | None:
+        snapshot: Snapshot | None = await self._committer.call(self._store.load_snapshot, run_id, writes=False)
         return snapshot
 
     def save_fact(self, fact_hash: str, blob: bytes) -> None:
@@ -564,9 +433,7 @@ class StoreActor:
         return result
 
     def stats(self) -> CommitStats:
-        return CommitStats(
-            commits=self._commits, batches=self._batches, events=self._events, largest_commit=self._largest
-        )
+        return self._committer.stats()
 
     def ping(self) -> str:
         return self.url
@@ -578,11 +445,6 @@ class StoreActor:
 
     def close(self) -> None:
         self._store.close()
-
-
-def _answer(creating: _Creating, result: list[Created] | Exception) -> None:
-    if not creating.answer.done():
-        creating.answer.set_result(result)
 
 
 RemoteStoreActor = ray.remote(StoreActor)

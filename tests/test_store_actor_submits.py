@@ -51,7 +51,7 @@ def _recorded(actor: StoreActor) -> Recording:
 def _running(actor: StoreActor, run_id: str) -> int:
     """Store a run and take it over (it is running then): its lease token."""
     asyncio.run(actor.create_run(_new(run_id)))
-    [turn] = actor.open_turns([run_id], "me", 60.0)
+    [turn] = asyncio.run(actor.open_turns([run_id], "me", 60.0))
     assert not isinstance(turn, Exception) and turn.lease is not None
     return turn.lease.token
 

@@ -65,12 +65,12 @@ class Connection:
                     raise translate(exc, self.path, writing=True) from exc
                 return
             try:
-                con.execute("BEGIN TRANSACTION")
+                con.begin()  # the methods, not SQL text: no statement to parse
                 yield con
-                con.execute("COMMIT")
+                con.commit()
             except BaseException as exc:
                 with contextlib.suppress(duckdb.Error):
-                    con.execute("ROLLBACK")
+                    con.rollback()
                 if isinstance(exc, (duckdb.Error, OSError)):
                     raise translate(exc, self.path, writing=True) from exc
                 raise

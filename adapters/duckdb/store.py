@@ -498,7 +498,9 @@ class DuckDBStore:
         cursor = after
         while True:
             with self._db.read() as con:
-                rows = con.execute(statements.SELECT_EVENTS, [run_id, cursor, statements.STREAM_CHUNK]).fetchall()
+                rows = statements.execute(
+                    con, statements.SELECT_EVENTS, [run_id, cursor, statements.STREAM_CHUNK]
+                ).fetchall()
             for seq, kind, payload in rows:
                 yield StoredEvent(run_id=run_id, seq=seq, event=serialization.decode_event(kind, payload))
             if len(rows) < statements.STREAM_CHUNK:
@@ -621,7 +623,7 @@ class DuckDBStore:
         cached = self._records.get(run_id)
         if cached is not None:
             return cached
-        row = con.execute(statements.SELECT_RUN, [run_id]).fetchone()
+        row = statements.execute(con, statements.SELECT_RUN, [run_id]).fetchone()
         if row is None:
             raise RunNotFound(run_id)
         return self._records.put(statements.record_of(row))
