@@ -25,12 +25,20 @@ Spans (attributes under ``runner.``, see :class:`SpanAttribute`):
   after the fact with the run's own times. A run ended by the Runner while no worker held it (a
   cancel of a waiting run) has no run span.
 
+Ray's processes (Worker actors, step tasks) need a provider of their own. ``RUNNER_TRACING_SETUP``
+(``package.module:function``) in a process's environment names a function this module calls once
+in that process, before its first span, to set one: put it in the runtime_env's ``env_vars`` of
+the job that starts the Runner (its actors and their tasks inherit it) or in the environment of
+``ray start`` on each node. Ray's own ``worker_process_setup_hook`` (job-level) works as well.
+
 No Ray here (the Ray node id is given by the caller).
 """
 
 from __future__ import annotations
 
+import importlib
 import logging
+import os
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from types import ModuleType, TracebackType
@@ -43,6 +51,7 @@ from runner.vocabulary import Vocabulary
 log = logging.getLogger("runner.tracing")
 
 TRACER_NAME = "ray-runner"
+SETUP_ENV_VAR = "RUNNER_TRACING_SETUP"  # package.module:function, called once per process to set a provider
 
 
 class SpanName(Vocabulary):
@@ -73,6 +82,7 @@ _ENDS = {RunCompleted: "completed", RunFailed: "failed", RunCancelled: "cancelle
 _api: ModuleType | None = None
 _api_missing = False
 _tracers: tuple[object, Any] | None = None  # (provider, its tracer): this process's, made on first use
+_setup_done = False
 
 
 def _trace_api() -> ModuleType | None:
@@ -88,9 +98,25 @@ def _trace_api() -> ModuleType | None:
     return _api
 
 
+def _run_setup() -> None:
+    """Call the function ``RUNNER_TRACING_SETUP`` names, once per process (if it is set)."""
+    global _setup_done
+    _setup_done = True
+    target = os.environ.get(SETUP_ENV_VAR)
+    if not target:
+        return
+    module, _, name = target.partition(":")
+    try:
+        getattr(importlib.import_module(module), name)()
+    except Exception:
+        log.warning("%s=%r: the setup failed; no traces from this process", SETUP_ENV_VAR, target, exc_info=True)
+
+
 def tracer() -> Any:
     """This process's tracer, or None when tracing is off here (no API, or no provider set)."""
     global _tracers
+    if not _setup_done:
+        _run_setup()
     api = _trace_api()
     if api is None:
         return None

@@ -1,9 +1,9 @@
 """A TracerProvider for every Ray process of a test: spans written to a file as JSON lines.
 
-An example of configuring traces in Ray's processes, used by the Ray tests: give Ray this
-module's :func:`setup` as the runtime_env's ``worker_process_setup_hook`` and the file's path in
-the ``RUNNER_SPAN_FILE`` environment variable (``env_vars``); each worker process (Worker
-actors, step tasks) then sets its provider once, at start. Needs ``opentelemetry-sdk``.
+An example of configuring traces in Ray's processes, used by the Ray tests and the benchmark:
+:func:`runtime_env` names this module's :func:`setup` in ``RUNNER_TRACING_SETUP`` and the
+file in ``RUNNER_SPAN_FILE``; each process that inherits those (the Runner's actors, their
+step tasks) sets its provider before its first span. Needs ``opentelemetry-sdk``.
 """
 
 from __future__ import annotations
@@ -13,12 +13,14 @@ import os
 from pathlib import Path
 from typing import Any
 
+from runner.tracing import SETUP_ENV_VAR
+
 ENV_VAR = "RUNNER_SPAN_FILE"
 
 
 def runtime_env(path: Path) -> dict[str, Any]:
     """The runtime_env fields that make every Ray process of a job write its spans to ``path``."""
-    return {"worker_process_setup_hook": f"{__name__}.setup", "env_vars": {ENV_VAR: str(path)}}
+    return {"env_vars": {SETUP_ENV_VAR: f"{__name__}:setup", ENV_VAR: str(path)}}
 
 
 def setup() -> None:
