@@ -541,7 +541,11 @@ class Client:
         if not allow_irreversible:
             _refuse_irreversible(run_id, state, set(workflow.nodes))
         submitted = RunSubmitted(
-            workflow=workflow.name, input=state.input, definition_hash=parent.definition_hash, parent_run_id=run_id
+            workflow=workflow.name,
+            input=state.input,
+            definition_hash=parent.definition_hash,
+            parent_run_id=run_id,
+            trace_context=tracing.current_context(),  # a new submit: the caller's span is its parent
         )
         return self._submit_new(parent, (submitted,))
 
@@ -558,7 +562,11 @@ class Client:
             _refuse_irreversible(run_id, state, set(workflow.nodes) - upstream)
         events: list[Any] = [
             RunSubmitted(
-                workflow=workflow.name, input=state.input, definition_hash=parent.definition_hash, parent_run_id=run_id
+                workflow=workflow.name,
+                input=state.input,
+                definition_hash=parent.definition_hash,
+                parent_run_id=run_id,
+                trace_context=tracing.current_context(),
             )
         ]
         results = state.results()

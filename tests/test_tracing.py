@@ -115,3 +115,12 @@ def test_the_trace_context_is_stored_with_the_run() -> None:
     assert decode_event(*encode_event(event)) == event
     old = RunSubmitted(workflow="w", input=1, definition_hash="h")
     assert old.trace_context is None and "trace_context" in encode_event(old)[1]
+
+
+def test_without_the_api_nothing_is_traced(monkeypatch: pytest.MonkeyPatch) -> None:
+    import runner.tracing as tracing
+
+    monkeypatch.setattr(tracing, "_api", None)
+    monkeypatch.setattr(tracing, "_api_missing", True)  # as if opentelemetry-api were not installed
+    assert tracing.current_context() is None and tracing.tracer() is None
+    assert InProcessRun(flaky_workflow(), 1).run().status == "completed"
