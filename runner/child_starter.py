@@ -49,7 +49,7 @@ class ChildStarter:
                 continue
             try:
                 workflow, value = await self._child_of(state, node_name)
-                new = self._new_run(workflow, child_id, value)
+                new = self._new_run(workflow, child_id, value, state.trace_context)
             except InvalidArgument as exc:
                 refused.append(child_failed(node_name, child_id, "refused", str(exc)))
                 continue
@@ -82,10 +82,16 @@ class ChildStarter:
         assert node.child is not None
         return node.child, state.results()[node.after[0]] if node.after else state.input
 
-    def _new_run(self, workflow: Workflow, child_id: str, value: Any) -> NewRun:
+    def _new_run(
+        self, workflow: Workflow, child_id: str, value: Any, trace_context: dict[str, str] | None = None
+    ) -> NewRun:
         checked = workflow.check_input(value)
         submitted = RunSubmitted(
-            workflow=workflow.name, input=checked, definition_hash=workflow.definition_hash(), parent_run_id=self.run_id
+            workflow=workflow.name,
+            input=checked,
+            definition_hash=workflow.definition_hash(),
+            parent_run_id=self.run_id,
+            trace_context=trace_context,  # the child is part of its parent's trace
         )
         encode_event(submitted)  # an input that cannot be stored is refused before anything is written
         return NewRun(

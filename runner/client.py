@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 import ray
 
 from adapters import DEFAULT_STORE_URL, store_path
-from runner import approvals, deadlines, policy_overrides, serialization
+from runner import approvals, deadlines, policy_overrides, serialization, tracing
 from runner import cron as cron_schedules
 from runner.checkpoint import CheckpointStrategy, as_strategy, stored_name
 from runner.continue_as_new import successor_of
@@ -263,6 +263,7 @@ class Client:
             deadline_at=deadline_at,
             policies=overridden or None,
             checkpoint=stored_name(strategy),
+            trace_context=tracing.current_context(),  # the submit's span becomes its steps' parent
         )
         # an input that cannot be stored is refused here, before anything is written
         serialization.encode_event(submitted)
@@ -540,7 +541,11 @@ class Client:
         if not allow_irreversible:
             _refuse_irreversible(run_id, state, set(workflow.nodes))
         submitted = RunSubmitted(
-            workflow=workflow.name, input=state.input, definition_hash=parent.definition_hash, parent_run_id=run_id
+            workflow=workflow.name,
+            input=state.input,
+            definition_hash=parent.definition_hash,
+            parent_run_id=run_id,
+            trace_context=tracing.current_context(),  # a new submit: the caller's span is its parent
         )
         return self._submit_new(parent, (submitted,))
 
@@ -557,7 +562,11 @@ class Client:
             _refuse_irreversible(run_id, state, set(workflow.nodes) - upstream)
         events: list[Any] = [
             RunSubmitted(
-                workflow=workflow.name, input=state.input, definition_hash=parent.definition_hash, parent_run_id=run_id
+                workflow=workflow.name,
+                input=state.input,
+                definition_hash=parent.definition_hash,
+                parent_run_id=run_id,
+                trace_context=tracing.current_context(),
             )
         ]
         results = state.results()

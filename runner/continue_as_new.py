@@ -64,9 +64,11 @@ def successor_run(
     definition_hash: str,
     event: RunContinuedAsNew,
     checkpoint: str | None = None,
+    trace_context: dict[str, str] | None = None,
 ) -> NewRun:
     """The run ``event`` starts: the same definition, the event's input, linked to its predecessor
-    (``checkpoint``: the predecessor's submitted checkpoint strategy, which the chain keeps)."""
+    (``checkpoint``: the predecessor's submitted checkpoint strategy, which the chain keeps;
+    ``trace_context``: its submit's trace context, which the chain keeps too)."""
     submitted = RunSubmitted(
         workflow=workflow,
         input=event.input,
@@ -74,6 +76,7 @@ def successor_run(
         parent_run_id=predecessor_id,
         at=event.at,
         checkpoint=checkpoint,
+        trace_context=trace_context,
     )
     return NewRun(
         run_id=event.successor_run_id,

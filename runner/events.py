@@ -56,6 +56,7 @@ class RunSubmitted:
     deadline_at: float | None = None
     policies: dict[str, str] | None = None
     checkpoint: str | None = None  # the submit's checkpoint strategy (runner.checkpoint); None: the workflow's
+    trace_context: dict[str, str] | None = None  # the submit's trace context, W3C headers (runner.tracing)
 
 
 @dataclass(frozen=True, kw_only=True)

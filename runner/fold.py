@@ -105,6 +105,8 @@ class Fold:
         d.parent_run_id = e.parent_run_id
         d.deadline_at = e.deadline_at
         d.checkpoint = e.checkpoint
+        d.submitted_at = e.at
+        d.trace_context = e.trace_context
 
     def _on_started(self, run_id: str, e: StepStarted) -> None:
         node = self._executable(e.node, e.item)

@@ -106,6 +106,8 @@ class RunData:
     input: Any = None
     parent_run_id: str | None = None
     checkpoint: str | None = None  # the submit's checkpoint strategy, by name (None: the workflow's)
+    submitted_at: float | None = None  # RunSubmitted's time
+    trace_context: dict[str, str] | None = None  # the submit's trace context (runner.tracing)
     tasks: dict[TaskKey, TaskRecord] = field(default_factory=dict)
     results: dict[str, Any] = field(default_factory=dict)
     map_counts: dict[str, int] = field(default_factory=dict)

@@ -235,6 +235,16 @@ class WorkflowState:
         """The checkpoint strategy the run was submitted with, by name (None: the workflow's)."""
         return self._data.checkpoint
 
+    @property
+    def submitted_at(self) -> float | None:
+        """When the run was submitted (RunSubmitted's time; None before it)."""
+        return self._data.submitted_at
+
+    @property
+    def trace_context(self) -> dict[str, str] | None:
+        """The submit's trace context, as W3C headers (None: the submit was not traced)."""
+        return self._data.trace_context
+
     def checkpoint_strategy(self) -> CheckpointStrategy:
         """How this run's worker appends results: the submit's strategy, else the workflow's,
         else every step (runner.checkpoint)."""

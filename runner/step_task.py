@@ -35,6 +35,7 @@ from runner.planning import Task
 from runner.shipping import pickle_call, pickle_sub_workflow
 from runner.store import Receipt, RunRecord
 from runner.store_handle import StoreHandle
+from runner.tracing import StepTrace, step_span
 from runner.workflow import Node, Workflow
 
 # ------------------------------------------------------- per-process caches
@@ -81,12 +82,29 @@ def execute_step(
     store: Callable[[], StoreHandle],
     fact_threshold: int,
     deferred_facts: list[tuple[str, bytes]] | None = None,
+    trace: StepTrace | None = None,
 ) -> StepResult:
     """Run one task: its value (or FactRef) or the error it failed with. Never raises for user errors.
     ``store`` gives the Store actor's handle, asked for only when a fact is read or saved.
 
     A large result is saved as a fact before the ref is returned, or, given ``deferred_facts``
-    (an inline step inside the worker), left there for the worker to save before its next append."""
+    (an inline step inside the worker), left there for the worker to save before its next append.
+    ``trace``: the run's trace context and worker, for the attempt's span (:mod:`runner.tracing`)."""
+    with step_span(run_id, workflow.name, task, trace, _node_id) as span:
+        result, exc = _execute(run_id, workflow, task, store, fact_threshold, deferred_facts)
+        if exc is not None:
+            span.failed(exc)
+        return result
+
+
+def _execute(
+    run_id: str,
+    workflow: Workflow,
+    task: Task,
+    store: Callable[[], StoreHandle],
+    fact_threshold: int,
+    deferred_facts: list[tuple[str, bytes]] | None,
+) -> tuple[StepResult, Exception | None]:
     node = workflow.nodes[task.node]
     context = step_context(run_id, task)
     try:
@@ -110,9 +128,14 @@ def execute_step(
             deferred_facts.append((fact_hash, blob))
         elif blob is not None:
             ray.get(store().save_fact(fact_hash, blob))
-        return StepResult(value=stored).with_metadata(context)
+        return StepResult(value=stored).with_metadata(context), None
     except Exception as exc:
-        return failure(node, exc).with_metadata(context)
+        return failure(node, exc).with_metadata(context), exc
+
+
+def _node_id() -> str | None:
+    """The Ray node this process runs on (for a step's span)."""
+    return ray.get_runtime_context().get_node_id() if ray.is_initialized() else None
 
 
 @dataclass(frozen=True)
@@ -145,10 +168,17 @@ def check_gate(run_id: str, gate: Gate) -> None:
 
 @ray.remote(max_retries=0)
 def _step_task(
-    run_id: str, definition_hash: str, task: Task, store: StoreAddress, fact_threshold: int, gate: Gate = None
+    run_id: str,
+    definition_hash: str,
+    task: Task,
+    store: StoreAddress,
+    fact_threshold: int,
+    gate: Gate = None,
+    trace: StepTrace | None = None,
 ) -> StepResult:
     check_gate(run_id, gate)
-    return execute_step(run_id, _task_definition(run_id, definition_hash, store), task, store.handle, fact_threshold)
+    workflow = _task_definition(run_id, definition_hash, store)
+    return execute_step(run_id, workflow, task, store.handle, fact_threshold, trace=trace)
 
 
 def _task_definition(run_id: str, definition_hash: str, store: StoreAddress) -> Workflow:
@@ -166,8 +196,9 @@ def _task_definition(run_id: str, definition_hash: str, store: StoreAddress) -> 
 def remote_step(node: Node, name: str) -> NamedStepTask:
     """What runs one of ``node``'s tasks, with its Ray options (resources) and ``name``, the task's
     name in Ray's state API and timeline (:mod:`runner.ray_names`). Call
-    ``.remote(run_id, definition_hash, task, address, fact_threshold, gate)``, ``gate`` the
-    ObjectRef of the append that recorded the task's start (the task runs once it committed)."""
+    ``.remote(run_id, definition_hash, task, address, fact_threshold, gate[, trace])``, ``gate`` the
+    ObjectRef of the append that recorded the task's start (the task runs once it committed),
+    ``trace`` the run's :class:`~runner.tracing.StepTrace` (given only when the run is traced)."""
     resources = node.resources.ray_options()
     key = tuple(sorted((k, repr(v)) for k, v in resources.items()))
     options = _OPTIONS.get(key)

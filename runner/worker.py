@@ -70,6 +70,7 @@ from runner.step_task import HeldGate, StoreAddress, definition, execute_step, r
 from runner.store import AppendRequest, Receipt, RunRecord, RunStatus, status_after
 from runner.store_actor import Turn
 from runner.store_handle import StoreHandle
+from runner.tracing import StepTrace, run_spans
 from runner.workflow import Workflow
 
 READ_CHUNK = 5_000
@@ -376,9 +377,17 @@ class RunExecutor:
         is in it) has committed."""
         node = state.workflow.nodes[task.node]
         name = step_task_name(state.workflow.name, task.node, task.item, self.run_id)
-        ref = remote_step(node, name).remote(
-            self.run_id, self._definition_hash, task, self.address, self.config.fact_threshold, gate
+        args: tuple[Any, ...] = (
+            self.run_id,
+            self._definition_hash,
+            task,
+            self.address,
+            self.config.fact_threshold,
+            gate,
         )
+        if state.trace_context is not None:  # the run is traced: its steps' spans get their parent
+            args += (StepTrace(state.trace_context, self.owner),)
+        ref = remote_step(node, name).remote(*args)
         due = state.step_deadline_at(task.node, task.item)
         step_deadline = None if due is None or node.policy.deadline is None else (due, node.policy.deadline)
         self._in_flight.add(task, ref, node.policy.timeout, time.time(), step_deadline)
@@ -392,6 +401,7 @@ class RunExecutor:
             lambda: self.store,
             self.config.fact_threshold,
             deferred_facts=self._pending_facts,
+            trace=StepTrace(state.trace_context, self.owner),
         )
         faults.hit(FaultPoint.STEP_FINISHED, self.run_id)
         self._stage_outcome(task, result, time.time())
@@ -474,6 +484,7 @@ class RunExecutor:
             )
         hooks.fire(hooks.hooks_of(state.workflow), state.workflow.name, append.events)  # logged if they raise
         METRICS.steps(state, append.events)
+        run_spans(self.run_id, state.workflow.name, state.submitted_at, state.trace_context, append.events, self.owner)
         snapshot_due = state.cursor - self._snapshot_cursor >= self.config.snapshot_every
         if snapshot_due and state.cursor == last and not state.is_finished:  # nothing buffered past it
             await self.store.save_snapshot(self.run_id, state.cursor, state.snapshot())
@@ -492,6 +503,7 @@ class RunExecutor:
                 record.definition_hash,
                 event,
                 checkpoint=self.state.submitted_checkpoint if self.state is not None else None,
+                trace_context=self.state.trace_context if self.state is not None else None,
             )
             await self.store.create_run(new)
             faults.hit(FaultPoint.SUCCESSOR_CREATED, self.run_id)  # created, the predecessor not closed yet

@@ -17,6 +17,10 @@ A run's checkpoint strategy (:mod:`runner.checkpoint`) is followed as the
 worker follows it: ``appended`` counts the events of ``log`` a store would
 hold, and :meth:`InProcessRun.crash` forgets the rest, as a worker's crash
 would, so a test sees which steps run again.
+
+Traces (:mod:`runner.tracing`) are recorded as on Ray when the process has a TracerProvider: the
+run takes the context current when it is made (as ``submit`` does), each attempt has its span
+(worker ``in-process``), and a run span is recorded when its end is appended.
 """
 
 from __future__ import annotations
@@ -37,11 +41,13 @@ from runner.events import Event, RunSubmitted, SignalReceived, StoredEvent
 from runner.execution import StepResult, call_step, failure, step_context
 from runner.planning import DEFAULT_SYSTEM_RETRIES, Task
 from runner.state import WorkflowState
+from runner.tracing import StepTrace, current_context, run_spans, step_span
 from runner.workflow import Workflow
 
 Interceptor = Callable[[Task], Any]
 
 LEASE = 1
+WORKER = "in-process"  # the worker named in this runtime's spans
 
 
 class InProcessRun:
@@ -74,6 +80,7 @@ class InProcessRun:
             at=now,
             deadline_at=deadline_at,
             checkpoint=stored_name(None if checkpoint is None else as_strategy(checkpoint)),
+            trace_context=current_context(),
         )
         first = StoredEvent(run_id=run_id, seq=1, event=submitted)
         self.state.apply(first)
@@ -113,6 +120,15 @@ class InProcessRun:
     def append(self) -> None:
         """Store what is buffered (a checkpoint)."""
         if self.appended < len(self.log):
+            state = self.state
+            run_spans(
+                self.run_id,
+                self.workflow.name,
+                state.submitted_at,
+                state.trace_context,
+                self.log[self.appended :],
+                WORKER,
+            )
             self.appended = len(self.log)
             self.appends += 1
         self.checkpoints.appended()
@@ -171,6 +187,15 @@ class InProcessRun:
         step's, its exception the step's failure, and a StepResult it returns is the outcome
         itself (``StepResult(error=..., lost=True)``: a task lost to the system). A continuation's
         call (``task.call``) always runs as it is: the interceptor stands in for the step's own code."""
+        trace = StepTrace(self.state.trace_context, WORKER)
+        with step_span(self.run_id, self.workflow.name, task, trace) as span:
+            result, raised = self._outcome(task, intercept)
+            if not result.ok:
+                span.failed(raised, result.error)
+            return result
+
+    def _outcome(self, task: Task, intercept: Interceptor | None) -> tuple[StepResult, Exception | None]:
+        """The task's outcome and the exception it failed with, if it raised one."""
         node = self.workflow.nodes[task.node]
         context = step_context(self.run_id, task)  # runner.context() works here as in a Ray task
         try:
@@ -186,9 +211,9 @@ class InProcessRun:
                 value, blob = store_sub_workflow(value, serialization.dumps)
                 self.facts[value.sub_workflow.hash] = blob
         except Exception as exc:
-            return failure(node, exc).with_metadata(context)
+            return failure(node, exc).with_metadata(context), exc
         result = value if isinstance(value, StepResult) else StepResult(value=value)
-        return result.with_metadata(context)
+        return result.with_metadata(context), None
 
     def run(self, intercept: Interceptor | None = None, max_cycles: int = 10_000) -> WorkflowState:
         """Cycle until the run ends or waits for a signal; jumps the clock to due retries and timers."""
