@@ -53,6 +53,7 @@ from runner.store import (
     error_summary,
     grant_lease,
     lease_state,
+    signal_of_row,
     taken_over,
 )
 
@@ -371,7 +372,7 @@ class InMemoryStore:
             inbox = self._signals[run_id]
             keys = self._signal_keys[run_id]
             if dedupe_key is not None and dedupe_key in keys:  # sent before: the stored one
-                return _signal_of(run_id, inbox[keys[dedupe_key] - 1])
+                return signal_of_row(run_id, inbox[keys[dedupe_key] - 1])
             if record.status.is_terminal:
                 raise RunClosed(run_id, record.status.value)
             signal_id = len(inbox) + 1
@@ -388,7 +389,7 @@ class InMemoryStore:
             self._check_open()
             self._record(run_id)
             rows = [row for row in self._signals[run_id] if row[0] > after]
-        return [_signal_of(run_id, row) for row in rows]
+        return [signal_of_row(run_id, row) for row in rows]
 
     # -------------------------------------------------------------- schedules
     # kept with their input encoded, as the DuckDB store keeps them
@@ -442,15 +443,3 @@ class InMemoryStore:
 
 def _encode(events: Sequence[Event]) -> _Encoded:
     return tuple(serialization.encode_event(e) for e in events)
-
-
-def _signal_of(run_id: str, row: tuple[int, str, str, float, str | None]) -> Signal:
-    signal_id, name, payload, sent_at, call_id = row
-    return Signal(
-        run_id=run_id,
-        signal_id=signal_id,
-        name=name,
-        payload=serialization.from_json_value(payload),
-        sent_at=sent_at,
-        call_id=call_id,
-    )

@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol, runtime_checkable
 
+from runner import serialization
 from runner.errors import AppendConflict, FencedError, IllegalTransition, InvalidArgument, LeaseHeld, RunClosed
 from runner.events import (
     EVENT_TYPES,
@@ -198,6 +199,19 @@ class Signal:
     payload: object
     sent_at: float
     call_id: str | None = None  # the identity of the call that stored it (see Store.post_signal)
+
+
+def signal_of_row(run_id: str, row: tuple[Any, ...]) -> Signal:
+    """The signal of an adapter's row (signal_id, name, payload as tagged JSON, sent_at, call_id)."""
+    signal_id, name, payload, sent_at, call_id = row
+    return Signal(
+        run_id=run_id,
+        signal_id=signal_id,
+        name=name,
+        payload=serialization.from_json_value(payload),
+        sent_at=sent_at,
+        call_id=call_id,
+    )
 
 
 @dataclass(frozen=True, kw_only=True)

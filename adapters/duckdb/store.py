@@ -54,6 +54,7 @@ from runner.store import (
     error_summary,
     grant_lease,
     lease_state,
+    signal_of_row,
     taken_over,
 )
 
@@ -570,7 +571,7 @@ class DuckDBStore:
                     [run_id, dedupe_key],
                 ).fetchone()
                 if row is not None:  # sent before: the stored one
-                    return _signal_of(run_id, row)
+                    return signal_of_row(run_id, row)
             if record.status.is_terminal:
                 raise RunClosed(run_id, record.status.value)
             signal_id = statements.scalar(
@@ -594,7 +595,7 @@ class DuckDBStore:
                 "WHERE run_id = ? AND signal_id > ? ORDER BY signal_id",
                 [run_id, after],
             ).fetchall()
-        return [_signal_of(run_id, row) for row in rows]
+        return [signal_of_row(run_id, row) for row in rows]
 
     # -------------------------------------------------------------- schedules
     def save_schedule(self, schedule: Schedule) -> Schedule:
@@ -643,16 +644,3 @@ class DuckDBStore:
             with self._db.transaction() as con:
                 statements.update_runs(con, records)
             self._records.all_written()
-
-
-def _signal_of(run_id: str, row: tuple[Any, ...]) -> Signal:
-    """The signal of a ``signals`` row selected as signal_id, name, payload, sent_at, call_id."""
-    signal_id, name, payload, sent_at, call_id = row
-    return Signal(
-        run_id=run_id,
-        signal_id=signal_id,
-        name=name,
-        payload=serialization.from_json_value(payload),
-        sent_at=sent_at,
-        call_id=call_id,
-    )
