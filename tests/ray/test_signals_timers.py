@@ -161,7 +161,8 @@ def test_two_waits_on_different_signals(client: runner.Client) -> None:
         )
 
     eventually(waiting_only_for_legal, what="the run to take finance and wait for legal")
-    assert client.stats().busy_workers == 0
+    # the Runner learns of the turn's end just after the suspension is committed
+    eventually(lambda: client.stats().busy_workers == 0, what="the worker to be released")
     assert "legal" in handle.history()[-1].event.reason and "finance" not in handle.history()[-1].event.reason
 
     handle.signal("legal", "signed")

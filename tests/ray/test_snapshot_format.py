@@ -58,8 +58,11 @@ def test_a_snapshot_of_an_unknown_format_is_ignored_and_the_full_log_is_folded(m
 
     handle.signal("go", "now")
     assert handle.result(timeout=60) == (CHAIN, "now")
-    outcome: Outcome | None = last_outcome(client, run_id)
-    assert outcome is not None and outcome.status == "completed"
+    # the Runner records the completing turn just after its commit: until then it holds the suspended one
+    outcome: Outcome = eventually(
+        lambda: found if (found := last_outcome(client, run_id)).status == "completed" else None,
+        what="the Runner to record the completing turn",
+    )
     assert outcome.recovery.snapshot_cursor == 0  # the snapshot was not used
     assert outcome.recovery.events_streamed == len(history)  # every event up to the suspension was folded
     assert_gapless(handle.history())
