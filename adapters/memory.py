@@ -97,22 +97,7 @@ class InMemoryStore:
                     out.append((existing, False))
                     continue
                 now = self._clock()
-                record = RunRecord(
-                    run_id=new.run_id,
-                    workflow=new.workflow,
-                    status=RunStatus.PENDING,
-                    definition=new.definition,
-                    definition_hash=new.definition_hash,
-                    created_at=now,
-                    updated_at=now,
-                    last_seq=len(rows),
-                    idempotency_key=new.idempotency_key,
-                    parent_run_id=new.parent_run_id,
-                    metadata=new.metadata,
-                    queue=new.queue,
-                    queue_key=new.queue_key,
-                    priority=new.priority,
-                )
+                record = new.pending_record(now, len(rows))
                 self._runs[new.run_id] = record
                 if new.idempotency_key:
                     self._keys[new.idempotency_key] = new.run_id

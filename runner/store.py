@@ -118,6 +118,26 @@ class NewRun:
         if self.idempotency_key is not None and (not isinstance(self.idempotency_key, str) or not self.idempotency_key):
             raise InvalidArgument(f"idempotency_key must be a non-empty string, got {self.idempotency_key!r}")
 
+    def pending_record(self, now: float, last_seq: int) -> RunRecord:
+        """The record a store keeps for this run when it creates it at ``now`` with ``last_seq``
+        events: pending, never leased; every field the submit gave carried over."""
+        return RunRecord(
+            run_id=self.run_id,
+            workflow=self.workflow,
+            status=RunStatus.PENDING,
+            definition=self.definition,
+            definition_hash=self.definition_hash,
+            created_at=now,
+            updated_at=now,
+            last_seq=last_seq,
+            idempotency_key=self.idempotency_key,
+            parent_run_id=self.parent_run_id,
+            metadata=self.metadata,
+            queue=self.queue,
+            queue_key=self.queue_key,
+            priority=self.priority,
+        )
+
 
 @dataclass(frozen=True, kw_only=True)
 class RunRecord:
