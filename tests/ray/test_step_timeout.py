@@ -23,7 +23,7 @@ def test_a_step_over_its_timeout_is_cancelled_and_retried(shared_client: runner.
     wf = runner.Workflow("timeouts")
 
     # The deadline counts from dispatch, so it must cover a cold worker process's start on a busy machine.
-    @wf.step(timeout=3.0, retries=1, backoff="none")
+    @wf.step(timeout=6.0, retries=1, backoff="none")
     def slow(x: int) -> int:
         attempt = runner.context().attempt
         _mark(log, f"attempt-{attempt}-pid-{os.getpid()}")
@@ -38,7 +38,7 @@ def test_a_step_over_its_timeout_is_cancelled_and_retried(shared_client: runner.
     assert_gapless(history)
     failed = [e.event for e in history if isinstance(e.event, StepFailed)]
     assert [(e.node, e.attempt) for e in failed] == [("slow", 1)]
-    assert failed[0].error.type.endswith("StepTimeout") and "3" in failed[0].error.message
+    assert failed[0].error.type.endswith("StepTimeout") and "6s" in failed[0].error.message
     produced = [e.event for e in history if isinstance(e.event, FactProduced)]
     assert [(e.node, e.attempt, e.value) for e in produced] == [("slow", 2, 15)]
     first_pid = int(next(line for line in lines(log) if line.startswith("attempt-1-")).rsplit("-", 1)[1])
