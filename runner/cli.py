@@ -927,7 +927,8 @@ def ui(
     undeploy: bool = False,
 ) -> None:
     """Serve the web view of the store's runs (read-only unless --allow-actions); needs ray-runner[ui].
-    With --serve, deploy it on the cluster as a Ray Serve application instead (ray-runner[serve])."""
+    With --serve, deploy it on the cluster as a Ray Serve application instead (ray-runner[serve]),
+    over the store of the Runner running in the namespace."""
     if on_serve or undeploy:
         _serve_ui(host, port, token, allow_actions, store, address, namespace, route_prefix, serve_name, undeploy)
         return
@@ -983,7 +984,8 @@ def _serve_ui(
         removed = serve_app.undeploy(name)
         out.print(f"{name}: removed" if removed else f"{name}: not deployed")
         return
-    client = _connect(store, address, namespace)
+    client = serve_app.attach(namespace)  # the Runner running there, whatever its store
+    _check_same_store(store, client.store_url)
     served = serve_app.deploy(
         client,
         route_prefix=route_prefix,
@@ -995,9 +997,25 @@ def _serve_ui(
     )
     mode = "actions enabled" if allow_actions else "read-only"
     err.print(
-        f"web view of {store} deployed on Ray Serve as {served.name!r} ({mode}); `runner ui --undeploy` removes it"
+        f"web view of {client.store_url} deployed on Ray Serve as {served.name!r} ({mode}); "
+        "`runner ui --undeploy` removes it"
     )
     out.print(served.url)
+
+
+def _check_same_store(store: str, in_use: str) -> None:
+    """A ``--store`` given on the command line must be the one the namespace's Runner holds."""
+    from click.core import ParameterSource
+
+    from runner.client import absolute_store_url
+
+    if click.get_current_context().get_parameter_source("store") is ParameterSource.DEFAULT:
+        return
+    if absolute_store_url(store) != in_use:
+        raise InvalidArgument(
+            f"the Runner of this namespace holds {in_use!r}, not {store!r}: leave out --store, or give the namespace "
+            "whose Runner holds it (--namespace)"
+        )
 
 
 if __name__ == "__main__":

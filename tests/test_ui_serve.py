@@ -55,3 +55,14 @@ def test_route_prefixes_are_checked() -> None:
     assert serve_app.checked_route_prefix("/") == "/"
     with pytest.raises(InvalidArgument, match="start with '/'"):
         serve_app.checked_route_prefix("runner")
+
+
+def test_the_cli_refuses_a_serve_proxy_beyond_loopback_without_a_token(monkeypatch: pytest.MonkeyPatch) -> None:
+    from click.testing import CliRunner
+
+    from runner.cli import main
+
+    monkeypatch.delenv("RUNNER_UI_TOKEN", raising=False)
+    result = CliRunner().invoke(main, ["ui", "--serve", "--host", "0.0.0.0"])
+    assert result.exit_code == 2  # before joining any cluster
+    assert "token" in result.output
