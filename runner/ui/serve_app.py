@@ -140,7 +140,8 @@ def check_proxy(proxy_host: str | None, token: str | None) -> str:
 
 
 def _proxy_address() -> tuple[str | None, int]:
-    """Where Serve's proxies listen (the running Serve's settings, which may predate this call)."""
+    """Where Serve's proxies listen (the running Serve's settings, which may predate this call).
+    Read through Serve's own client accessor: no public call tells them."""
     serve_client = _get_global_client()
     assert serve_client is not None  # raises instead when no Serve runs
     config = serve_client.http_config
