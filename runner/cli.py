@@ -895,18 +895,44 @@ def unschedule(name: str, store: str, address: str | None, namespace: str) -> No
 @click.option(
     "--host", default="127.0.0.1", show_default=True, help="Address to serve on; beyond loopback needs --token."
 )
-@click.option("--port", default=8365, show_default=True, type=int)
+@click.option("--port", default=None, type=int, help="Port to serve on.  [default: 8365; with --serve: 8000]")
 @click.option(
     "--token", envvar="RUNNER_UI_TOKEN", default=None, help="Required to open the view (env RUNNER_UI_TOKEN)."
 )
 @click.option(
     "--allow-actions", is_flag=True, help="Show the buttons: signal, approve, cancel, pause, resume, replay, fork."
 )
+@click.option(
+    "--serve",
+    "on_serve",
+    is_flag=True,
+    help="Deploy the view on the cluster as a Ray Serve application and return; needs ray-runner[serve] "
+    "on every node. --host/--port then set Serve's HTTP proxy if this starts Serve.",
+)
+@click.option("--route-prefix", default="/runner", show_default=True, help="With --serve: the view's path on Serve.")
+@click.option("--serve-name", default="runner-ui", show_default=True, help="With --serve: the Serve application.")
+@click.option("--undeploy", is_flag=True, help="Remove the view deployed with --serve (by --serve-name).")
 @common
 def ui(
-    host: str, port: int, token: str | None, allow_actions: bool, store: str, address: str | None, namespace: str
+    host: str,
+    port: int | None,
+    token: str | None,
+    allow_actions: bool,
+    store: str,
+    address: str | None,
+    namespace: str,
+    on_serve: bool = False,
+    route_prefix: str = "/runner",
+    serve_name: str = "runner-ui",
+    undeploy: bool = False,
 ) -> None:
-    """Serve the web view of the store's runs (read-only unless --allow-actions); needs ray-runner[ui]."""
+    """Serve the web view of the store's runs (read-only unless --allow-actions); needs ray-runner[ui].
+    With --serve, deploy it on the cluster as a Ray Serve application instead (ray-runner[serve]),
+    over the store of the Runner running in the namespace."""
+    if on_serve or undeploy:
+        _serve_ui(host, port, token, allow_actions, store, address, namespace, route_prefix, serve_name, undeploy)
+        return
+    port = 8365 if port is None else port
     try:
         from runner.ui import access, server
     except ImportError as exc:
@@ -920,6 +946,76 @@ def ui(
     shown = f"[{host}]" if ":" in host else host
     err.print(f"web view of {store} on http://{shown}:{port} ({'actions enabled' if allow_actions else 'read-only'})")
     server.serve_forever(app, host=host, port=port)
+
+
+def _serve_ui(
+    host: str,
+    port: int | None,
+    token: str | None,
+    allow_actions: bool,
+    store: str,
+    address: str | None,
+    namespace: str,
+    route_prefix: str,
+    name: str,
+    undeploy: bool,
+) -> None:
+    """``runner ui --serve`` / ``--undeploy``: deploy (or remove) the view as a Ray Serve application."""
+    try:
+        from runner.ui import access, serve_app
+    except ImportError as exc:
+        raise Exit(
+            EXIT_USAGE, f"error: the web view on Ray Serve needs its extra: pip install 'ray-runner[serve]' ({exc})"
+        ) from None
+    if not undeploy:
+        access.check_bind(host, token)  # before connecting to anything
+    import ray
+
+    if not ray.is_initialized():
+        try:  # a running cluster only: a Ray started by this command would end with it
+            ray.init(address=address or "auto", namespace=namespace, logging_level=logging.ERROR)
+        except ConnectionError:
+            raise Exit(
+                EXIT_FAILED,
+                "error: --serve and --undeploy work on a running Ray cluster and none was found: "
+                "start one (`ray start --head`) or give its address (--address HEAD:6379)",
+            ) from None
+    if undeploy:
+        removed = serve_app.undeploy(name)
+        out.print(f"{name}: removed" if removed else f"{name}: not deployed")
+        return
+    client = serve_app.attach(namespace)  # the Runner running there, whatever its store
+    _check_same_store(store, client.store_url)
+    served = serve_app.deploy(
+        client,
+        route_prefix=route_prefix,
+        name=name,
+        host=host,
+        port=serve_app.DEFAULT_PORT if port is None else port,
+        allow_actions=allow_actions,
+        token=token,
+    )
+    mode = "actions enabled" if allow_actions else "read-only"
+    err.print(
+        f"web view of {client.store_url} deployed on Ray Serve as {served.name!r} ({mode}); "
+        "`runner ui --undeploy` removes it"
+    )
+    out.print(served.url)
+
+
+def _check_same_store(store: str, in_use: str) -> None:
+    """A ``--store`` given on the command line must be the one the namespace's Runner holds."""
+    from click.core import ParameterSource
+
+    from runner.client import absolute_store_url
+
+    if click.get_current_context().get_parameter_source("store") is ParameterSource.DEFAULT:
+        return
+    if absolute_store_url(store) != in_use:
+        raise InvalidArgument(
+            f"the Runner of this namespace holds {in_use!r}, not {store!r}: leave out --store, or give the namespace "
+            "whose Runner holds it (--namespace)"
+        )
 
 
 if __name__ == "__main__":

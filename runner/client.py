@@ -65,6 +65,7 @@ from runner.store import (
 from runner.workflow import Workflow
 
 if TYPE_CHECKING:
+    from runner.ui.serve_app import ServedUi
     from runner.ui.server import UiServer
 
 _HEAD_NODE = {"node:__internal_head__": 0.001}
@@ -693,6 +694,47 @@ class Client:
             raise InvalidArgument(f"the web view needs its extra: pip install 'ray-runner[ui]' ({exc})") from None
         app = server.make_app(self.reader, client=self, allow_actions=allow_actions, token=token)
         return server.start(app, host=host, port=port)
+
+    def serve_ui(
+        self,
+        route_prefix: str = "/runner",
+        *,
+        name: str = "runner-ui",
+        host: str = "127.0.0.1",
+        port: int = 8000,
+        allow_actions: bool = False,
+        token: str | None = None,
+    ) -> ServedUi:
+        """Deploy the web view of this namespace on the cluster as Ray Serve application ``name``,
+        at ``route_prefix`` on Serve's HTTP proxy; returns once it answers (``.url`` says where,
+        ``.undeploy()`` removes it). Deploying ``name`` again replaces it. ``host``/``port`` set
+        Serve's proxy when this call starts Serve; a proxy beyond loopback needs a ``token``.
+        Needs ``pip install 'ray-runner[serve]'`` here and on every node (runner.ui.serve_app)."""
+        try:
+            from runner.ui import serve_app
+        except ImportError as exc:
+            raise _no_serve_extra(exc) from None
+        return serve_app.deploy(
+            self,
+            route_prefix=route_prefix,
+            name=name,
+            host=host,
+            port=port,
+            allow_actions=allow_actions,
+            token=token,
+        )
+
+    def undeploy_ui(self, name: str = "runner-ui") -> bool:
+        """Remove the web view deployed with ``serve_ui``; False if it was not deployed."""
+        try:
+            from runner.ui import serve_app
+        except ImportError as exc:
+            raise _no_serve_extra(exc) from None
+        return serve_app.undeploy(name)
+
+
+def _no_serve_extra(exc: ImportError) -> InvalidArgument:
+    return InvalidArgument(f"the web view on Ray Serve needs its extra: pip install 'ray-runner[serve]' ({exc})")
 
 
 class RunHandle:

@@ -5,6 +5,9 @@ cluster holds the store, else the DuckDB file read-only). Actions need a
 :class:`~runner.client.Client` and ``allow_actions``; otherwise every POST
 answers 403 and the pages draw no buttons.
 
+Served under a path prefix (a Ray Serve route prefix, or any proxy that sets
+the ASGI ``root_path``), the pages' links start with that prefix.
+
 Live updates are polling: a page whose run is still going asks a small JSON
 endpoint once a second (``/api/runs/{id}/version``: the run's cursor and
 status, one ``get_run``) and reloads its ``<main>`` only when that changed.
@@ -96,10 +99,12 @@ class UiApp:
         return response
 
     async def _not_found(self, request: Request, exc: Exception) -> Response:
-        return HTMLResponse(pages.frame("Not found", f"<h1>Not found</h1><p>{_text(exc)}</p>"), 404)
+        body = f"<h1>Not found</h1><p>{_text(exc)}</p>"
+        return HTMLResponse(pages.frame("Not found", body, root=_root(request)), 404)
 
     async def _bad_request(self, request: Request, exc: Exception) -> Response:
-        return HTMLResponse(pages.frame("Bad request", f"<h1>Bad request</h1><p>{_text(exc)}</p>"), 400)
+        body = f"<h1>Bad request</h1><p>{_text(exc)}</p>"
+        return HTMLResponse(pages.frame("Bad request", body, root=_root(request)), 400)
 
     # ------------------------------------------------------------------ pages
     def list_runs(self, request: Request) -> Response:
@@ -123,6 +128,7 @@ class UiApp:
             read_only=not self.allow_actions,
             first_page=first_page,
             version=self._list_version() if first_page else "",
+            root=_root(request),
         )
         return HTMLResponse(html)
 
@@ -133,6 +139,7 @@ class UiApp:
             read_only=not self.allow_actions,
             action_key=self.action_key,
             notice=request.query_params.get("notice", ""),
+            root=_root(request),
         )
         return HTMLResponse(html)
 
@@ -189,8 +196,16 @@ class UiApp:
         except RunNotFound:
             raise
         except RunnerError as exc:
-            return HTMLResponse(pages.frame("Refused", f"<h1>Refused</h1><p>{_text(exc)}</p>"), 409)
-        return RedirectResponse(f"/runs/{quote(done.run_id)}?notice={quote(done.notice)}", status_code=303)
+            body = f"<h1>Refused</h1><p>{_text(exc)}</p>"
+            return HTMLResponse(pages.frame("Refused", body, root=_root(request)), 409)
+        where = f"{_root(request)}/runs/{quote(done.run_id)}?notice={quote(done.notice)}"
+        return RedirectResponse(where, status_code=303)
+
+
+def _root(request: Request) -> str:
+    """The path the view is mounted at: "" on its own, the route prefix (e.g. ``/runner``) under Ray Serve."""
+    root: str = request.scope.get("root_path", "")
+    return root.rstrip("/")
 
 
 def _text(exc: BaseException) -> str:

@@ -2,6 +2,10 @@
 
 Every page works without script; ``static/ui.js`` only refreshes the ``<main>``
 of a page whose run is still going (see app.py for the polling endpoint).
+
+Every link, form and script path starts with ``root``: the path the view is
+mounted at ("" when served on its own; a route prefix such as ``/runner`` when
+it is a Ray Serve application, see serve_app.py).
 """
 
 from __future__ import annotations
@@ -38,29 +42,37 @@ def status_badge(status: str) -> str:
     return f'<span class="status status-{escape(status)}" data-status="{escape(status)}">{escape(status)}</span>'
 
 
-def frame(title: str, body: str, *, poll: str = "", version: str = "", read_only: bool = True) -> str:
+def frame(title: str, body: str, *, poll: str = "", version: str = "", read_only: bool = True, root: str = "") -> str:
     """The page around ``body``; ``poll``: the URL the script polls to know when to refresh, and
-    ``version``: what that URL answers for the page as drawn (the script refreshes when it differs)."""
+    ``version``: what that URL answers for the page as drawn (the script refreshes when it differs);
+    ``root``: the path the view is mounted at (see the module's docstring)."""
     mode = "read-only" if read_only else "actions enabled"
     poll_attr = f' data-poll="{escape(poll)}" data-version="{escape(version)}"' if poll else ""
     return (
         "<!doctype html><html lang=en><head><meta charset=utf-8>"
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
         f"<title>{escape(title)} · ray-runner</title>"
-        '<link rel="stylesheet" href="/static/ui.css"><script defer src="/static/ui.js"></script></head>'
-        f'<body><header><a href="/" class="brand">ray-runner</a> <span class="mode">{mode}</span></header>'
+        f'<link rel="stylesheet" href="{root}/static/ui.css"><script defer src="{root}/static/ui.js"></script></head>'
+        f'<body><header><a href="{root}/" class="brand">ray-runner</a> <span class="mode">{mode}</span></header>'
         f'<main id="main"{poll_attr}>{body}</main></body></html>'
     )
 
 
 # ------------------------------------------------------------------ list
 def list_page(
-    page: RunPage, query: RunQuery, workflows: Sequence[str], *, read_only: bool, first_page: bool, version: str
+    page: RunPage,
+    query: RunQuery,
+    workflows: Sequence[str],
+    *,
+    read_only: bool,
+    first_page: bool,
+    version: str,
+    root: str = "",
 ) -> str:
     columns = page.columns
     has_queue = "queue" in columns
     has_metadata = "metadata" in columns
-    rows = "".join(_run_row(row, has_queue, has_metadata) for row in page.rows)
+    rows = "".join(_run_row(row, has_queue, has_metadata, root) for row in page.rows)
     headers = ["run", "workflow"] + (["queue"] if has_queue else []) + ["status", "created", "updated", "duration"]
     headers += ["events", "error"] + (["metadata"] if has_metadata else [])
     table = (
@@ -72,15 +84,15 @@ def list_page(
         table = '<p class="muted" id="no-runs">No runs match.</p>'
     more = ""
     if page.next is not None:
-        more = f'<p><a id="next-page" href="/?{_query_string(query, page.next.encode())}">next page →</a></p>'
-    poll = "/api/runs/version" if first_page else ""
-    body = f"<h1>Runs</h1>{_filters(query, workflows, has_metadata)}{table}{more}"
-    return frame("Runs", body, poll=poll, version=version, read_only=read_only)
+        more = f'<p><a id="next-page" href="{root}/?{_query_string(query, page.next.encode())}">next page →</a></p>'
+    poll = f"{root}/api/runs/version" if first_page else ""
+    body = f"<h1>Runs</h1>{_filters(query, workflows, has_metadata, root)}{table}{more}"
+    return frame("Runs", body, poll=poll, version=version, read_only=read_only, root=root)
 
 
-def _run_row(row: RunRow, has_queue: bool, has_metadata: bool) -> str:
+def _run_row(row: RunRow, has_queue: bool, has_metadata: bool, root: str) -> str:
     cells = [
-        f'<td class="id"><a href="/runs/{escape(row.run_id)}">{escape(row.run_id)}</a></td>',
+        f'<td class="id"><a href="{root}/runs/{escape(row.run_id)}">{escape(row.run_id)}</a></td>',
         f"<td>{escape(row.workflow)}</td>",
     ]
     if has_queue:
@@ -113,7 +125,7 @@ def _query_string(query: RunQuery, cursor: str | None) -> str:
     return urlencode(params)
 
 
-def _filters(query: RunQuery, workflows: Sequence[str], has_metadata: bool) -> str:
+def _filters(query: RunQuery, workflows: Sequence[str], has_metadata: bool, root: str) -> str:
     boxes = "".join(
         f'<label><input type="checkbox" name="status" value="{s.value}"{" checked" if s in query.statuses else ""}>'
         f"{s.value}</label>"
@@ -130,18 +142,18 @@ def _filters(query: RunQuery, workflows: Sequence[str], has_metadata: bool) -> s
         else ""
     )
     return (
-        '<form class="filters" method="get" action="/">'
+        f'<form class="filters" method="get" action="{root}/">'
         f"<fieldset><legend>status</legend>{boxes}</fieldset>"
         f'<label>workflow <input name="workflow" list="workflows" value="{escape(query.workflow or "")}"></label>'
         f'<datalist id="workflows">{options}</datalist>'
         f'<label>created from (UTC) <input type="datetime-local" name="after" value="{stamp(query.created_after)}"></label>'
         f'<label>to <input type="datetime-local" name="before" value="{stamp(query.created_before)}"></label>'
-        f'{meta}<button type="submit">filter</button> <a href="/">clear</a></form>'
+        f'{meta}<button type="submit">filter</button> <a href="{root}/">clear</a></form>'
     )
 
 
 # ------------------------------------------------------------------- run
-def run_page(view: RunView, *, read_only: bool, action_key: str, notice: str = "") -> str:
+def run_page(view: RunView, *, read_only: bool, action_key: str, notice: str = "", root: str = "") -> str:
     record = view.record
     status = record.status.value
     duration = (record.updated_at if record.status.is_terminal else time.time()) - record.created_at
@@ -159,7 +171,7 @@ def run_page(view: RunView, *, read_only: bool, action_key: str, notice: str = "
         head += f'<p class="notice">{escape(notice)}</p>'
     sections = [head]
     if not read_only:
-        sections.append(_actions(view, action_key))
+        sections.append(_actions(view, action_key, root))
     sections.append(_failure(view))
     sections.append(_result(view))
     sections.append(_graph(view))
@@ -167,11 +179,13 @@ def run_page(view: RunView, *, read_only: bool, action_key: str, notice: str = "
         f'<section id="timeline"><h2>Timeline</h2>{timeline.to_svg(timeline.bars(view.events), time.time())}</section>'
     )
     sections.append(_steps(view))
-    sections.append(_lineage(view))
+    sections.append(_lineage(view, root))
     sections.append(_events(view))
-    poll = "" if record.status.is_terminal else f"/api/runs/{record.run_id}/version"
+    poll = "" if record.status.is_terminal else f"{root}/api/runs/{record.run_id}/version"
     body = "".join(s for s in sections if s)
-    return frame(f"Run {record.run_id}", body, poll=poll, version=run_version(view.record), read_only=read_only)
+    return frame(
+        f"Run {record.run_id}", body, poll=poll, version=run_version(view.record), read_only=read_only, root=root
+    )
 
 
 def run_version(record: RunRecord) -> str:
@@ -233,17 +247,17 @@ def _result(view: RunView) -> str:
     return f'<section id="result"><h2>Result</h2><p class="value">{value_html(state.result)}</p></section>'
 
 
-def _lineage(view: RunView) -> str:
+def _lineage(view: RunView, root: str) -> str:
     items = []
     if view.parent is not None:
         p = view.parent
         items.append(
-            f'<li>this run is a <b>{p.link.value}</b> of <a href="/runs/{escape(p.run_id)}">{escape(p.run_id)}</a> '
+            f'<li>this run is a <b>{p.link.value}</b> of <a href="{root}/runs/{escape(p.run_id)}">{escape(p.run_id)}</a> '
             f"{status_badge(p.status) if p.status else ''}</li>"
         )
     for d in view.descendants:
         items.append(
-            f'<li><b>{d.link.value}</b>: <a href="/runs/{escape(d.run_id)}">{escape(d.run_id)}</a> {status_badge(str(d.status))}</li>'
+            f'<li><b>{d.link.value}</b>: <a href="{root}/runs/{escape(d.run_id)}">{escape(d.run_id)}</a> {status_badge(str(d.status))}</li>'
         )
     if not items:
         return ""
@@ -270,15 +284,15 @@ def _event_row(stored: StoredEvent) -> str:
 
 
 # --------------------------------------------------------------- actions
-def _form(run_id: str, action: str, action_key: str, fields: str, label: str) -> str:
+def _form(run_id: str, action: str, action_key: str, fields: str, label: str, root: str) -> str:
     return (
-        f'<form method="post" action="/runs/{escape(run_id)}/actions/{action}" class="action" data-action="{action}">'
+        f'<form method="post" action="{root}/runs/{escape(run_id)}/actions/{action}" class="action" data-action="{action}">'
         f'<input type="hidden" name="key" value="{escape(action_key)}">{fields}'
         f'<button type="submit" id="action-{action}">{escape(label)}</button></form>'
     )
 
 
-def _actions(view: RunView, action_key: str) -> str:
+def _actions(view: RunView, action_key: str, root: str) -> str:
     record = view.record
     run_id = record.run_id
     status = record.status
@@ -299,21 +313,21 @@ def _actions(view: RunView, action_key: str) -> str:
         for approval in open_approvals:
             who = '<input name="by" placeholder="your name" required><input name="comment" placeholder="comment">'
             hidden = f'<input type="hidden" name="approval" value="{escape(approval)}">'
-            forms.append(_form(run_id, "approve", action_key, hidden + who, f"approve {approval}"))
-            forms.append(_form(run_id, "reject", action_key, hidden + who, f"reject {approval}"))
+            forms.append(_form(run_id, "approve", action_key, hidden + who, f"approve {approval}", root))
+            forms.append(_form(run_id, "reject", action_key, hidden + who, f"reject {approval}", root))
         signal_fields = (
             '<input name="name" placeholder="signal name" required><input name="payload" placeholder="payload (JSON)">'
         )
-        forms.append(_form(run_id, "signal", action_key, signal_fields, "send signal"))
-        forms.append(_form(run_id, "cancel", action_key, "", "cancel"))
+        forms.append(_form(run_id, "signal", action_key, signal_fields, "send signal", root))
+        forms.append(_form(run_id, "cancel", action_key, "", "cancel", root))
     if status is RunStatus.RUNNING:
-        forms.append(_form(run_id, "pause", action_key, "", "pause"))
+        forms.append(_form(run_id, "pause", action_key, "", "pause", root))
     if status in (RunStatus.PAUSED, RunStatus.FAILED, RunStatus.CANCELLED):
-        forms.append(_form(run_id, "resume", action_key, '<input name="reason" placeholder="reason">', "resume"))
-    forms.append(_form(run_id, "replay", action_key, "", "replay"))
+        forms.append(_form(run_id, "resume", action_key, '<input name="reason" placeholder="reason">', "resume", root))
+    forms.append(_form(run_id, "replay", action_key, "", "replay", root))
     if view.workflow is not None:
         options = "".join(f'<option value="{escape(n)}">{escape(n)}</option>' for n in view.workflow.nodes)
         forms.append(
-            _form(run_id, "fork", action_key, f'<select name="from_step">{options}</select>', "fork from step")
+            _form(run_id, "fork", action_key, f'<select name="from_step">{options}</select>', "fork from step", root)
         )
     return f'<section id="actions"><h2>Actions</h2>{"".join(forms)}</section>'
