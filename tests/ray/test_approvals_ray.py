@@ -40,6 +40,7 @@ def _decided(handle: runner.RunHandle) -> list[ApprovalDecided]:
     return [s.event for s in handle.history() if isinstance(s.event, ApprovalDecided)]
 
 
+@pytest.mark.slow  # make chaos: a suspended run across a Runner restart stays in make test (test_restart_signals_timers)
 def test_approval_survives_a_runner_restart_and_the_first_decision_stands(make_client: Callable[..., Client]) -> None:
     client = make_client()
     run = client.submit(_deploy("fail"), 4)

@@ -65,24 +65,33 @@ def _bad_paths(tmp_path: Path) -> list[tuple[Path, type[StoreError]]]:
     return [(text, StoreCorrupt), (folder, StorePathInvalid), (blocker / "sub" / "s.duckdb", StorePathInvalid)]
 
 
+@pytest.mark.parametrize(
+    "which",
+    [
+        "not a database",
+        # each path is one more Runner start that fails and one that succeeds: make chaos
+        pytest.param("a folder", marks=pytest.mark.slow),
+        pytest.param("under a file", marks=pytest.mark.slow),
+    ],
+)
 def test_a_store_that_cannot_be_opened_raises_its_own_error_and_leaves_nothing(
-    namespaces: list[str], tmp_path: Path
+    namespaces: list[str], tmp_path: Path, which: str
 ) -> None:
     good = "duckdb:///" + str(tmp_path / "good.duckdb")
-    for number, (bad, error) in enumerate(_bad_paths(tmp_path)):
-        namespace = _namespace()
-        namespaces.append(namespace)
-        with pytest.raises(error) as caught:
-            connect(store="duckdb:///" + str(bad), namespace=namespace)
-        assert type(caught.value) is error  # the adapter's error itself, no Ray wrapper
-        assert str(bad) in str(caught.value)
-        assert not _registered(namespace)  # no Runner (nor its Store actor) left behind
+    paths = dict(zip(["not a database", "a folder", "under a file"], _bad_paths(tmp_path), strict=True))
+    bad, error = paths[which]
+    namespace = _namespace()
+    namespaces.append(namespace)
+    with pytest.raises(error) as caught:
+        connect(store="duckdb:///" + str(bad), namespace=namespace)
+    assert type(caught.value) is error  # the adapter's error itself, no Ray wrapper
+    assert str(bad) in str(caught.value)
+    assert not _registered(namespace)  # no Runner (nor its Store actor) left behind
 
-        client = connect(store=good, namespace=namespace)  # the right path, same process, same namespace
-        assert client.store_path == tmp_path / "good.duckdb"
-        if number == 0:
-            assert client.submit(_add_one(), 1).result(timeout=60) == 2
-        ray.kill(client.runner, no_restart=True)
+    client = connect(store=good, namespace=namespace)  # the right path, same process, same namespace
+    assert client.store_path == tmp_path / "good.duckdb"
+    assert client.submit(_add_one(), 1).result(timeout=60) == 2
+    ray.kill(client.runner, no_restart=True)
 
 
 def test_a_runner_left_behind_with_a_broken_store_is_replaced(namespaces: list[str], tmp_path: Path) -> None:

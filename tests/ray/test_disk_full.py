@@ -155,6 +155,7 @@ def test_a_long_outage_pauses_the_run_with_the_reason_and_resume_completes_it(
     assert _store_commit_firings(fault_dir, run_id) >= 3  # two turns' appends and the first try of the pause
 
 
+@pytest.mark.slow  # make chaos: the short and long outages stay in make test
 def test_a_signal_that_cannot_be_recorded_still_wakes_the_suspended_run_once_the_disk_has_room(
     make_client: Callable[[RunnerConfig | None], Client], fault_dir: Path
 ) -> None:

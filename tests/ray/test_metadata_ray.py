@@ -80,6 +80,7 @@ def test_metadata_is_stored_filtered_and_read_back_after_a_runner_restart(client
     assert replayed.created and replayed.record().metadata == {"tenant": "t-7", "source": "api"}
 
 
+@pytest.mark.slow  # make chaos: keyed signals are in the contract suite; Store actor restarts in test_actor_restarts
 def test_a_signal_key_is_stored_once_across_a_store_actor_restart(client: runner.Client) -> None:
     handle = client.submit(_waiting(), 1)
     first = handle.signal("approve", "yes", key="decision-1")

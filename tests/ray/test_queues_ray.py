@@ -62,6 +62,7 @@ def test_a_queue_of_three_never_runs_more_than_three_even_across_a_runner_restar
     assert _most_at_once(spans) == 3
 
 
+@pytest.mark.slow  # make chaos: per-key admission is tested pure in tests/test_queues.py
 def test_a_per_key_limit_holds_for_each_key(make_client: Any) -> None:
     config = RunnerConfig(max_workers=2, queues=(runner.Queue("tenants", per_key=1),))
     client = make_client(config=config)
@@ -73,6 +74,7 @@ def test_a_per_key_limit_holds_for_each_key(make_client: Any) -> None:
         assert _most_at_once([s for s in spans if s[2] == key]) == 1
 
 
+@pytest.mark.slow  # make chaos: exact rates are tested pure in tests/test_queues.py
 def test_a_rate_limit_spaces_first_starts_by_its_period(make_client: Any) -> None:
     client = make_client(config=RunnerConfig(queues=(runner.Queue("rated", rate=runner.Rate(2, per=0.5)),)))
     handles = client.submit_many(_work("rated"), list(range(6)), queue="rated")

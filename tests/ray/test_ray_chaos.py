@@ -137,6 +137,7 @@ def _suicidal_workflow() -> runner.Workflow:
     return wf
 
 
+@pytest.mark.slow  # make chaos: the restart limit's rule is tested pure in tests/test_restart_policy.py
 def test_restart_intensity_limit_fails_the_run(make_client: Any) -> None:
     config = RunnerConfig(max_workers=2, restart_limit=2, restart_window=60, restart_backoff=0.05)
     client = make_client(config=config)
@@ -176,6 +177,7 @@ def _long_chain(gate: str) -> runner.Workflow:
     return wf
 
 
+@pytest.mark.slow  # make chaos: recovery from a snapshot on Ray is also in tests/ray/test_snapshot_format.py
 def test_recovery_starts_from_the_latest_snapshot(make_client: Any, tmp_path: Path) -> None:
     gate = str(tmp_path / "gate")
     client = make_client(

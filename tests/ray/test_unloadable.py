@@ -64,6 +64,7 @@ def test_a_run_whose_code_the_workers_lack_fails_saying_so(make_client: Any, tmp
     assert handle.status() is runner.RunStatus.FAILED
 
 
+@pytest.mark.slow  # make chaos: the report's content is tested pure in tests/test_startup_recovery.py
 def test_a_runner_reports_a_run_it_found_but_could_not_resume(ray_instance: None, tmp_path: Path) -> None:
     store = "duckdb:///" + str(tmp_path / "s.duckdb")
     namespace = f"unloadable-{uuid.uuid4().hex[:12]}"
