@@ -39,9 +39,10 @@ screenshots: $(STAMP) browser
 	RUNNER_UI_SCREENSHOTS=docs/ui $(PY) -m pytest -q tests/ui
 
 # The single-node suite runs in two pytest-xdist processes, a module each at a time (--dist
-# loadfile; each process has its own Ray instance, shared by its modules): the Ray tests wait
-# more than they compute, so two at once take ~30% less time on 2 cores. tests/cluster starts a
-# multi-node Ray cluster of its own: a pytest process of its own, after the rest has ended.
+# loadfile; each process has its own Ray instance, shared by its modules): on 2 cores two take
+# ~15% less time than one, three take more (the Ray tests are CPU-bound, mostly starting actor
+# processes). tests/cluster starts a multi-node Ray cluster of its own: a pytest process of its
+# own, after the rest has ended.
 test: lint typecheck browser
 	$(PY) -m pytest -q -m "not slow" -n 2 --dist loadfile --durations=12 --ignore=tests/cluster
 	$(PY) -m pytest -q -m "not slow" --durations=5 tests/cluster
