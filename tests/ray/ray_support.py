@@ -63,6 +63,12 @@ def worker_pid(client: Client, run_id: str) -> int | None:
     return pid
 
 
+def driven(client: Client, run_id: str) -> bool:
+    """True while one of the Runner's workers drives ``run_id`` (the run holds a worker): what
+    ``stats().busy_workers`` counts, for one run, so a test on a shared Runner can ask it."""
+    return ray.get(client.runner.worker_handle.remote(run_id)) is not None
+
+
 def last_outcome(client: Client, run_id: str) -> Any:
     """The Runner's record of ``run_id``'s last turn (a ``runner.worker.Outcome``). result() answers
     as soon as the run's last commit lands; the Runner records the turn's end just after, so poll."""

@@ -61,8 +61,8 @@ def test_approval_survives_a_runner_restart_and_the_first_decision_stands(make_c
     assert_gapless(run.history())
 
 
-def test_a_rejection_made_early_fails_the_run_with_who_rejected(make_client: Callable[..., Client]) -> None:
-    client = make_client()
+def test_a_rejection_made_early_fails_the_run_with_who_rejected(shared_client: Client) -> None:
+    client = shared_client
     run = client.submit(_deploy("fail"), 5)
     client.reject(run.run_id, "ship", by="lee", comment="freeze")  # before or after the wait: kept either way
     with pytest.raises(ApprovalRejected, match="approval 'ship' was rejected by lee: freeze"):

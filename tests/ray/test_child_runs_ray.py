@@ -72,7 +72,8 @@ def test_a_parent_whose_worker_is_killed_while_its_child_runs_gets_one_child_and
     assert 1 <= collections.Counter(lines(log))["bill"] <= 2  # a child step in flight at the kill may run again
 
 
-def test_cancelling_the_parent_cancels_its_child(client: runner.Client, tmp_path: Path) -> None:
+def test_cancelling_the_parent_cancels_its_child(shared_client: runner.Client, tmp_path: Path) -> None:
+    client = shared_client
     log, gate = str(tmp_path / "effects.log"), str(tmp_path / "gate")
     handle = client.submit(_family(log, gate), 5)
     eventually(lambda: "bill" in lines(log), what="the child's step to run")

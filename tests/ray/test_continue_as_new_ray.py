@@ -46,7 +46,8 @@ def _chain(client: runner.Client, first: str) -> list[str]:
         chain.append(last.successor_run_id)
 
 
-def test_a_chain_of_three_successors_gives_the_last_runs_result(client: runner.Client) -> None:
+def test_a_chain_of_three_successors_gives_the_last_runs_result(shared_client: runner.Client) -> None:
+    client = shared_client
     run_id = f"rounds-{uuid.uuid4().hex[:8]}"
     handle = client.submit(_rounds(4), {"round": 1, "total": 0}, run_id=run_id)
     assert handle.result(timeout=90) == 1 + 2 + 3 + 4

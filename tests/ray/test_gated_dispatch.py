@@ -40,10 +40,12 @@ def _marking() -> runner.Workflow:
     return wf
 
 
-@pytest.fixture
-def store(ray_instance: None, tmp_path: Path) -> Iterator[tuple[StoreHandle, StoreAddress]]:
+@pytest.fixture(scope="module")
+def store(ray_instance: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[StoreHandle, StoreAddress]]:
+    """One Store actor for the module (starting one costs a second): each test creates a run of its own."""
     name, namespace = f"gated-{uuid.uuid4().hex[:12]}", ray.get_runtime_context().namespace
-    actor = RemoteStoreActor.options(name=name, namespace=namespace).remote(f"duckdb:///{tmp_path}/s.duckdb")
+    directory = tmp_path_factory.mktemp("gated")
+    actor = RemoteStoreActor.options(name=name, namespace=namespace).remote(f"duckdb:///{directory}/s.duckdb")
     yield StoreHandle(actor), StoreAddress(name, namespace)
     ray.get(actor.close.remote())
     ray.kill(actor)

@@ -16,7 +16,8 @@ from runner.client import Client
 pytestmark = pytest.mark.ray
 
 
-def test_workflow_hooks_run_in_the_worker_and_client_hooks_in_the_driver(client: Client, tmp_path: Path) -> None:
+def test_workflow_hooks_run_in_the_worker_and_client_hooks_in_the_driver(shared_client: Client, tmp_path: Path) -> None:
+    client = shared_client
     marks = str(tmp_path / "marks")
 
     def mark(event: HookEvent) -> None:  # in the Worker actor: its process id tells where it ran

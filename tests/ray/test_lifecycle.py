@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from ray_support import alive, assert_gapless, eventually, facts, has_fact, has_started, lines, touch
+from ray_support import alive, assert_gapless, driven, eventually, facts, has_fact, has_started, lines, touch
 
 import runner
 from runner.events import (
@@ -50,7 +50,9 @@ def _step(handle: runner.RunHandle, name: str) -> runner.StepInfo:
 
 
 def _gated(log: str, gate: str, name: str = "gated") -> runner.Workflow:
-    """first -> slow (blocks until ``gate`` exists) -> after."""
+    """first -> slow (blocks until ``gate`` exists) -> after. Tests on the shared Runner give it a
+    name of their own: a worker keeps a definition by its hash, which covers the steps' code but
+    not the paths they close over, so two tests' ``_gated`` of one name would share one."""
     wf = runner.Workflow(name)
 
     @wf.step()
@@ -169,9 +171,10 @@ def test_steps_show_status_attempts_items_and_timings(shared_client: runner.Clie
 
 
 # ----------------------------------------------------------------------------- cancel
-def test_cancel_during_a_long_step(client: runner.Client, tmp_path: Path) -> None:
+def test_cancel_during_a_long_step(shared_client: runner.Client, tmp_path: Path) -> None:
+    client = shared_client
     log, gate = str(tmp_path / "effects.log"), str(tmp_path / "gate")
-    handle = client.submit(_gated(log, gate), 1)
+    handle = client.submit(_gated(log, gate, "gated_cancel"), 1)
     eventually(lambda: "slow" in lines(log), what="the slow step to start")
 
     record = handle.cancel()
@@ -191,7 +194,7 @@ def test_cancel_during_a_long_step(client: runner.Client, tmp_path: Path) -> Non
     assert handle.status() is runner.RunStatus.CANCELLED
     assert "after" not in lines(log)
     assert _step(handle, "after").status == "pending"
-    eventually(lambda: client.stats().busy_workers == 0, what="the worker to be released")
+    eventually(lambda: not driven(client, handle.run_id), what="the worker to be released")
     # the step's task was cancelled (its process killed), not left to finish behind the cancel
     pid = int(lines(log + ".pid")[0])
     eventually(lambda: not alive(pid), what=f"the cancelled step's process {pid} to end")
@@ -259,11 +262,12 @@ def test_cancel_a_completed_run_is_an_illegal_transition(shared_client: runner.C
 
 
 # ------------------------------------------------------------------------ pause/resume
-def test_pause_lets_the_running_step_finish_then_resume_completes(client: runner.Client, tmp_path: Path) -> None:
+def test_pause_lets_the_running_step_finish_then_resume_completes(shared_client: runner.Client, tmp_path: Path) -> None:
+    client = shared_client
     log, gate = str(tmp_path / "effects.log"), str(tmp_path / "gate")
-    handle = client.submit(_gated(log, gate), 1)
+    handle = client.submit(_gated(log, gate, "gated_pause"), 1)
     eventually(lambda: "slow" in lines(log), what="the slow step to start")
-    assert client.stats().busy_workers == 1
+    assert driven(client, handle.run_id)
 
     paused: list[Any] = []
     pauser = threading.Thread(target=lambda: paused.append(handle.pause()), daemon=True)
@@ -283,7 +287,7 @@ def test_pause_lets_the_running_step_finish_then_resume_completes(client: runner
     assert not has_started(history, "after")  # no new step started
     assert isinstance(history[-1].event, RunPaused)
     assert lines(log) == ["first", "slow", "slow_done"]
-    eventually(lambda: client.stats().busy_workers == 0, what="the worker to be released")
+    eventually(lambda: not driven(client, handle.run_id), what="the worker to be released")
     assert _step(handle, "slow").status == "done"
     assert _step(handle, "after").status == "ready"
 
@@ -309,7 +313,7 @@ def test_resume_of_a_running_run_and_pause_of_a_completed_run_are_illegal(
 ) -> None:
     client = shared_client
     log, gate = str(tmp_path / "effects.log"), str(tmp_path / "gate")
-    handle = client.submit(_gated(log, gate), 1)
+    handle = client.submit(_gated(log, gate, "gated_illegal"), 1)
     eventually(lambda: "slow" in lines(log), what="the slow step to start")
 
     with pytest.raises(runner.IllegalTransition) as caught:
@@ -363,7 +367,8 @@ def test_replay_is_a_new_run_with_lineage_same_input_and_result(shared_client: r
     assert original.status() is runner.RunStatus.COMPLETED
 
 
-def test_replay_refuses_after_an_irreversible_step_unless_allowed(client: runner.Client, tmp_path: Path) -> None:
+def test_replay_refuses_after_an_irreversible_step_unless_allowed(shared_client: runner.Client, tmp_path: Path) -> None:
+    client = shared_client
     log = str(tmp_path / "effects.log")
     wf = runner.Workflow("payments")
 
@@ -378,14 +383,14 @@ def test_replay_refuses_after_an_irreversible_step_unless_allowed(client: runner
 
     original = client.submit(wf, 3)
     assert original.result(timeout=RESULT_TIMEOUT) == "charged 300"
-    runs_before = len(client.list_runs())
+    runs_before = len(client.list_runs(workflow="payments"))
 
     with pytest.raises(runner.ReplayRefused) as caught:
         original.replay()
     assert caught.value.steps == ["charge"] and caught.value.run_id == original.run_id
     with pytest.raises(runner.ReplayRefused):
         client.fork(original.run_id, from_step="price")
-    assert len(client.list_runs()) == runs_before  # nothing was submitted
+    assert len(client.list_runs(workflow="payments")) == runs_before  # nothing was submitted
 
     replayed = original.replay(allow_irreversible=True)
 
@@ -491,7 +496,8 @@ def test_list_runs_filters(client: runner.Client) -> None:
         client.list_runs(limit=0)
 
 
-def test_get_unknown_run_and_delete(client: runner.Client, tmp_path: Path) -> None:
+def test_get_unknown_run_and_delete(shared_client: runner.Client, tmp_path: Path) -> None:
+    client = shared_client
     log, gate = str(tmp_path / "effects.log"), str(tmp_path / "gate")
     with pytest.raises(runner.RunNotFound):
         client.get("no-such-run")
@@ -508,7 +514,7 @@ def test_get_unknown_run_and_delete(client: runner.Client, tmp_path: Path) -> No
         done.status()
     assert done.run_id not in {r.run_id for r in client.list_runs()}
 
-    running = client.submit(_gated(log, gate), 1)
+    running = client.submit(_gated(log, gate, "gated_delete"), 1)
     eventually(lambda: "slow" in lines(log), what="the slow step to start")
     with pytest.raises(runner.IllegalTransition) as caught:
         client.delete(running.run_id)
@@ -559,7 +565,8 @@ def _counted(log: str, name: str) -> runner.Workflow:
     return wf
 
 
-def test_idempotent_submit_under_concurrent_callers(client: runner.Client, tmp_path: Path) -> None:
+def test_idempotent_submit_under_concurrent_callers(shared_client: runner.Client, tmp_path: Path) -> None:
+    client = shared_client
     log = str(tmp_path / "effects.log")
     by_key = _counted(log, "bykey")
     run_ids = _submit_concurrently(client, by_key, idempotency_key="order-42")
@@ -582,7 +589,7 @@ def test_idempotent_submit_under_concurrent_callers(client: runner.Client, tmp_p
     # a later submit with the same key returns the existing run, even with another input
     again = client.submit(by_key, 1000, idempotency_key="order-42")
     assert again.run_id == handle.run_id and again.result(timeout=RESULT_TIMEOUT) == result
-    assert len(client.list_runs()) == 2
+    assert len(client.list_runs(workflow="bykey")) + len(client.list_runs(workflow="byid")) == 2
     assert sorted(lines(log)) == ["byid", "bykey"]  # each run's step ran once
 
 
@@ -594,7 +601,8 @@ class OrderInput:
     note: str = ""
 
 
-def test_invalid_input_lists_every_problem_and_stores_nothing(client: runner.Client) -> None:
+def test_invalid_input_lists_every_problem_and_stores_nothing(shared_client: runner.Client) -> None:
+    client = shared_client
     wf = runner.Workflow("typed_orders", input_type=OrderInput)
 
     @wf.step()
@@ -603,7 +611,7 @@ def test_invalid_input_lists_every_problem_and_stores_nothing(client: runner.Cli
 
     handle = client.submit(wf, {"id": "A-1", "qty": 2})
     assert handle.result(timeout=RESULT_TIMEOUT) == "A-1 x2"  # defaults applied, dict made a dataclass
-    before = len(client.list_runs())
+    before = len(client.list_runs(workflow="typed_orders"))
 
     with pytest.raises(runner.InvalidInput) as caught:
         client.submit(wf, {"qty": "three", "colour": "red"})
@@ -615,12 +623,12 @@ def test_invalid_input_lists_every_problem_and_stores_nothing(client: runner.Cli
     assert "expected int" in problems["qty"] and "str" in problems["qty"]
     message = str(caught.value)
     assert all(word in message for word in ("id", "qty", "colour", "typed_orders"))
-    assert len(client.list_runs()) == before  # the store is unchanged
+    assert len(client.list_runs(workflow="typed_orders")) == before  # the store is unchanged
     with pytest.raises(runner.InvalidInput):
         client.submit(wf, {"qty": 1}, run_id="never-stored")
     with pytest.raises(runner.RunNotFound):
         client.get("never-stored")
-    assert len(client.list_runs()) == before
+    assert len(client.list_runs(workflow="typed_orders")) == before
 
 
 # ---------------------------------------------------------------------- runner.context()

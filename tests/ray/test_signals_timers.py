@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from ray_support import assert_gapless, eventually, has_started, lines, touch
+from ray_support import assert_gapless, driven, eventually, has_started, lines, touch
 
 import runner
 from runner.events import (
@@ -131,7 +131,8 @@ def test_a_signal_to_a_pending_run_is_kept(make_client: Any, tmp_path: Path) -> 
     assert not _events(later.history(), RunSuspended)
 
 
-def test_two_waits_on_different_signals(client: runner.Client) -> None:
+def test_two_waits_on_different_signals(shared_client: runner.Client) -> None:
+    client = shared_client
     wf = runner.Workflow("two_keys")
 
     @wf.step()
@@ -162,7 +163,7 @@ def test_two_waits_on_different_signals(client: runner.Client) -> None:
 
     eventually(waiting_only_for_legal, what="the run to take finance and wait for legal")
     # the Runner learns of the turn's end just after the suspension is committed
-    eventually(lambda: client.stats().busy_workers == 0, what="the worker to be released")
+    eventually(lambda: not driven(client, handle.run_id), what="the worker to be released")
     assert "legal" in handle.history()[-1].event.reason and "finance" not in handle.history()[-1].event.reason
 
     handle.signal("legal", "signed")

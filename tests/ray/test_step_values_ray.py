@@ -3,7 +3,6 @@ catch_exceptions hands a step's exception to the step downstream."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -18,7 +17,7 @@ pytestmark = pytest.mark.ray
 RESULT_TIMEOUT = 90
 
 
-def test_refs_are_stored_as_values_and_caught_exceptions_flow_downstream(make_client: Callable[..., Client]) -> None:
+def test_refs_are_stored_as_values_and_caught_exceptions_flow_downstream(shared_client: Client) -> None:
     wf = runner.Workflow("values")
 
     @wf.step()
@@ -34,7 +33,7 @@ def test_refs_are_stored_as_values_and_caught_exceptions_flow_downstream(make_cl
         value, error = checked
         return f"{amount}: {type(error).__name__}: {error}" if error is not None else f"{amount}: {value}"
 
-    client = make_client()
+    client = shared_client
     order = {"base": ray.put(10), "extras": [ray.put(1), ray.put(2)]}
     run = client.submit(wf, order)
     assert run.result(timeout=RESULT_TIMEOUT) == "13: ValueError: amount 13 over the limit"

@@ -69,7 +69,8 @@ def test_a_burst_of_submits_all_runs_even_when_the_runner_is_killed_right_after(
     assert len(client.list_runs(workflow="submit-chain", limit=1000)) == 16
 
 
-def test_the_outcome_of_an_ended_run_is_one_call_whatever_its_end(client: runner.Client) -> None:
+def test_the_outcome_of_an_ended_run_is_one_call_whatever_its_end(shared_client: runner.Client) -> None:
+    client = shared_client  # a Client of its own (its store calls are swapped below), on the shared Runner
     done = client.submit(_chain(), 1)
     failed = client.submit(_failing(), 2)
     cancelled = client.submit(_waiting())
