@@ -32,6 +32,7 @@ HEALTH_CHECKS = {
     "RAY_health_check_period_ms": "300",
     "RAY_health_check_timeout_ms": "300",
     "RAY_health_check_failure_threshold": "3",
+    "RAY_metrics_report_interval_ms": "1000",  # Ray's metrics reach the endpoint within a second (default 10)
 }
 GPU_RESOURCE = "gpu_node"
 
@@ -45,6 +46,7 @@ class Nodes:
     plain: str
     gpu: str
     dashboard: str  # http://host:port, the Job Submission API's address
+    metrics: tuple[str, ...]  # each node's Prometheus endpoint (Ray's metrics export port)
 
     @property
     def all(self) -> set[str]:
@@ -60,21 +62,34 @@ def _free_port() -> int:
 STARTS = 3  # tries at starting the cluster: Ray gives a node 30 s to register, which a loaded machine can miss
 
 
-def _start_cluster() -> tuple[Cluster, Any, Any]:
+def _start_cluster() -> tuple[Cluster, Any, Any, tuple[int, ...]]:
     """The head, a plain node and the gpu node, joined by this driver; started afresh if a node
     did not come up in time (Ray's fixed 30 s; seen with other test suites loading the machine)."""
     for attempt in range(1, STARTS + 1):
         cluster: Cluster | None = None
+        ports = (_free_port(), _free_port(), _free_port())
         try:
             cluster = Cluster(
                 initialize_head=True,
-                head_node_args={"num_cpus": 1, "include_dashboard": True, "dashboard_port": _free_port()},
+                head_node_args={
+                    "num_cpus": 1,
+                    "include_dashboard": True,
+                    "dashboard_port": _free_port(),
+                    "metrics_export_port": ports[0],
+                    "dashboard_agent_listen_port": _free_port(),  # not Ray's fixed default: another
+                    # Ray instance on the machine may hold it, and job submission needs this agent
+                },
             )
-            plain = cluster.add_node(num_cpus=1)
-            gpu = cluster.add_node(num_cpus=1, resources={GPU_RESOURCE: 2})
+            plain = cluster.add_node(num_cpus=1, metrics_export_port=ports[1], dashboard_agent_listen_port=_free_port())
+            gpu = cluster.add_node(
+                num_cpus=1,
+                resources={GPU_RESOURCE: 2},
+                metrics_export_port=ports[2],
+                dashboard_agent_listen_port=_free_port(),
+            )
             ray.init(address=cluster.address, logging_level="WARNING", log_to_driver=False)
             cluster.wait_for_nodes()
-            return cluster, plain, gpu
+            return cluster, plain, gpu, ports
         except Exception:
             if ray.is_initialized():
                 ray.shutdown()
@@ -95,7 +110,7 @@ def nodes() -> Iterator[Nodes]:
     # a job's entrypoint runs `python`: this interpreter's, as a cluster's image has runner installed
     os.environ["PATH"] = os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", "")
     try:
-        cluster, plain, gpu = _start_cluster()
+        cluster, plain, gpu, ports = _start_cluster()
         try:
             yield Nodes(
                 cluster=cluster,
@@ -103,6 +118,7 @@ def nodes() -> Iterator[Nodes]:
                 plain=plain.node_id,
                 gpu=gpu.node_id,
                 dashboard="http://" + str(cluster.head_node.address_info["webui_url"]),
+                metrics=tuple(f"http://127.0.0.1:{port}/metrics" for port in ports),
             )
         finally:
             ray.shutdown()

@@ -3,6 +3,8 @@
 - The Runner and the Store actor live on the head; worker actors spread over every node, and
   so do the step tasks (three runs whose one-CPU steps wait for each other need all three
   nodes' CPUs at once); a step that asks for a custom resource runs on the node offering it.
+- Ray's metrics endpoints (one per node) show the runtime's counters and histograms for the
+  runs: submitted and completed by workflow, step durations by step, group commits.
 - Ray's state API shows the actors by name (``runner:<namespace>:store:...``,
   ``runner:<namespace>:worker-...``) and the step tasks as ``<workflow>.<step>@<run id>``.
 - A node removed without warning while every run's step runs on it loses nothing: each
@@ -12,6 +14,8 @@
 
 from __future__ import annotations
 
+import re
+import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -59,6 +63,31 @@ def _task_node(nodes: Nodes, name: str) -> str | None:
     return next((t.node_id for t in tasks if t.node_id), None)
 
 
+SAMPLE = re.compile(r"^(\w+)\{([^}]*)\} (\S+)$")
+
+
+def _ray_metrics(nodes: Nodes) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
+    """Every ``ray_runner_*`` sample of the nodes' endpoints, summed over nodes and processes,
+    keyed by name and the labels this project sets (workflow, step, status) and a bucket's bound."""
+    sums: dict[tuple[str, frozenset[tuple[str, str]]], float] = {}
+    for url in nodes.metrics:
+        with urllib.request.urlopen(url, timeout=10) as answer:
+            text = answer.read().decode()
+        for line in text.splitlines():
+            found = SAMPLE.match(line)
+            if found is None or not found.group(1).startswith("ray_runner_"):
+                continue
+            labels = dict(re.findall(r'(\w+)="([^"]*)"', found.group(2)))
+            ours = frozenset((k, v) for k, v in labels.items() if k in ("workflow", "step", "status", "le"))
+            key = (found.group(1), ours)
+            sums[key] = sums.get(key, 0.0) + float(found.group(3))
+    return sums
+
+
+def _metric(sums: dict[tuple[str, frozenset[tuple[str, str]]], float], name: str, **labels: str) -> float:
+    return sums.get((name, frozenset(labels.items())), 0.0)
+
+
 def test_parts_spread_over_the_nodes_and_ray_shows_them_by_name(
     nodes: Nodes, make_client: Callable[..., Client], tmp_path: Path
 ) -> None:
@@ -85,6 +114,20 @@ def test_parts_spread_over_the_nodes_and_ray_shows_them_by_name(
         lambda: _task_node(nodes, f"spread.on_gpu@{run_id}"), what="the gpu step task in Ray's state API"
     )
     assert on_gpu == nodes.gpu
+
+    # Ray's metrics endpoints: this test's runs counted by the processes that recorded them
+    def counted() -> dict[tuple[str, frozenset[tuple[str, str]]], float] | None:
+        sums = _ray_metrics(nodes)
+        ended = _metric(sums, "ray_runner_runs_ended_total", workflow="spread", status="completed")
+        return sums if ended == RUNS else None
+
+    sums = eventually(counted, timeout=60, what="the runs' metrics at Ray's endpoints")
+    assert sums is not None
+    assert _metric(sums, "ray_runner_runs_submitted_total", workflow="spread") == RUNS
+    for step in ("where", "on_gpu"):  # a duration per run, each in one attempt (Ray's sums are bucket estimates)
+        assert _metric(sums, "ray_runner_step_seconds_count", workflow="spread", step=step) == RUNS
+        assert _metric(sums, "ray_runner_step_attempts_bucket", workflow="spread", step=step, le="1.0") == RUNS
+    assert _metric(sums, "ray_runner_commit_seconds_count") >= 1
 
 
 LOST_TYPES = {
