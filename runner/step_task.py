@@ -42,14 +42,22 @@ from runner.workflow import Node, Workflow
 _DEFINITIONS: dict[str, Workflow] = {}
 
 
-def definition(definition_hash: str, blob: bytes) -> Workflow:
-    """The workflow pickled in ``blob``, unpickled once per process and hash."""
-    workflow = _DEFINITIONS.get(definition_hash)
+def definition_key(blob: bytes) -> str:
+    """What a run's pickled definition is cached under: the digest of the bytes themselves. Not the
+    definition hash, which covers the graph and its functions' code but not the values they
+    close over: two workflows built by one factory with different settings share a definition
+    hash, and a cache keyed on it would run one's steps with the other's values."""
+    return serialization.fact_hash(blob)
+
+
+def definition(key: str, blob: bytes) -> Workflow:
+    """The workflow pickled in ``blob`` (``key`` = ``definition_key(blob)``), unpickled once per process."""
+    workflow = _DEFINITIONS.get(key)
     if workflow is None:
         if len(_DEFINITIONS) > 64:
             _DEFINITIONS.clear()
         workflow = serialization.loads(blob)
-        _DEFINITIONS[definition_hash] = workflow
+        _DEFINITIONS[key] = workflow
     return workflow
 
 
@@ -169,7 +177,7 @@ def check_gate(run_id: str, gate: Gate) -> None:
 @ray.remote(max_retries=0)
 def _step_task(
     run_id: str,
-    definition_hash: str,
+    definition_key: str,
     task: Task,
     store: StoreAddress,
     fact_threshold: int,
@@ -177,26 +185,27 @@ def _step_task(
     trace: StepTrace | None = None,
 ) -> StepResult:
     check_gate(run_id, gate)
-    workflow = _task_definition(run_id, definition_hash, store)
+    workflow = _task_definition(run_id, definition_key, store)
     return execute_step(run_id, workflow, task, store.handle, fact_threshold, trace=trace)
 
 
-def _task_definition(run_id: str, definition_hash: str, store: StoreAddress) -> Workflow:
-    """The run's definition, cached per process by hash; on a miss, read once from the run's
-    record. Tasks do not carry it: an object-store argument costs every task a fetch."""
-    workflow = _DEFINITIONS.get(definition_hash)
+def _task_definition(run_id: str, key: str, store: StoreAddress) -> Workflow:
+    """The run's definition, cached per process by ``definition_key``; on a miss, read once from
+    the run's record. Tasks do not carry it: an object-store argument costs every task a fetch."""
+    workflow = _DEFINITIONS.get(key)
     if workflow is not None:
         return workflow
     record: RunRecord = ray.get(store.handle().get_run(run_id))
-    if record.definition_hash != definition_hash:
-        raise RuntimeError(f"run {run_id!r} has definition {record.definition_hash}, not {definition_hash}")
-    return definition(definition_hash, record.definition)
+    stored_key = definition_key(record.definition)
+    if stored_key != key:
+        raise RuntimeError(f"run {run_id!r} has definition {stored_key[:12]}, not {key[:12]}")
+    return definition(key, record.definition)
 
 
 def remote_step(node: Node, name: str) -> NamedStepTask:
     """What runs one of ``node``'s tasks, with its Ray options (resources) and ``name``, the task's
     name in Ray's state API and timeline (:mod:`runner.ray_names`). Call
-    ``.remote(run_id, definition_hash, task, address, fact_threshold, gate[, trace])``, ``gate`` the
+    ``.remote(run_id, definition_key, task, address, fact_threshold, gate[, trace])``, ``gate`` the
     ObjectRef of the append that recorded the task's start (the task runs once it committed),
     ``trace`` the run's :class:`~runner.tracing.StepTrace` (given only when the run is traced)."""
     resources = node.resources.ray_options()

@@ -66,7 +66,7 @@ from runner.planning import DEFAULT_SYSTEM_RETRIES, Task
 from runner.ray_names import step_task_name
 from runner.run_data import TaskKey
 from runner.state import WorkflowState
-from runner.step_task import HeldGate, StoreAddress, definition, execute_step, remote_step
+from runner.step_task import HeldGate, StoreAddress, definition, definition_key, execute_step, remote_step
 from runner.store import AppendRequest, Receipt, RunRecord, RunStatus, status_after
 from runner.store_actor import Turn
 from runner.store_handle import StoreHandle
@@ -177,7 +177,7 @@ class RunExecutor:
         self._in_flight = InFlight(asyncio.get_running_loop(), self._poke.set)  # made on the actor's loop
         self._snapshot_cursor = 0
         self._fenced: FencedError | None = None
-        self._definition_hash = ""
+        self._definition_key = ""  # the run's pickled definition's digest: what step tasks find it by
         self._pending_facts: list[tuple[str, bytes]] = []
         self._requested: StopRequest | None = None
         self._record: RunRecord | None = None  # as recovered: what a successor run is made from
@@ -208,8 +208,8 @@ class RunExecutor:
         faults.hit(FaultPoint.TAKEN_OVER, self.run_id)  # a new lease, nothing done under it yet
         self.lease = 0 if turn.lease is None else turn.lease.token
         record = turn.record
-        workflow: Workflow = definition(record.definition_hash, record.definition)
-        self._definition_hash = record.definition_hash
+        self._definition_key = definition_key(record.definition)
+        workflow: Workflow = definition(self._definition_key, record.definition)
         self._record = record
         state = WorkflowState(workflow)
         chunk, complete = turn.events, turn.complete
@@ -379,7 +379,7 @@ class RunExecutor:
         name = step_task_name(state.workflow.name, task.node, task.item, self.run_id)
         args: tuple[Any, ...] = (
             self.run_id,
-            self._definition_hash,
+            self._definition_key,
             task,
             self.address,
             self.config.fact_threshold,

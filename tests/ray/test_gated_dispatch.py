@@ -21,7 +21,7 @@ from runner.errors import AppendConflict, FencedError
 from runner.events import RunSubmitted, StepStarted
 from runner.planning import Task
 from runner.shipping import pickle_definition
-from runner.step_task import HeldGate, StoreAddress, remote_step
+from runner.step_task import HeldGate, StoreAddress, definition_key, remote_step
 from runner.store import AppendRequest, NewRun, Receipt
 from runner.store_actor import RemoteStoreActor
 from runner.store_handle import StoreHandle
@@ -79,7 +79,7 @@ def _dispatch_on_append(
     gate = HeldGate(ref) if held else ref
     task = Task(node="mark", attempt=1, inputs=(str(marker),))
     step = remote_step(workflow.nodes["mark"], f"gated.mark@{request.run_id}")
-    ref = step.remote(request.run_id, workflow.definition_hash(), task, address, 1 << 20, gate)
+    ref = step.remote(request.run_id, definition_key(pickle_definition(workflow)), task, address, 1 << 20, gate)
     [answer] = ray.get(answers)
     return ref, answer
 

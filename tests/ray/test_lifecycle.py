@@ -50,9 +50,8 @@ def _step(handle: runner.RunHandle, name: str) -> runner.StepInfo:
 
 
 def _gated(log: str, gate: str, name: str = "gated") -> runner.Workflow:
-    """first -> slow (blocks until ``gate`` exists) -> after. Tests on the shared Runner give it a
-    name of their own: a worker keeps a definition by its hash, which covers the steps' code but
-    not the paths they close over, so two tests' ``_gated`` of one name would share one."""
+    """first -> slow (blocks until ``gate`` exists) -> after; ``name`` tells the tests' runs apart
+    in lists of the shared Runner's store."""
     wf = runner.Workflow(name)
 
     @wf.step()
@@ -117,6 +116,34 @@ def test_status_result_and_history_are_typed(shared_client: runner.Client) -> No
     assert seq[("FactProduced", "double")] < seq[("StepStarted", "inc")]
     record = handle.record()
     assert record.last_seq == len(history) and record.workflow == "simple"
+
+
+def test_two_runs_of_one_factory_with_different_settings_each_run_with_their_own(
+    shared_client: runner.Client, tmp_path: Path
+) -> None:
+    """Same name, same code, other values closed over: one definition hash, two definitions. Each
+    run's steps (a Ray task and an inline step, on the same workers) use the values of its own."""
+
+    def factory(suffix: str) -> runner.Workflow:
+        wf = runner.Workflow("factory_made")
+
+        @wf.step()
+        def remote(x: int) -> str:
+            return f"{x}{suffix}"
+
+        @wf.step(after=remote, inline=True)
+        def inline(text: str) -> str:
+            return text + suffix
+
+        return wf
+
+    first, second = factory("-a"), factory("-b")
+    assert first.definition_hash() == second.definition_hash()
+    client = shared_client
+    handles = [client.submit(wf, i) for i in range(3) for wf in (first, second)]
+    assert client.results(handles, timeout=RESULT_TIMEOUT) == [
+        expected for i in range(3) for expected in (f"{i}-a-a", f"{i}-b-b")
+    ]
 
 
 def test_steps_show_status_attempts_items_and_timings(shared_client: runner.Client, tmp_path: Path) -> None:
