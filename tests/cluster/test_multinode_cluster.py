@@ -115,19 +115,25 @@ def test_parts_spread_over_the_nodes_and_ray_shows_them_by_name(
     )
     assert on_gpu == nodes.gpu
 
-    # Ray's metrics endpoints: this test's runs counted by the processes that recorded them
-    def counted() -> dict[tuple[str, frozenset[tuple[str, str]]], float] | None:
+    # Ray's metrics endpoints: this test's runs counted by the processes that recorded them (each
+    # process reports on its own schedule: wait until every figure is in, then compare them all)
+    def figures() -> dict[str, float]:
         sums = _ray_metrics(nodes)
-        ended = _metric(sums, "ray_runner_runs_ended_total", workflow="spread", status="completed")
-        return sums if ended == RUNS else None
+        found = {
+            "submitted": _metric(sums, "ray_runner_runs_submitted_total", workflow="spread"),
+            "completed": _metric(sums, "ray_runner_runs_ended_total", workflow="spread", status="completed"),
+            "commits": min(_metric(sums, "ray_runner_commit_seconds_count"), 1.0),
+        }
+        for step in ("where", "on_gpu"):  # Ray's histogram sums are bucket estimates: read counts
+            found[f"{step} durations"] = _metric(sums, "ray_runner_step_seconds_count", workflow="spread", step=step)
+            found[f"{step} first attempts"] = _metric(
+                sums, "ray_runner_step_attempts_bucket", workflow="spread", step=step, le="1.0"
+            )
+        return found
 
-    sums = eventually(counted, timeout=60, what="the runs' metrics at Ray's endpoints")
-    assert sums is not None
-    assert _metric(sums, "ray_runner_runs_submitted_total", workflow="spread") == RUNS
-    for step in ("where", "on_gpu"):  # a duration per run, each in one attempt (Ray's sums are bucket estimates)
-        assert _metric(sums, "ray_runner_step_seconds_count", workflow="spread", step=step) == RUNS
-        assert _metric(sums, "ray_runner_step_attempts_bucket", workflow="spread", step=step, le="1.0") == RUNS
-    assert _metric(sums, "ray_runner_commit_seconds_count") >= 1
+    expected = {name: (1.0 if name == "commits" else float(RUNS)) for name in figures()}
+    eventually(lambda: figures() == expected, timeout=60, what="the runs' metrics at Ray's endpoints")
+    assert figures() == expected
 
 
 LOST_TYPES = {
