@@ -21,10 +21,12 @@ import queues  # noqa: E402
 import recovery  # noqa: E402
 import scale  # noqa: E402
 import submit  # noqa: E402
+import tracing  # noqa: E402
+import ui  # noqa: E402
 from common import Result, machine  # noqa: E402
 
 # loop first and chain (batched) next: the table shows the two patterns side by side
-BENCHMARKS = [loop, chain, submit, latency, fanout, append, recovery, scale, queues]
+BENCHMARKS = [loop, chain, submit, latency, fanout, append, recovery, scale, queues, ui, tracing]
 
 
 def main() -> int:
