@@ -38,6 +38,16 @@ def test_under_a_route_prefix_every_link_starts_with_it_and_resolves(tmp_path: P
     assert 'href="/runner/"' in ui.get("/runner/runs/nope").text  # the 404 page's links too
 
 
+def test_a_root_path_goes_into_links_url_quoted(tmp_path: Path) -> None:
+    store = open_store(f"duckdb:///{tmp_path / 'quoted.duckdb'}")
+    store_run(store, shop(), "shop-1", 3, now=1_000.0)
+    root = '/a b"><script>x</script>'
+    ui = TestClient(UiApp(FileStoreReader(store)).app, root_path=root)
+    listing = ui.get(root + "/").text
+    assert "<script>x</script>" not in listing
+    assert 'href="/a%20b%22%3E%3Cscript%3Ex%3C/script%3E/runs/shop-1"' in listing
+
+
 def test_a_serve_proxy_beyond_loopback_needs_a_token() -> None:
     assert serve_app.check_proxy("127.0.0.1", None) == "127.0.0.1"
     assert serve_app.check_proxy("0.0.0.0", "t") == "0.0.0.0"

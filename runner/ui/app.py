@@ -205,7 +205,7 @@ class UiApp:
 def _root(request: Request) -> str:
     """The path the view is mounted at: "" on its own, the route prefix (e.g. ``/runner``) under Ray Serve."""
     root: str = request.scope.get("root_path", "")
-    return root.rstrip("/")
+    return quote(root.rstrip("/"), safe="/")  # URL-quoted: it goes into links and attributes as it is
 
 
 def _text(exc: BaseException) -> str:
