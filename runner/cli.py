@@ -18,7 +18,6 @@ import json
 import logging
 import os
 import sys
-import time
 import traceback
 from collections.abc import Callable, Sequence
 from datetime import datetime
@@ -28,7 +27,6 @@ from typing import TYPE_CHECKING, Any
 
 import click
 from rich.console import Console
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from adapters import DEFAULT_STORE_URL, open_store, store_path
@@ -391,9 +389,9 @@ def run(
     namespace: str,
 ) -> None:
     """Submit TARGET (MODULE:WORKFLOW) and show its progress until it ends."""
-    workflow, handle = _submit(target, input_json, run_id, idempotency_key, store, address, namespace, meta)
+    _, handle = _submit(target, input_json, run_id, idempotency_key, store, address, namespace, meta)
     err.print(f"run {handle.run_id} submitted")
-    _watch(handle, workflow, timeout)
+    _watch(handle, timeout)
     try:
         result = handle.result(timeout=5)
     except Exception as exc:
@@ -434,40 +432,21 @@ def _submit(
     return workflow, client.submit(workflow, value, run_id=run_id, idempotency_key=idempotency_key, metadata=metadata)
 
 
-def _watch(handle: RunHandle, workflow: Workflow, timeout: float | None) -> None:
-    from runner.state import WorkflowState
+def _watch(handle: RunHandle, timeout: float | None) -> None:
+    """``runner run``'s progress (the display of ``runner watch``) until the run ends; Exit if it
+    is still going after ``timeout`` seconds."""
+    from runner.cli_watch import watch as show_progress
 
-    state = WorkflowState(workflow)
-    total = len(workflow.nodes)
-    deadline = None if timeout is None else time.monotonic() + timeout
-    with Progress(
-        TextColumn("[bold]{task.fields[run]}"),
-        BarColumn(),
-        TextColumn("{task.completed}/{task.total} steps"),
-        TextColumn("{task.fields[doing]}"),
-        TimeElapsedColumn(),
-        console=err,
-        transient=not err.is_terminal,
-    ) as progress:
-        bar = progress.add_task("run", total=total, run=handle.run_id, doing="")
-        while True:
-            for stored in handle.client.reader.history(handle.run_id, after=state.cursor):
-                state.apply(stored)
-            steps = state.steps()
-            done = sum(1 for s in steps if s.status in ("done", "skipped"))
-            doing = ", ".join(
-                f"{s.name} (attempt {s.attempts})" if s.attempts > 1 else s.name
-                for s in steps
-                if s.status in ("running", "retrying", "waiting")
-            )
-            progress.update(bar, completed=done, doing=doing)
-            if state.is_finished:
-                return
-            if deadline is not None and time.monotonic() > deadline:
-                raise Exit(
-                    EXIT_FAILED, f"run {handle.run_id} still {state.status} after {timeout:g}s; it goes on running"
-                )
-            handle.client.wait_records([handle.run_id], 0.3)  # returns early when the run ends
+    def pause() -> None:
+        handle.client.wait_records([handle.run_id], 0.3)  # returns early when the run ends
+
+    state = show_progress(
+        handle.client.reader, handle.run_id, err, timeout=timeout, pause=pause, transient=not err.is_terminal
+    )
+    if not state.is_finished:
+        raise Exit(
+            EXIT_FAILED, f"run {handle.run_id} still {state.status.value} after {timeout:g}s; it goes on running"
+        )
 
 
 @main.command()

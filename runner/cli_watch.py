@@ -10,6 +10,7 @@ its items, and the components running now with their attempt.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
@@ -33,10 +34,18 @@ def _doing(steps: list[StepInfo]) -> str:
 
 
 def watch(
-    reader: StoreReader, run_id: str, console: Console, *, timeout: float | None = None, follow: bool = True
+    reader: StoreReader,
+    run_id: str,
+    console: Console,
+    *,
+    timeout: float | None = None,
+    follow: bool = True,
+    pause: Callable[[], object] = lambda: time.sleep(POLL_SECONDS),
+    transient: bool = False,
 ) -> WorkflowState:
     """Show ``run_id``'s progress until it ends (or ``timeout`` seconds pass; ``follow=False``: once).
-    Returns the state as last read."""
+    Returns the state as last read. ``pause`` waits between rounds (a caller with a client passes
+    one that returns early when the run ends); ``transient``: the bars vanish once it returns."""
     record = reader.get_run(run_id)  # RunNotFound first
     state = WorkflowState(serialization.loads(record.definition))
     deadline = None if timeout is None else time.monotonic() + timeout
@@ -47,7 +56,7 @@ def watch(
         TextColumn("{task.fields[note]}"),
         TimeElapsedColumn(),
         console=console,
-        transient=False,
+        transient=transient,
     ) as progress:
         overall = progress.add_task(f"run {run_id}", total=len(state.workflow.nodes), note="")
         maps: dict[str, TaskID] = {}
@@ -73,4 +82,4 @@ def watch(
                 return state
             if deadline is not None and time.monotonic() > deadline:
                 return state
-            time.sleep(POLL_SECONDS)
+            pause()
