@@ -914,14 +914,15 @@ def ui(
     port = 8365 if port is None else port
     try:
         from runner.ui import access, server
+        from runner.ui.app import UiApp
     except ImportError as exc:
         raise Exit(EXIT_USAGE, f"error: the web view needs its extra: pip install 'ray-runner[ui]' ({exc})") from None
     access.check_bind(host, token)  # before connecting to anything
     if allow_actions:
         client = _connect(store, address, namespace)
-        app = server.make_app(client.reader, client=client, allow_actions=True, token=token)
+        app = UiApp(client.reader, client=client, allow_actions=True, token=token)
     else:
-        app = server.make_app(_reader(store, address, namespace), token=token)
+        app = UiApp(_reader(store, address, namespace), token=token)
     shown = f"[{host}]" if ":" in host else host
     err.print(f"web view of {store} on http://{shown}:{port} ({'actions enabled' if allow_actions else 'read-only'})")
     server.serve_forever(app, host=host, port=port)

@@ -690,9 +690,10 @@ class Client:
         loopback needs a ``token``. ``port=0`` takes any free port."""
         try:
             from runner.ui import server
+            from runner.ui.app import UiApp
         except ImportError as exc:
             raise InvalidArgument(f"the web view needs its extra: pip install 'ray-runner[ui]' ({exc})") from None
-        app = server.make_app(self.reader, client=self, allow_actions=allow_actions, token=token)
+        app = UiApp(self.reader, client=self, allow_actions=allow_actions, token=token)
         return server.start(app, host=host, port=port)
 
     def serve_ui(

@@ -5,17 +5,12 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import TYPE_CHECKING
 
 import uvicorn
 
 from runner.errors import RunnerError
-from runner.reader import StoreReader
 from runner.ui import access
-from runner.ui.app import MetricsSource, UiApp
-
-if TYPE_CHECKING:
-    from runner.client import Client
+from runner.ui.app import UiApp
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8265 + 100  # next to Ray's dashboard port, not on it
@@ -52,17 +47,6 @@ class UiServer:
 
     def __repr__(self) -> str:
         return f"<runner.ui.UiServer {self.url}>"
-
-
-def make_app(
-    reader: StoreReader,
-    *,
-    client: Client | None = None,
-    allow_actions: bool = False,
-    token: str | None = None,
-    metrics: MetricsSource | None = None,
-) -> UiApp:
-    return UiApp(reader, client=client, allow_actions=allow_actions, token=token, metrics=metrics)
 
 
 def _server(ui: UiApp, host: str, port: int) -> uvicorn.Server:
